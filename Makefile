@@ -1,0 +1,46 @@
+# rblkback top-level Makefile.
+#   make            build rblkback.ko against KDIR (default: the cached rig kernel)
+#   make demo       the main job (README)
+#   make test       every test: host crates, module build, QEMU tests
+# KDIR may point at any Rust-enabled 6.12 build tree (see Documentation/user-guide.md).
+
+SHELL := /bin/bash
+LLVM ?= -19
+KDIR ?= $(shell scripts/build-kernel --print-dir)
+export RBLKBACK_CACHE ?= /var/cache/rblkback
+
+.PHONY: all module deps kernel host-test lint qemu-test test demo clean
+
+all: module
+
+deps:
+	@scripts/install-deps
+
+kernel: deps
+	@scripts/build-kernel
+
+module:
+	@test -f $(KDIR)/Makefile || { echo "KDIR=$(KDIR) is not a kernel build tree; run 'make kernel' or set KDIR" >&2; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) modules
+
+host-test:
+	cargo test --workspace
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	tests/check-unsafe
+
+qemu-test: module
+	tests/qemu-module-test --kdir $(KDIR) --ko $(CURDIR)/rblkback.ko
+
+test: deps kernel
+	@tests/run-all
+
+demo: deps kernel module
+	scripts/demo
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) clean 2>/dev/null
+	rm -rf rust/module/generated
+	cargo clean

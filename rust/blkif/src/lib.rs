@@ -1,0 +1,3 @@
+#![no_std]
+#![forbid(unsafe_code)]
+//! The Xen block interface (`blkif`) as rblkback sees it.

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rblkback: a Xen block backend (`vbd`) that enforces per-domain disk I/O limits.
+//!
+//! Layout of the crate (see Documentation/design/build.md):
+//! - [`sys`]: the thin abstraction layer over C and Xen APIs; every `unsafe` block of the
+//!   module lives there.
+//! - [`throttle`] and [`blkif`]: pure `no_std` logic shared with the host workspace, where it is
+//!   unit-, property- and fuzz-tested. They are the same source files as `rust/throttle` and
+//!   `rust/blkif`, included here as modules.
+//! - the backend itself (safe Rust), built on the two.
+
+use kernel::prelude::*;
+
+// The shared crates name their own siblings through `super::`, so they work both as crate
+// roots on the host and as modules here. Their crate-level attributes (`no_std`, `forbid`)
+// are inert in a submodule.
+#[allow(unused_attributes)]
+#[path = "../throttle/src/lib.rs"]
+pub mod throttle;
+
+#[allow(unused_attributes)]
+#[path = "../blkif/src/lib.rs"]
+pub mod blkif;
+
+pub mod sys;
+
+use throttle::params::{Param, ALL};
+
+module! {
+    type: Rblkback,
+    name: "rblkback",
+    author: "rblkback developers",
+    description: "Xen block backend with per-domain I/O limits",
+    license: "GPL",
+}
+
+/// The loaded module.
+struct Rblkback;
+
+impl kernel::Module for Rblkback {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        // The parameter glue validated each value as it was stored; check again so that a
+        // value which somehow bypassed the glue can never reach the accounting code.
+        for param in ALL {
+            let value = sys::params::get(param);
+            if throttle::params::validate(param, value).is_err() {
+                sys::params::report_invalid(param, value);
+                return Err(EINVAL);
+            }
+        }
+        pr_info!(
+            "loaded: timeslice_us={} default_iops={} default_bps={} burst={} op_size={}\n",
+            sys::params::get(Param::TimesliceUs),
+            sys::params::get(Param::DefaultIops),
+            sys::params::get(Param::DefaultBps),
+            sys::params::get(Param::Burst),
+            sys::params::get(Param::OpSize),
+        );
+        Ok(Rblkback)
+    }
+}
+
+impl Drop for Rblkback {
+    fn drop(&mut self) {
+        pr_info!("unloaded\n");
+    }
+}

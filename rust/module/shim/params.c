@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Module parameters for rblkback.
+ *
+ * Linux 6.12's Rust `module!` macro cannot declare parameters, so they are declared here with
+ * module_param_cb(). Parsing stays in C (kstrtou64); whether a value is acceptable is decided
+ * by Rust (throttle::params::validate via rblkback_param_check), so one table of ranges
+ * serves insmod, runtime sysfs writes and the host tests. A refused value fails insmod
+ * with -EINVAL, or fails the sysfs write and leaves the old value.
+ */
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
+
+#include "shim.h"
+
+static u64 rblk_param_values[RBLK_PARAM_COUNT] = {
+	[RBLK_PARAM_TIMESLICE_US] = RBLK_DEFAULT_TIMESLICE_US,
+	[RBLK_PARAM_DEFAULT_IOPS] = RBLK_DEFAULT_DEFAULT_IOPS,
+	[RBLK_PARAM_DEFAULT_BPS] = RBLK_DEFAULT_DEFAULT_BPS,
+	[RBLK_PARAM_BURST] = RBLK_DEFAULT_BURST,
+	[RBLK_PARAM_OP_SIZE] = RBLK_DEFAULT_OP_SIZE,
+};
+
+static int rblk_param_set(const char *val, const struct kernel_param *kp)
+{
+	u64 *slot = kp->arg;
+	unsigned int id = slot - rblk_param_values;
+	u64 value;
+	int err;
+
+	err = kstrtou64(val, 0, &value);
+	if (err) {
+		pr_err("rblkback: parameter %s: '%s' is not an unsigned integer\n",
+		       kp->name, val);
+		return -EINVAL;
+	}
+	err = rblkback_param_check(id, value);
+	if (err)
+		return err;
+	WRITE_ONCE(*slot, value);
+	return 0;
+}
+
+static int rblk_param_show(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%llu\n", READ_ONCE(*(u64 *)kp->arg));
+}
+
+static const struct kernel_param_ops rblk_param_ops = {
+	.set = rblk_param_set,
+	.get = rblk_param_show,
+};
+
+u64 rblk_param_get(unsigned int id)
+{
+	if (id >= RBLK_PARAM_COUNT)
+		return 0;
+	return READ_ONCE(rblk_param_values[id]);
+}
+
+/*
+ * timeslice_us is read-only after load: running slice timers are armed with it. The
+ * defaults for new domains may change at runtime; they apply to domains that connect later.
+ */
+module_param_cb(timeslice_us, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_TIMESLICE_US], 0444);
+MODULE_PARM_DESC(timeslice_us, "Accounting timeslice in microseconds (100..1000000, default 10000)");
+module_param_cb(default_iops, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_DEFAULT_IOPS], 0644);
+MODULE_PARM_DESC(default_iops, "Default per-domain operations per second (0 = unlimited)");
+module_param_cb(default_bps, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_DEFAULT_BPS], 0644);
+MODULE_PARM_DESC(default_bps, "Default per-domain bytes per second (0 = unlimited)");
+module_param_cb(burst, &rblk_param_ops, &rblk_param_values[RBLK_PARAM_BURST], 0644);
+MODULE_PARM_DESC(burst, "Timeslices of unused budget an idle domain may bank (0..10000)");
+module_param_cb(op_size, &rblk_param_ops, &rblk_param_values[RBLK_PARAM_OP_SIZE], 0644);
+MODULE_PARM_DESC(op_size, "Bytes that count as one operation (0 = one per request, else a multiple of 512)");

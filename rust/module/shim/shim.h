@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The C side of rblkback's Rust/C boundary.
+ *
+ * Every function here is either implemented in C (shim/\*.c: static inlines and macros that
+ * Rust cannot call directly, and kernel structures that must be defined statically in C) and
+ * called from Rust, or implemented in Rust and called from C. bindgen turns this header into
+ * rust/module/generated/bindings.rs at build time, so both sides compile against one
+ * declaration; rust/module/sys/ checks the Rust definitions against it.
+ */
+#ifndef RBLKBACK_SHIM_H
+#define RBLKBACK_SHIM_H
+
+#include <linux/types.h>
+
+/* Module parameters, in the order of throttle::params::ALL. */
+enum rblk_param_id {
+	RBLK_PARAM_TIMESLICE_US = 0,
+	RBLK_PARAM_DEFAULT_IOPS = 1,
+	RBLK_PARAM_DEFAULT_BPS = 2,
+	RBLK_PARAM_BURST = 3,
+	RBLK_PARAM_OP_SIZE = 4,
+	RBLK_PARAM_COUNT = 5,
+};
+
+/* Defaults; Rust asserts at compile time that they equal throttle::params' defaults. */
+#define RBLK_DEFAULT_TIMESLICE_US 10000ULL
+#define RBLK_DEFAULT_DEFAULT_IOPS 0ULL
+#define RBLK_DEFAULT_DEFAULT_BPS 0ULL
+#define RBLK_DEFAULT_BURST 0ULL
+#define RBLK_DEFAULT_OP_SIZE 0ULL
+
+/* C: current value of a module parameter (a racy read is fine: each value is one u64). */
+u64 rblk_param_get(unsigned int id);
+
+/*
+ * Rust: validates a value before C stores it. Returns 0 to accept, -EINVAL to refuse; on
+ * refusal it has already logged a line naming the parameter and the accepted range.
+ */
+int rblkback_param_check(unsigned int id, u64 value);
+
+#endif /* RBLKBACK_SHIM_H */

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Module parameters: the Rust half of the glue in `shim/params.c`.
+//!
+//! C owns the storage and the sysfs files (6.12's `module!` has no parameters); Rust owns
+//! the rules, from [`crate::throttle::params`].
+
+use super::bindings;
+use crate::throttle::params::{validate, Param, ParamError, ALL};
+use kernel::prelude::*;
+
+// The C defaults must be the ones the shared crate documents and tests.
+const _: () = {
+    assert!(bindings::RBLK_DEFAULT_TIMESLICE_US as u64 == Param::TimesliceUs.default_value());
+    assert!(bindings::RBLK_DEFAULT_DEFAULT_IOPS as u64 == Param::DefaultIops.default_value());
+    assert!(bindings::RBLK_DEFAULT_DEFAULT_BPS as u64 == Param::DefaultBps.default_value());
+    assert!(bindings::RBLK_DEFAULT_BURST as u64 == Param::Burst.default_value());
+    assert!(bindings::RBLK_DEFAULT_OP_SIZE as u64 == Param::OpSize.default_value());
+    assert!(bindings::rblk_param_id_RBLK_PARAM_COUNT as usize == ALL.len());
+};
+
+/// The C enum value for `param`; `ALL` is in the C enum's order.
+const fn c_id(param: Param) -> u32 {
+    match param {
+        Param::TimesliceUs => bindings::rblk_param_id_RBLK_PARAM_TIMESLICE_US,
+        Param::DefaultIops => bindings::rblk_param_id_RBLK_PARAM_DEFAULT_IOPS,
+        Param::DefaultBps => bindings::rblk_param_id_RBLK_PARAM_DEFAULT_BPS,
+        Param::Burst => bindings::rblk_param_id_RBLK_PARAM_BURST,
+        Param::OpSize => bindings::rblk_param_id_RBLK_PARAM_OP_SIZE,
+    }
+}
+
+/// Current value of `param`.
+pub fn get(param: Param) -> u64 {
+    // SAFETY: `rblk_param_get` takes any id (it returns 0 for an unknown one) and only reads
+    // a `u64` with READ_ONCE; it has no other precondition.
+    unsafe { bindings::rblk_param_get(c_id(param)) }
+}
+
+/// Logs why `value` is not acceptable for `param`, naming the parameter.
+pub fn report_invalid(param: Param, value: u64) {
+    match validate(param, value) {
+        Ok(()) => {}
+        Err(ParamError::OutOfRange { min, max }) => pr_err!(
+            "invalid module parameter {}={}: must be in {}..={}\n",
+            param.name(),
+            value,
+            min,
+            max
+        ),
+        Err(ParamError::NotSectorMultiple) => pr_err!(
+            "invalid module parameter {}={}: must be 0 or a multiple of 512\n",
+            param.name(),
+            value
+        ),
+    }
+}
+
+/// Called by `shim/params.c` before it stores a value given to `insmod` or written to sysfs.
+///
+/// Returns 0 to accept or `-EINVAL` (after logging) to refuse.
+#[no_mangle]
+pub extern "C" fn rblkback_param_check(id: u32, value: u64) -> kernel::ffi::c_int {
+    let Some(param) = ALL.iter().copied().find(|p| c_id(*p) == id) else {
+        pr_err!("parameter id {} is unknown\n", id);
+        return EINVAL.to_errno();
+    };
+    match validate(param, value) {
+        Ok(()) => 0,
+        Err(_) => {
+            report_invalid(param, value);
+            EINVAL.to_errno()
+        }
+    }
+}
+
+// The exported function must have exactly the type C was told about in shim.h.
+const _: unsafe extern "C" fn(u32, u64) -> kernel::ffi::c_int = bindings::rblkback_param_check;
+const _: extern "C" fn(u32, u64) -> kernel::ffi::c_int = rblkback_param_check;

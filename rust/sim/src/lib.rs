@@ -1,0 +1,1 @@
+//! Discrete-event simulation of guests, shared rings, rblkback's admission rule and a disk.

@@ -1,0 +1,172 @@
+//! Module parameters: their names, defaults and valid ranges.
+//!
+//! The kernel module's parameter glue calls [`validate`] for every value given to
+//! `insmod` or written to `/sys/module/rblkback/parameters/*`; a value outside its range
+//! is refused with `-EINVAL` before it is stored. The ranges are chosen so that the
+//! accounting arithmetic built on them cannot overflow `u64`.
+
+/// One of rblkback's module parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// Length of one accounting timeslice, in microseconds.
+    TimesliceUs,
+    /// Default per-domain operations-per-second limit (0 = unlimited).
+    DefaultIops,
+    /// Default per-domain bytes-per-second limit (0 = unlimited).
+    DefaultBps,
+    /// How many slices of unused budget an idle domain may bank (0 = none).
+    Burst,
+    /// Request size that counts as one operation (0 = every request is one operation).
+    OpSize,
+}
+
+/// Every parameter, in the order the kernel glue registers them.
+pub const ALL: [Param; 5] = [
+    Param::TimesliceUs,
+    Param::DefaultIops,
+    Param::DefaultBps,
+    Param::Burst,
+    Param::OpSize,
+];
+
+/// Shortest timeslice: below this, timer overhead would dominate the slice.
+pub const MIN_TIMESLICE_US: u64 = 100;
+/// Longest timeslice: one second; longer slices make limits visibly bursty.
+pub const MAX_TIMESLICE_US: u64 = 1_000_000;
+/// Largest operations-per-second limit (ten million).
+pub const MAX_IOPS: u64 = 10_000_000;
+/// Largest bytes-per-second limit (1 TiB/s).
+pub const MAX_BPS: u64 = 1 << 40;
+/// Most slices of budget an idle domain may bank.
+pub const MAX_BURST: u64 = 10_000;
+/// Smallest non-zero `op_size`: one sector.
+pub const MIN_OP_SIZE: u64 = 512;
+/// Largest `op_size` (16 MiB).
+pub const MAX_OP_SIZE: u64 = 16 << 20;
+
+/// Why a parameter value was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamError {
+    /// The value lies outside `[min, max]`.
+    OutOfRange {
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value.
+        max: u64,
+    },
+    /// `op_size` must be a whole number of 512-byte sectors.
+    NotSectorMultiple,
+}
+
+impl Param {
+    /// The name under `/sys/module/rblkback/parameters/`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Param::TimesliceUs => "timeslice_us",
+            Param::DefaultIops => "default_iops",
+            Param::DefaultBps => "default_bps",
+            Param::Burst => "burst",
+            Param::OpSize => "op_size",
+        }
+    }
+
+    /// The value used when `insmod` does not set one.
+    pub const fn default_value(self) -> u64 {
+        match self {
+            Param::TimesliceUs => 10_000,
+            Param::DefaultIops | Param::DefaultBps | Param::Burst | Param::OpSize => 0,
+        }
+    }
+
+    /// Looks a parameter up by its sysfs name.
+    pub fn from_name(name: &str) -> Option<Param> {
+        ALL.iter().copied().find(|p| p.name() == name)
+    }
+
+    /// Inclusive range of accepted values.
+    pub const fn range(self) -> (u64, u64) {
+        match self {
+            Param::TimesliceUs => (MIN_TIMESLICE_US, MAX_TIMESLICE_US),
+            Param::DefaultIops => (0, MAX_IOPS),
+            Param::DefaultBps => (0, MAX_BPS),
+            Param::Burst => (0, MAX_BURST),
+            Param::OpSize => (0, MAX_OP_SIZE),
+        }
+    }
+}
+
+/// Checks `value` for `param`; `Ok(())` means it may be stored.
+pub fn validate(param: Param, value: u64) -> Result<(), ParamError> {
+    let (min, max) = param.range();
+    if value < min || value > max {
+        return Err(ParamError::OutOfRange { min, max });
+    }
+    if param == Param::OpSize && value != 0 {
+        if value < MIN_OP_SIZE {
+            return Err(ParamError::OutOfRange {
+                min: MIN_OP_SIZE,
+                max,
+            });
+        }
+        if value % 512 != 0 {
+            return Err(ParamError::NotSectorMultiple);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        for p in ALL {
+            assert_eq!(validate(p, p.default_value()), Ok(()), "{}", p.name());
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        for p in ALL {
+            assert_eq!(Param::from_name(p.name()), Some(p));
+        }
+        assert_eq!(Param::from_name("timeslice"), None);
+    }
+
+    #[test]
+    fn timeslice_zero_and_extremes_are_refused() {
+        let err = Err(ParamError::OutOfRange {
+            min: 100,
+            max: 1_000_000,
+        });
+        assert_eq!(validate(Param::TimesliceUs, 0), err);
+        assert_eq!(validate(Param::TimesliceUs, 99), err);
+        assert_eq!(validate(Param::TimesliceUs, 100), Ok(()));
+        assert_eq!(validate(Param::TimesliceUs, 1_000_000), Ok(()));
+        assert_eq!(validate(Param::TimesliceUs, 1_000_001), err);
+        assert_eq!(validate(Param::TimesliceUs, u64::MAX), err);
+    }
+
+    #[test]
+    fn limits_accept_zero_as_unlimited_and_refuse_overflowing_values() {
+        assert_eq!(validate(Param::DefaultIops, 0), Ok(()));
+        assert_eq!(validate(Param::DefaultIops, MAX_IOPS), Ok(()));
+        assert!(validate(Param::DefaultIops, MAX_IOPS + 1).is_err());
+        assert_eq!(validate(Param::DefaultBps, MAX_BPS), Ok(()));
+        assert!(validate(Param::DefaultBps, u64::MAX).is_err());
+        assert!(validate(Param::Burst, MAX_BURST + 1).is_err());
+    }
+
+    #[test]
+    fn op_size_is_zero_or_whole_sectors() {
+        assert_eq!(validate(Param::OpSize, 0), Ok(()));
+        assert_eq!(validate(Param::OpSize, 4096), Ok(()));
+        assert!(validate(Param::OpSize, 256).is_err());
+        assert_eq!(
+            validate(Param::OpSize, 4097),
+            Err(ParamError::NotSectorMultiple)
+        );
+        assert!(validate(Param::OpSize, MAX_OP_SIZE + 512).is_err());
+    }
+}
