@@ -23,6 +23,7 @@ pub mod throttle;
 #[path = "../blkif/src/lib.rs"]
 pub mod blkif;
 
+pub mod backend;
 pub mod sys;
 
 use throttle::params::{Param, ALL};
@@ -35,8 +36,10 @@ module! {
     license: "GPL",
 }
 
-/// The loaded module.
-struct Rblkback;
+/// The loaded module: the registered `vbd` backend driver.
+struct Rblkback {
+    _driver: sys::xenbus::Registration<backend::VbdBackend>,
+}
 
 impl kernel::Module for Rblkback {
     fn init(_module: &'static ThisModule) -> Result<Self> {
@@ -57,7 +60,8 @@ impl kernel::Module for Rblkback {
             sys::params::get(Param::Burst),
             sys::params::get(Param::OpSize),
         );
-        Ok(Rblkback)
+        let driver = sys::xenbus::Registration::register()?;
+        Ok(Rblkback { _driver: driver })
     }
 }
 

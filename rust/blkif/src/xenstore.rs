@@ -128,3 +128,103 @@ mod tests {
         assert_eq!(queue_dir(u32::MAX).as_str(), "queue-4294967295");
     }
 }
+
+/// Key the hotplug script writes with the backing device, as hex `major:minor`.
+pub const PHYSICAL_DEVICE: &str = "physical-device";
+/// Key the toolstack writes with the access mode (`r` or `w`).
+pub const MODE: &str = "mode";
+
+/// Parses an unsigned decimal xenstore value (no sign, no spaces, no overflow).
+pub fn parse_u32(value: &[u8]) -> Option<u32> {
+    if value.is_empty() || value.len() > 10 {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for &c in value {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u32::from(c - b'0'))?;
+    }
+    Some(n)
+}
+
+fn parse_hex_u32(value: &[u8]) -> Option<u32> {
+    if value.is_empty() || value.len() > 8 {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for &c in value {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        n = (n << 4) | u32::from(digit);
+    }
+    Some(n)
+}
+
+/// Parses `physical-device`: hex `major:minor`, as written by Xen's hotplug scripts.
+/// Linux limits majors to 12 bits and minors to 20 bits; larger values are refused.
+pub fn parse_physical_device(value: &[u8]) -> Option<(u32, u32)> {
+    let colon = value.iter().position(|&c| c == b':')?;
+    let major = parse_hex_u32(value.get(..colon)?)?;
+    let minor = parse_hex_u32(value.get(colon + 1..)?)?;
+    if major >= (1 << 12) || minor >= (1 << 20) {
+        return None;
+    }
+    Some((major, minor))
+}
+
+/// Whether a `mode` value grants write access (stock: it contains `w`).
+pub fn mode_is_writable(value: &[u8]) -> bool {
+    value.contains(&b'w')
+}
+
+/// The virtual device id: the last component of the frontend's directory
+/// (`/local/domain/<domid>/device/vbd/<devid>`).
+pub fn devid_from_frontend_path(path: &[u8]) -> Option<u32> {
+    let start = path.iter().rposition(|&c| c == b'/').map_or(0, |p| p + 1);
+    parse_u32(path.get(start..)?)
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn decimal_values() {
+        assert_eq!(parse_u32(b"0"), Some(0));
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"-1"), None);
+        assert_eq!(parse_u32(b" 1"), None);
+        assert_eq!(parse_u32(b"12a"), None);
+    }
+
+    #[test]
+    fn physical_device_is_hex_major_minor() {
+        assert_eq!(parse_physical_device(b"7:0"), Some((7, 0)));
+        assert_eq!(parse_physical_device(b"fe:1a"), Some((0xfe, 0x1a)));
+        assert_eq!(parse_physical_device(b"fff:fffff"), Some((0xfff, 0xfffff)));
+        assert_eq!(parse_physical_device(b"1000:0"), None);
+        assert_eq!(parse_physical_device(b"7:100000"), None);
+        assert_eq!(parse_physical_device(b"7"), None);
+        assert_eq!(parse_physical_device(b":1"), None);
+        assert_eq!(parse_physical_device(b"7:"), None);
+        assert_eq!(parse_physical_device(b"7:1:2"), None);
+        assert_eq!(parse_physical_device(b"g:1"), None);
+    }
+
+    #[test]
+    fn mode_and_devid() {
+        assert!(mode_is_writable(b"w"));
+        assert!(!mode_is_writable(b"r"));
+        assert_eq!(devid_from_frontend_path(b"/local/domain/3/device/vbd/51728"), Some(51728));
+        assert_eq!(devid_from_frontend_path(b"/local/domain/3/device/vbd/"), None);
+        assert_eq!(devid_from_frontend_path(b"51712"), Some(51712));
+    }
+}

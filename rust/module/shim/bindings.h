@@ -7,3 +7,4 @@
 #include <xen/interface/io/blkif.h>
 
 #include "shim.h"
+#include "xen.h"

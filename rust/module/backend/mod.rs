@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The block backend, in safe Rust on top of [`crate::sys`].
+//!
+//! - [`vbd`]: one virtual block device: the xenstore handshake and its state machine.
+//! - [`ring`]: one connected shared ring and its worker: the request loop.
+//! - [`stats`]: the statistics the stock backend exposes in sysfs.
+
+pub mod ring;
+pub mod stats;
+pub mod vbd;
+
+use crate::sys::xenbus::{XenbusBackend, XenbusDevice, XenbusState};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+use vbd::Vbd;
+
+/// The `vbd` backend driver.
+pub struct VbdBackend;
+
+impl XenbusBackend for VbdBackend {
+    type Data = Vbd;
+
+    fn probe(dev: XenbusDevice) -> Result<Arc<Vbd>> {
+        Vbd::probe(dev)
+    }
+
+    fn frontend_changed(data: &Arc<Vbd>, dev: XenbusDevice, state: XenbusState) {
+        data.frontend_changed(dev, state)
+    }
+
+    fn remove(data: Arc<Vbd>, _dev: XenbusDevice) {
+        data.remove()
+    }
+
+    fn stat(data: &Vbd, stat: u32) -> u64 {
+        data.stat(stat)
+    }
+}

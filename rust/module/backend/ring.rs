@@ -1,0 +1,395 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One connected shared ring: its mapping, event channel, request slots and worker.
+//!
+//! The worker is the only consumer. Each run it reaps completed requests (unmap, respond),
+//! then consumes new requests while a request slot is free: copy the entry to private
+//! memory, parse and validate the copy, then act or answer with an error. It publishes
+//! responses, notifies the frontend when the ring's event index asks for it, and goes idle
+//! only after the final check for requests that raced with setting `req_event`. Consuming
+//! is one decision per request (`admit_next`), the place where admission control stops
+//! before a request leaves the ring.
+
+use super::stats::{self, VbdStats};
+use crate::blkif::abi::{Abi, MAX_REQUEST_SIZE};
+use crate::blkif::protocol::Status;
+use crate::blkif::request::parse_request;
+use crate::blkif::response::Response;
+use crate::blkif::ring::{BackRing, RingGeometry, REQ_EVENT_OFFSET, REQ_PROD_OFFSET, RSP_EVENT_OFFSET, RSP_PROD_OFFSET};
+use crate::blkif::validate::{validate, Action, DeviceInfo, Direction, ValidRequest, Validation};
+use crate::sys::block::{self, BioKind, BlockDevice, GrantPages, IoSlot, IoTracker, MAX_SEGMENTS};
+use crate::sys::evtchn::{EventChannel, EventHandler};
+use crate::sys::ring::{full_barrier, read_barrier, write_barrier, SharedRing};
+use crate::sys::worker::{Worker, WorkerRef, WorkerRun};
+use crate::sys::xenbus::XenbusDevice;
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::error::Error;
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+/// `-EOPNOTSUPP`, which the kernel crate of 6.12 does not name.
+const EOPNOTSUPP_ERRNO: i32 = -95;
+
+/// How many log lines one ring may print about a misbehaving frontend.
+const LOG_BUDGET: u32 = 20;
+
+/// Where a connected ring comes from: what the frontend wrote in xenstore.
+pub struct RingParams {
+    /// Request layout.
+    pub abi: Abi,
+    /// Grant references of the ring pages.
+    pub ring_refs: KVec<u32>,
+    /// Ring page order (`ring_refs.len() == 1 << order`).
+    pub order: u32,
+    /// The frontend's event channel port.
+    pub port: u32,
+}
+
+/// A request slot: pages for one request's grants and what to answer when it completes.
+struct RequestSlot {
+    pages: GrantPages,
+    /// The request being served, if the slot is busy.
+    request: Option<ValidRequest<'static>>,
+}
+
+/// Everything only the worker touches (and teardown, after the worker stopped).
+struct RingState {
+    shared: SharedRing,
+    back: BackRing,
+    abi: Abi,
+    device: DeviceInfo,
+    bdev: Arc<BlockDevice>,
+    evtchn: Option<EventChannel<RingShared>>,
+    slots: KVec<RequestSlot>,
+    /// A protocol violation stopped consumption until the frontend reconnects.
+    halted: bool,
+    log_budget: u32,
+}
+
+/// The ring as seen from interrupt handlers and the worker.
+#[pin_data]
+pub struct RingShared {
+    domid: u16,
+    devid: u32,
+    stats: Arc<VbdStats>,
+    worker: WorkerRef,
+    tracker: Arc<IoTracker>,
+    /// The event channel fired since the worker last looked.
+    event_pending: AtomicBool,
+    #[pin]
+    state: Mutex<RingState>,
+}
+
+/// A connected ring; disconnects (stop, drain, unmap) on drop.
+pub struct RingConnection {
+    shared: Arc<RingShared>,
+    worker: Option<Worker<RingShared>>,
+}
+
+impl RingConnection {
+    /// Maps the ring, binds its event channel and starts its worker.
+    pub fn connect(
+        dev: XenbusDevice,
+        params: &RingParams,
+        device: DeviceInfo,
+        bdev: Arc<BlockDevice>,
+        stats: Arc<VbdStats>,
+        devid: u32,
+    ) -> Result<Self> {
+        let domid = dev.otherend_id();
+        let geometry = RingGeometry::new(params.abi, params.order).map_err(|_| EINVAL)?;
+        let shared_ring = SharedRing::map(dev, &params.ring_refs)?;
+        if shared_ring.size_bytes() < geometry.ring_bytes() {
+            return Err(EINVAL);
+        }
+        let req_prod = shared_ring.read_u32(REQ_PROD_OFFSET)?;
+        let rsp_prod = shared_ring.read_u32(RSP_PROD_OFFSET)?;
+        let back = BackRing::attach(geometry, req_prod, rsp_prod).map_err(|e| {
+            pr_warn!("domain {} vbd {}: refusing ring: {}\n", domid, devid, e);
+            EIO
+        })?;
+        let worker = WorkerRef::new()?;
+        let tracker = IoTracker::new(worker.clone())?;
+        let mut slots = KVec::new();
+        for _ in 0..geometry.entries() {
+            let io = IoSlot::new(tracker.clone())?;
+            slots.push(RequestSlot { pages: GrantPages::new(io)?, request: None }, GFP_KERNEL)?;
+        }
+        let state = RingState {
+            shared: shared_ring,
+            back,
+            abi: params.abi,
+            device,
+            bdev,
+            evtchn: None,
+            slots,
+            halted: false,
+            log_budget: LOG_BUDGET,
+        };
+        let worker_for_kicks = worker.clone();
+        let shared = Arc::pin_init(
+            pin_init!(RingShared {
+                domid,
+                devid,
+                stats,
+                worker: worker_for_kicks,
+                tracker,
+                event_pending: AtomicBool::new(false),
+                state <- new_mutex!(state, "rblkback::RingShared::state"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let evtchn = EventChannel::bind(dev, params.port, shared.clone())?;
+        shared.state.lock().evtchn = Some(evtchn);
+        let mut conn = Self { shared: shared.clone(), worker: None };
+        conn.worker = Some(Worker::start(&worker, shared, domid, devid)?);
+        Ok(conn)
+    }
+}
+
+impl Drop for RingConnection {
+    fn drop(&mut self) {
+        // Order matters: no worker run, then no events, then no I/O in flight, then the
+        // grants and the ring itself can go.
+        drop(self.worker.take());
+        let evtchn = self.shared.state.lock().evtchn.take();
+        drop(evtchn);
+        self.shared.tracker.wait_idle();
+        let mut st = self.shared.state.lock();
+        for slot in st.slots.iter_mut() {
+            let _ = slot.pages.io().take_completion();
+            slot.request = None;
+            // Cannot fail: nothing is in flight any more.
+            let _ = slot.pages.unmap();
+        }
+        // Pages are freed and the ring unmapped when the state goes with the last Arc.
+    }
+}
+
+impl EventHandler for RingShared {
+    fn event(&self) {
+        self.event_pending.store(true, Ordering::Release);
+        self.worker.kick();
+    }
+}
+
+impl WorkerRun for RingShared {
+    fn run(&self) {
+        let had_event = self.event_pending.swap(false, Ordering::AcqRel);
+        let mut st = self.state.lock();
+        let mut found_work = false;
+        loop {
+            let reaped = st.reap();
+            let (consumed, out_of_slots) = st.consume(self);
+            st.publish();
+            if reaped + consumed > 0 {
+                found_work = true;
+                continue;
+            }
+            if out_of_slots {
+                // Requests wait but every slot is busy: a completion will kick us.
+                stats::add(&self.stats.oo_req, 1);
+                break;
+            }
+            if st.halted || st.idle_after_final_check() {
+                break;
+            }
+        }
+        if had_event {
+            if let Some(evtchn) = &st.evtchn {
+                evtchn.eoi(!found_work);
+            }
+        }
+    }
+}
+
+impl RingState {
+    fn log_frontend_fault(&mut self, shared: &RingShared, what: core::fmt::Arguments<'_>) {
+        if self.log_budget > 0 {
+            self.log_budget -= 1;
+            pr_warn!("domain {} vbd {}: {}{}\n", shared.domid, shared.devid, what,
+                if self.log_budget == 0 { " (further messages suppressed)" } else { "" });
+        }
+    }
+
+    /// Answers completed requests; returns how many.
+    fn reap(&mut self) -> u32 {
+        let mut answered = 0;
+        for index in 0..self.slots.len() {
+            let Some(slot) = self.slots.get_mut(index) else { break };
+            let Some(request) = slot.request else { continue };
+            let Some(err) = slot.pages.io().take_completion() else { continue };
+            // Cannot fail: the completion cleared the busy mark before it was seen.
+            let _ = slot.pages.unmap();
+            slot.request = None;
+            let status = match err {
+                0 => Status::Okay,
+                e if e == EOPNOTSUPP_ERRNO => Status::NotSupported,
+                _ => Status::Error,
+            };
+            self.respond(request.response(status));
+            answered += 1;
+        }
+        answered
+    }
+
+    fn respond(&mut self, response: Response) {
+        let Ok(slot) = self.back.produce_response() else { return };
+        let encoded = response.encode(self.abi);
+        // Cannot fail: the geometry keeps every entry inside the mapping.
+        let _ = self.shared.copy_in(slot.offset, encoded.as_bytes());
+    }
+
+    /// Publishes produced responses and notifies the frontend if it asked.
+    fn publish(&mut self) {
+        let publish = self.back.publish_responses();
+        if publish.is_empty() {
+            return;
+        }
+        write_barrier();
+        let _ = self.shared.write_u32(RSP_PROD_OFFSET, publish.new_prod);
+        full_barrier();
+        let rsp_event = self.shared.read_u32(RSP_EVENT_OFFSET).unwrap_or(publish.new_prod);
+        if publish.needs_notify(rsp_event) {
+            if let Some(evtchn) = &self.evtchn {
+                evtchn.notify();
+            }
+        }
+    }
+
+    fn read_req_prod(&self) -> u32 {
+        let req_prod = self.shared.read_u32(REQ_PROD_OFFSET).unwrap_or(0);
+        read_barrier();
+        req_prod
+    }
+
+    /// Whether the ring is empty even after publishing `req_event` (so the frontend
+    /// will notify for the next request).
+    fn idle_after_final_check(&mut self) -> bool {
+        match self.back.unconsumed_requests(self.read_req_prod()) {
+            Ok(0) => {}
+            _ => return false,
+        }
+        let _ = self.shared.write_u32(REQ_EVENT_OFFSET, self.back.idle_req_event());
+        full_barrier();
+        matches!(self.back.unconsumed_requests(self.read_req_prod()), Ok(0))
+    }
+
+    /// Takes requests off the ring while slots are free. Returns how many were taken and
+    /// whether it stopped for lack of a slot while requests were waiting.
+    fn consume(&mut self, shared: &RingShared) -> (u32, bool) {
+        let mut taken = 0;
+        while !self.halted {
+            let req_prod = self.read_req_prod();
+            match self.back.unconsumed_requests(req_prod) {
+                Ok(0) => return (taken, false),
+                Ok(_) => {}
+                Err(e) => {
+                    self.halted = true;
+                    self.log_frontend_fault(shared, format_args!("ring halted: {}", e));
+                    return (taken, false);
+                }
+            }
+            let Some(slot_index) = self.slots.iter().position(|s| s.request.is_none()) else {
+                return (taken, true);
+            };
+            if !self.admit_next() {
+                return (taken, false);
+            }
+            let Ok(Some(entry)) = self.back.consume_request(req_prod) else {
+                return (taken, false);
+            };
+            let mut copy = [0u8; MAX_REQUEST_SIZE];
+            let size = self.abi.request_size();
+            if self.shared.copy_out(entry.offset, &mut copy[..size]).is_err() {
+                self.halted = true;
+                return (taken, false);
+            }
+            taken += 1;
+            let request = parse_request(self.abi, &copy);
+            match validate(&request, &self.device) {
+                Ok(Validation::Ready(valid)) => self.start(shared, slot_index, valid),
+                Ok(Validation::NeedsSegmentTable(pending)) => {
+                    // Indirect descriptors are not advertised yet.
+                    self.log_frontend_fault(shared, format_args!("indirect request without the feature"));
+                    self.respond(pending.response(Status::NotSupported));
+                }
+                Err(rejection) => {
+                    if rejection.is_frontend_fault() {
+                        self.log_frontend_fault(shared, format_args!("bad request: {}", rejection));
+                    }
+                    self.respond(Response::for_request(&request, rejection.status()));
+                }
+            }
+        }
+        (taken, false)
+    }
+
+    /// Admission control: whether the next request may leave the ring now. Always true
+    /// until per-domain limits are enforced here.
+    fn admit_next(&mut self) -> bool {
+        true
+    }
+
+    /// Starts the I/O of a validated request in a free slot, or answers it with an error.
+    fn start(&mut self, shared: &RingShared, slot_index: usize, valid: ValidRequest<'static>) {
+        let domid = shared.domid;
+        let Some(slot) = self.slots.get_mut(slot_index) else { return };
+        let outcome = match valid.action() {
+            Action::Io(io) => {
+                let mut grefs = [0u32; MAX_SEGMENTS];
+                let mut segments = [(0usize, 0u32, 0u32); MAX_SEGMENTS];
+                let mut n = 0;
+                for seg in io.segments() {
+                    if n == MAX_SEGMENTS {
+                        break;
+                    }
+                    grefs[n] = seg.gref();
+                    segments[n] = (n, seg.offset_bytes(), seg.len_bytes());
+                    n += 1;
+                }
+                let (kind, counter, sectors) = match io.direction() {
+                    Direction::Read => (BioKind::Read, &shared.stats.rd_req, &shared.stats.rd_sect),
+                    Direction::Write if io.preflush().is_some() => {
+                        (BioKind::WritePreflush, &shared.stats.wr_req, &shared.stats.wr_sect)
+                    }
+                    Direction::Write => (BioKind::Write, &shared.stats.wr_req, &shared.stats.wr_sect),
+                };
+                // The device reads guest pages for a write: map those read-only.
+                let readonly = matches!(io.direction(), Direction::Write);
+                match slot.pages.map(domid, &grefs[..n], readonly) {
+                    Err(e) => Err(e),
+                    Ok(()) => {
+                        let r = block::submit(&self.bdev, kind, io.start_sector(), &slot.pages, &segments[..n]);
+                        if r.is_err() {
+                            let _ = slot.pages.unmap();
+                        } else {
+                            stats::add(counter, 1);
+                            stats::add(sectors, io.total_sectors());
+                        }
+                        r
+                    }
+                }
+            }
+            Action::Flush(_) => {
+                let r = block::submit(&self.bdev, BioKind::Flush, 0, &slot.pages, &[]);
+                if r.is_ok() {
+                    stats::add(&shared.stats.f_req, 1);
+                }
+                r
+            }
+            Action::Discard(_) => Err(Error::from_errno(EOPNOTSUPP_ERRNO)),
+        };
+        match outcome {
+            Ok(()) => slot.request = Some(valid),
+            Err(e) => {
+                let status = if e.to_errno() == EOPNOTSUPP_ERRNO { Status::NotSupported } else { Status::Error };
+                if e == EFAULT || e == EINVAL {
+                    self.log_frontend_fault(shared, format_args!("request {} failed to start: {:?}", valid.id(), e));
+                }
+                self.respond(valid.response(status));
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-device I/O statistics, with the names and meaning of xen-blkback's
+//! `/sys/bus/xen-backend/devices/vbd-<domid>-<devid>/statistics/*`.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters shared by a device's rings (updated by the workers, read by sysfs).
+#[derive(Default)]
+pub struct VbdStats {
+    /// Times a worker found requests on the ring but no free request slot.
+    pub oo_req: AtomicU64,
+    /// Read requests started.
+    pub rd_req: AtomicU64,
+    /// Write requests started.
+    pub wr_req: AtomicU64,
+    /// Flush (and barrier) requests started.
+    pub f_req: AtomicU64,
+    /// Discard requests started.
+    pub ds_req: AtomicU64,
+    /// Sectors read.
+    pub rd_sect: AtomicU64,
+    /// Sectors written.
+    pub wr_sect: AtomicU64,
+}
+
+/// Adds `n` to a counter.
+pub fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Reads a counter.
+pub fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One virtual block device (`backend/vbd/<domid>/<devid>`): the xenstore handshake.
+//!
+//! probe: watch `physical-device`, go to InitWait. The hotplug script writes
+//! `physical-device` (and the toolstack `mode`): open the backing device, add sysfs files.
+//! The frontend reaches Initialised: read its ring details. With both, map the ring, start
+//! the worker, publish the device's size and features in one transaction, go Connected.
+//! Closing/Closed from the frontend: disconnect (drain I/O, unmap), follow its state.
+
+use super::ring::{RingConnection, RingParams};
+use super::stats::{self, VbdStats};
+use crate::blkif::abi::Abi;
+use crate::blkif::ring::MAX_RING_PAGE_ORDER;
+use crate::blkif::validate::{DeviceConfig, DeviceInfo};
+use crate::blkif::xenstore::{self as keys, devid_from_frontend_path, mode_is_writable, parse_physical_device, parse_u32};
+use crate::sys::block::BlockDevice;
+use crate::sys::xenbus::{self, ModuleRef, Transaction, Watch, WatchHandler, XenbusDevice, XenbusState};
+use kernel::prelude::*;
+use kernel::str::{CStr, CString};
+use kernel::sync::{Arc, Mutex};
+use kernel::{c_str, fmt, new_mutex};
+
+/// Longest xenstore value we read (paths, numbers, protocol names).
+const VALUE_MAX: usize = 128;
+
+/// The opened backing device and what the guest is told about it.
+struct Backing {
+    bdev: Arc<BlockDevice>,
+    major: u32,
+    minor: u32,
+    writable: bool,
+    info: DeviceInfo,
+}
+
+#[derive(Default)]
+struct VbdState {
+    watch: Option<Watch<Vbd>>,
+    backing: Option<Backing>,
+    ring: Option<RingConnection>,
+    /// The frontend published its ring and waits for us.
+    frontend_ready: bool,
+    sysfs: bool,
+}
+
+/// A virtual block device served to one frontend.
+#[pin_data]
+pub struct Vbd {
+    dev: XenbusDevice,
+    domid: u16,
+    devid: u32,
+    stats: Arc<VbdStats>,
+    _module: ModuleRef,
+    #[pin]
+    state: Mutex<VbdState>,
+}
+
+fn cstring(args: core::fmt::Arguments<'_>) -> Result<CString> {
+    CString::try_from_fmt(args)
+}
+
+/// Reads `dir/key`; `Ok(None)` if the key does not exist.
+fn read_key<'b>(dir: &CStr, key: &str, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>> {
+    let key = cstring(fmt!("{}", key))?;
+    match xenbus::read(dir, &key, buf) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e == ENOENT => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Vbd {
+    /// A new device: watch for the hotplug script and wait for the frontend.
+    pub fn probe(dev: XenbusDevice) -> Result<Arc<Self>> {
+        let devid = devid_from_frontend_path(dev.otherend().as_bytes()).ok_or(EINVAL)?;
+        let stats = Arc::new(VbdStats::default(), GFP_KERNEL)?;
+        let vbd = Arc::pin_init(
+            pin_init!(Vbd {
+                dev,
+                domid: dev.otherend_id(),
+                devid,
+                stats,
+                _module: ModuleRef::get(),
+                state <- new_mutex!(VbdState::default(), "rblkback::Vbd::state"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let watch = Watch::new(dev, c_str!("physical-device"), vbd.clone())?;
+        vbd.state.lock().watch = Some(watch);
+        dev.switch_state(XenbusState::InitWait)?;
+        pr_info!("domain {} vbd {}: probed\n", vbd.domid, vbd.devid);
+        Ok(vbd)
+    }
+
+    /// A statistic for sysfs (`enum rblk_stat`).
+    pub fn stat(&self, stat: u32) -> u64 {
+        let s = &self.stats;
+        match stat {
+            0 => stats::get(&s.oo_req),
+            1 => stats::get(&s.rd_req),
+            2 => stats::get(&s.wr_req),
+            3 => stats::get(&s.f_req),
+            4 => stats::get(&s.ds_req),
+            5 => stats::get(&s.rd_sect),
+            6 => stats::get(&s.wr_sect),
+            7..=9 => {
+                let st = self.state.lock();
+                match (&st.backing, stat) {
+                    (Some(b), 7) => u64::from(b.major),
+                    (Some(b), 8) => u64::from(b.minor),
+                    (Some(b), _) => u64::from(b.writable),
+                    (None, _) => 0,
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    fn fatal(&self, err: Error, what: core::fmt::Arguments<'_>) {
+        pr_warn!("domain {} vbd {}: {}: {:?}\n", self.domid, self.devid, what, err);
+        if let Ok(msg) = cstring(what) {
+            self.dev.fatal(err, &msg);
+        }
+    }
+
+    /// The hotplug script wrote (or we just registered the watch on) `physical-device`.
+    fn physical_device_changed(&self) {
+        let mut buf = [0u8; VALUE_MAX];
+        let value = match read_key(self.dev.nodename(), keys::PHYSICAL_DEVICE, &mut buf) {
+            Ok(Some(v)) => v,
+            // Fires once at registration, before the hotplug script ran.
+            Ok(None) => return,
+            Err(e) => return self.fatal(e, fmt!("reading physical-device")),
+        };
+        let Some((major, minor)) = parse_physical_device(value) else {
+            return self.fatal(EINVAL, fmt!("physical-device is not hex major:minor"));
+        };
+        let mut st = self.state.lock();
+        if let Some(b) = &st.backing {
+            if (b.major, b.minor) != (major, minor) {
+                pr_warn!("domain {} vbd {}: changing physical device {:x}:{:x} -> {:x}:{:x} is not supported\n",
+                    self.domid, self.devid, b.major, b.minor, major, minor);
+            }
+            return;
+        }
+        let mut mode_buf = [0u8; VALUE_MAX];
+        let writable = match read_key(self.dev.nodename(), keys::MODE, &mut mode_buf) {
+            Ok(Some(m)) => mode_is_writable(m),
+            Ok(None) => false,
+            Err(e) => return self.fatal(e, fmt!("reading mode")),
+        };
+        let bdev = match BlockDevice::open(major, minor, writable) {
+            Ok(b) => b,
+            Err(e) => return self.fatal(e, fmt!("opening device {:x}:{:x}", major, minor)),
+        };
+        let config = DeviceConfig {
+            sectors: bdev.sectors(),
+            logical_block_size: bdev.logical_block_size(),
+            read_only: !writable || bdev.read_only(),
+            discard: false,
+            secure_discard: false,
+            flush_cache: writable,
+            barrier: false,
+            max_indirect_segments: 0,
+        };
+        let info = match DeviceInfo::new(config) {
+            Ok(i) => i,
+            Err(_) => return self.fatal(EINVAL, fmt!("unsupported device geometry")),
+        };
+        let bdev = match Arc::new(bdev, GFP_KERNEL) {
+            Ok(b) => b,
+            Err(_) => return self.fatal(ENOMEM, fmt!("allocating device")),
+        };
+        st.backing = Some(Backing { bdev, major, minor, writable, info });
+        if !st.sysfs {
+            match self.dev.sysfs_add() {
+                Ok(()) => st.sysfs = true,
+                Err(e) => pr_warn!("domain {} vbd {}: sysfs files: {:?}\n", self.domid, self.devid, e),
+            }
+        }
+        pr_info!("domain {} vbd {}: backing device {:x}:{:x} ({}), {} sectors\n", self.domid, self.devid,
+            major, minor, if writable { "w" } else { "r" }, config.sectors);
+        self.try_connect(&mut st);
+    }
+
+    /// The frontend changed state.
+    pub fn frontend_changed(&self, dev: XenbusDevice, state: XenbusState) {
+        match state {
+            XenbusState::Initialising => {
+                if dev.state() == XenbusState::Closed {
+                    let _ = dev.switch_state(XenbusState::InitWait);
+                }
+            }
+            XenbusState::Initialised | XenbusState::Connected => {
+                if dev.state() == XenbusState::Connected {
+                    return;
+                }
+                let mut st = self.state.lock();
+                Self::disconnect(&mut st);
+                st.frontend_ready = true;
+                self.try_connect(&mut st);
+            }
+            XenbusState::Closing => {
+                let _ = dev.switch_state(XenbusState::Closing);
+            }
+            XenbusState::Closed => {
+                {
+                    let mut st = self.state.lock();
+                    st.frontend_ready = false;
+                    Self::disconnect(&mut st);
+                }
+                let _ = dev.switch_state(XenbusState::Closed);
+                if !dev.is_online() {
+                    dev.unregister();
+                }
+            }
+            XenbusState::Unknown => dev.unregister(),
+            XenbusState::InitWait => {
+                self.fatal(EINVAL, fmt!("saw state InitWait at frontend"));
+            }
+        }
+    }
+
+    fn disconnect(st: &mut VbdState) {
+        if let Some(ring) = st.ring.take() {
+            drop(ring);
+        }
+    }
+
+    /// Reads the frontend's ring details.
+    fn ring_params(&self) -> Result<RingParams> {
+        let dir = self.dev.otherend();
+        let mut buf = [0u8; VALUE_MAX];
+        let abi = Abi::from_protocol(read_key(dir, keys::PROTOCOL, &mut buf)?).ok_or(EINVAL)?;
+        let order = match read_key(dir, keys::RING_PAGE_ORDER, &mut buf)? {
+            None => None,
+            Some(v) => Some(parse_u32(v).ok_or(EINVAL)?),
+        };
+        // Multi-page rings are not advertised yet: only order 0 is accepted.
+        if order.is_some_and(|o| o > 0 || o > MAX_RING_PAGE_ORDER) {
+            return Err(EINVAL);
+        }
+        if let Some(v) = read_key(dir, keys::MULTI_QUEUE_NUM_QUEUES, &mut buf)? {
+            if parse_u32(v) != Some(1) {
+                return Err(EINVAL);
+            }
+        }
+        let ring_key = if order.is_some() { "ring-ref0" } else { keys::RING_REF };
+        let gref = parse_u32(read_key(dir, ring_key, &mut buf)?.ok_or(EINVAL)?).ok_or(EINVAL)?;
+        let port = parse_u32(read_key(dir, keys::EVENT_CHANNEL, &mut buf)?.ok_or(EINVAL)?).ok_or(EINVAL)?;
+        let mut ring_refs = KVec::new();
+        ring_refs.push(gref, GFP_KERNEL)?;
+        Ok(RingParams { abi, ring_refs, order: 0, port })
+    }
+
+    /// Connects once both the backing device and the frontend's ring are known.
+    fn try_connect(&self, st: &mut VbdState) {
+        if !st.frontend_ready || st.ring.is_some() || self.dev.state() == XenbusState::Connected {
+            return;
+        }
+        let Some(backing) = &st.backing else { return };
+        let params = match self.ring_params() {
+            Ok(p) => p,
+            Err(e) => return self.fatal(e, fmt!("reading the frontend's ring details")),
+        };
+        let ring = match RingConnection::connect(self.dev, &params, backing.info, backing.bdev.clone(), self.stats.clone(), self.devid) {
+            Ok(r) => r,
+            Err(e) => return self.fatal(e, fmt!("mapping ring-ref {} port {}", params.ring_refs.first().copied().unwrap_or(0), params.port)),
+        };
+        st.ring = Some(ring);
+        if let Err(e) = self.publish_device(backing) {
+            Self::disconnect(st);
+            return self.fatal(e, fmt!("publishing the device"));
+        }
+        match self.dev.switch_state(XenbusState::Connected) {
+            Ok(()) => pr_info!("domain {} vbd {}: connected ({})\n", self.domid, self.devid, params.abi.protocol_name()),
+            Err(e) => self.fatal(e, fmt!("switching to Connected")),
+        }
+    }
+
+    /// Writes size and features for the frontend, in one transaction.
+    fn publish_device(&self, backing: &Backing) -> Result {
+        let dir = self.dev.nodename();
+        let config = backing.info.config();
+        let info = if config.read_only { keys::VDISK_READONLY } else { 0 };
+        loop {
+            let xbt = Transaction::start()?;
+            let result = (|| -> Result {
+                let w = |key: &str, value: core::fmt::Arguments<'_>| -> Result {
+                    xbt.write(dir, &cstring(fmt!("{}", key))?, &cstring(value)?)
+                };
+                w(keys::FEATURE_FLUSH_CACHE, fmt!("{}", u32::from(config.flush_cache)))?;
+                w(keys::SECTORS, fmt!("{}", config.sectors))?;
+                w(keys::INFO, fmt!("{}", info))?;
+                w(keys::SECTOR_SIZE, fmt!("{}", config.logical_block_size))?;
+                w(keys::PHYSICAL_SECTOR_SIZE, fmt!("{}", backing.bdev.physical_block_size()))?;
+                Ok(())
+            })();
+            if let Err(e) = result {
+                let _ = xbt.end(true);
+                return Err(e);
+            }
+            match xbt.end(false) {
+                Err(e) if e == EAGAIN => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// The device goes away: stop everything and release it.
+    pub fn remove(&self) {
+        let (watch, ring, backing, sysfs) = {
+            let mut st = self.state.lock();
+            st.frontend_ready = false;
+            (st.watch.take(), st.ring.take(), st.backing.take(), core::mem::take(&mut st.sysfs))
+        };
+        // Outside the lock: dropping the watch waits for a running callback, which may be
+        // waiting for the lock.
+        drop(watch);
+        drop(ring);
+        if sysfs {
+            self.dev.sysfs_remove();
+        }
+        drop(backing);
+        pr_info!("domain {} vbd {}: removed\n", self.domid, self.devid);
+    }
+}
+
+impl WatchHandler for Vbd {
+    fn changed(&self) {
+        self.physical_device_changed()
+    }
+}

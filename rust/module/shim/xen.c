@@ -1,0 +1,670 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Thin C glue for rblkback: see xen.h. Each function wraps one kernel facility that Rust
+ * cannot reach directly (macros, static inlines, container_of, static structures).
+ */
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/device.h>
+#include <linux/err.h>
+#include <linux/fs.h>
+#include <linux/interrupt.h>
+#include <linux/kref.h>
+#include <linux/kthread.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/sched.h>
+#include <linux/wait.h>
+#include <xen/events.h>
+#include <xen/grant_table.h>
+#include <xen/page.h>
+#include <xen/xenbus.h>
+
+#include "xen.h"
+
+/* ---------------------------------------------------------------- xenbus driver */
+
+static const struct rblk_xenbus_ops *rblk_ops;
+
+static int rblk_c_probe(struct xenbus_device *dev, const struct xenbus_device_id *id)
+{
+	return rblk_ops->probe(dev);
+}
+
+static void rblk_c_remove(struct xenbus_device *dev)
+{
+	rblk_ops->remove(dev);
+}
+
+static void rblk_c_frontend_changed(struct xenbus_device *dev, enum xenbus_state state)
+{
+	rblk_ops->frontend_changed(dev, state);
+}
+
+static const struct xenbus_device_id rblk_ids[] = {
+	{ "vbd" },
+	{ "" }
+};
+
+static struct xenbus_driver rblk_driver = {
+	.ids = rblk_ids,
+	.probe = rblk_c_probe,
+	.remove = rblk_c_remove,
+	.otherend_changed = rblk_c_frontend_changed,
+	.allow_rebind = true,
+};
+
+int rblk_xenbus_register(const struct rblk_xenbus_ops *ops)
+{
+	rblk_ops = ops;
+	return xenbus_register_backend(&rblk_driver);
+}
+
+void rblk_xenbus_unregister(void)
+{
+	xenbus_unregister_driver(&rblk_driver);
+}
+
+/* ---------------------------------------------------------------- xenbus device */
+
+void *rblk_dev_drvdata(struct xenbus_device *dev)
+{
+	return dev_get_drvdata(&dev->dev);
+}
+
+void rblk_dev_set_drvdata(struct xenbus_device *dev, void *data)
+{
+	dev_set_drvdata(&dev->dev, data);
+}
+
+const char *rblk_dev_nodename(struct xenbus_device *dev)
+{
+	return dev->nodename;
+}
+
+const char *rblk_dev_otherend(struct xenbus_device *dev)
+{
+	return dev->otherend;
+}
+
+u16 rblk_dev_otherend_id(struct xenbus_device *dev)
+{
+	return dev->otherend_id;
+}
+
+int rblk_dev_state(struct xenbus_device *dev)
+{
+	return dev->state;
+}
+
+int rblk_dev_switch_state(struct xenbus_device *dev, int state)
+{
+	return xenbus_switch_state(dev, state);
+}
+
+void rblk_dev_fatal(struct xenbus_device *dev, int err, const char *msg)
+{
+	xenbus_dev_fatal(dev, err, "%s", msg);
+}
+
+bool rblk_dev_is_online(struct xenbus_device *dev)
+{
+	return xenbus_dev_is_online(dev);
+}
+
+void rblk_dev_unregister(struct xenbus_device *dev)
+{
+	device_unregister(&dev->dev);
+}
+
+/* ---------------------------------------------------------------- xenstore */
+
+int rblk_xs_read(const char *dir, const char *node, char *buf, unsigned int len)
+{
+	unsigned int n;
+	char *val = xenbus_read(XBT_NIL, dir, node, &n);
+
+	if (IS_ERR(val))
+		return PTR_ERR(val);
+	if (n + 1 > len) {
+		kfree(val);
+		return -ERANGE;
+	}
+	memcpy(buf, val, n);
+	buf[n] = '\0';
+	kfree(val);
+	return n;
+}
+
+int rblk_xs_write(u32 xbt, const char *dir, const char *node, const char *value)
+{
+	struct xenbus_transaction t = { .id = xbt };
+
+	return xenbus_write(t, dir, node, value);
+}
+
+int rblk_xs_transaction_start(u32 *xbt)
+{
+	struct xenbus_transaction t;
+	int err = xenbus_transaction_start(&t);
+
+	if (!err)
+		*xbt = t.id;
+	return err;
+}
+
+int rblk_xs_transaction_end(u32 xbt, bool abort)
+{
+	struct xenbus_transaction t = { .id = xbt };
+
+	return xenbus_transaction_end(t, abort);
+}
+
+struct rblk_watch {
+	struct xenbus_watch watch;
+	void (*callback)(void *ctx);
+	void *ctx;
+};
+
+static void rblk_c_watch_fired(struct xenbus_watch *w, const char *path, const char *token)
+{
+	struct rblk_watch *rw = container_of(w, struct rblk_watch, watch);
+
+	rw->callback(rw->ctx);
+}
+
+struct rblk_watch *rblk_watch_node(struct xenbus_device *dev, const char *node,
+				   void (*callback)(void *ctx), void *ctx)
+{
+	struct rblk_watch *rw = kzalloc(sizeof(*rw), GFP_KERNEL);
+	int err;
+
+	if (!rw)
+		return ERR_PTR(-ENOMEM);
+	rw->callback = callback;
+	rw->ctx = ctx;
+	err = xenbus_watch_pathfmt(dev, &rw->watch, NULL, rblk_c_watch_fired, "%s/%s",
+				   dev->nodename, node);
+	if (err) {
+		kfree(rw);
+		return ERR_PTR(err);
+	}
+	return rw;
+}
+
+void rblk_unwatch(struct rblk_watch *rw)
+{
+	/* Waits for a running callback; afterwards none can start. */
+	unregister_xenbus_watch(&rw->watch);
+	kfree(rw->watch.node);
+	kfree(rw);
+}
+
+/* ---------------------------------------------------------------- sysfs */
+
+static u64 rblk_dev_stat(struct device *d, unsigned int stat)
+{
+	void *data = dev_get_drvdata(d);
+
+	return data ? rblk_ops->stat(data, stat) : 0;
+}
+
+#define RBLK_STAT_ATTR(name, id)                                                      \
+	static ssize_t name##_show(struct device *d, struct device_attribute *a, char *buf) \
+	{                                                                                   \
+		return sysfs_emit(buf, "%llu\n", rblk_dev_stat(d, id));                     \
+	}                                                                                   \
+	static DEVICE_ATTR_RO(name)
+
+RBLK_STAT_ATTR(oo_req, RBLK_STAT_OO_REQ);
+RBLK_STAT_ATTR(rd_req, RBLK_STAT_RD_REQ);
+RBLK_STAT_ATTR(wr_req, RBLK_STAT_WR_REQ);
+RBLK_STAT_ATTR(f_req, RBLK_STAT_F_REQ);
+RBLK_STAT_ATTR(ds_req, RBLK_STAT_DS_REQ);
+RBLK_STAT_ATTR(rd_sect, RBLK_STAT_RD_SECT);
+RBLK_STAT_ATTR(wr_sect, RBLK_STAT_WR_SECT);
+
+static struct attribute *rblk_stat_attrs[] = {
+	&dev_attr_oo_req.attr, &dev_attr_rd_req.attr, &dev_attr_wr_req.attr,
+	&dev_attr_f_req.attr,  &dev_attr_ds_req.attr, &dev_attr_rd_sect.attr,
+	&dev_attr_wr_sect.attr, NULL,
+};
+
+static const struct attribute_group rblk_stat_group = {
+	.name = "statistics",
+	.attrs = rblk_stat_attrs,
+};
+
+static ssize_t physical_device_show(struct device *d, struct device_attribute *a, char *buf)
+{
+	return sysfs_emit(buf, "%llx:%llx\n", rblk_dev_stat(d, RBLK_STAT_MAJOR),
+			  rblk_dev_stat(d, RBLK_STAT_MINOR));
+}
+static DEVICE_ATTR_RO(physical_device);
+
+static ssize_t mode_show(struct device *d, struct device_attribute *a, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", rblk_dev_stat(d, RBLK_STAT_WRITABLE) ? "w" : "r");
+}
+static DEVICE_ATTR_RO(mode);
+
+int rblk_sysfs_add(struct xenbus_device *dev)
+{
+	int err = device_create_file(&dev->dev, &dev_attr_physical_device);
+
+	if (err)
+		return err;
+	err = device_create_file(&dev->dev, &dev_attr_mode);
+	if (err)
+		goto fail_mode;
+	err = sysfs_create_group(&dev->dev.kobj, &rblk_stat_group);
+	if (err)
+		goto fail_group;
+	return 0;
+fail_group:
+	device_remove_file(&dev->dev, &dev_attr_mode);
+fail_mode:
+	device_remove_file(&dev->dev, &dev_attr_physical_device);
+	return err;
+}
+
+void rblk_sysfs_remove(struct xenbus_device *dev)
+{
+	sysfs_remove_group(&dev->dev.kobj, &rblk_stat_group);
+	device_remove_file(&dev->dev, &dev_attr_mode);
+	device_remove_file(&dev->dev, &dev_attr_physical_device);
+}
+
+/* ---------------------------------------------------------------- shared ring */
+
+void *rblk_ring_map(struct xenbus_device *dev, const u32 *grefs, unsigned int nr, int *err)
+{
+	grant_ref_t refs[XENBUS_MAX_RING_GRANTS];
+	void *addr = NULL;
+	unsigned int i;
+
+	if (nr == 0 || nr > XENBUS_MAX_RING_GRANTS) {
+		*err = -EINVAL;
+		return NULL;
+	}
+	for (i = 0; i < nr; i++)
+		refs[i] = grefs[i];
+	*err = xenbus_map_ring_valloc(dev, refs, nr, &addr);
+	return *err ? NULL : addr;
+}
+
+void rblk_ring_unmap(struct xenbus_device *dev, void *addr)
+{
+	xenbus_unmap_ring_vfree(dev, addr);
+}
+
+void rblk_virt_rmb(void)
+{
+	virt_rmb();
+}
+
+void rblk_virt_wmb(void)
+{
+	virt_wmb();
+}
+
+void rblk_virt_mb(void)
+{
+	virt_mb();
+}
+
+/* ---------------------------------------------------------------- event channels */
+
+struct rblk_irq_ctx {
+	void (*handler)(void *ctx);
+	void *ctx;
+};
+
+static irqreturn_t rblk_c_irq(int irq, void *dev_id)
+{
+	struct rblk_irq_ctx *ic = dev_id;
+
+	ic->handler(ic->ctx);
+	return IRQ_HANDLED;
+}
+
+int rblk_evtchn_bind(struct xenbus_device *dev, u32 port, void (*handler)(void *ctx), void *ctx,
+		     void **cookie)
+{
+	struct rblk_irq_ctx *ic = kzalloc(sizeof(*ic), GFP_KERNEL);
+	int irq;
+
+	if (!ic)
+		return -ENOMEM;
+	ic->handler = handler;
+	ic->ctx = ctx;
+	irq = bind_interdomain_evtchn_to_irqhandler_lateeoi(dev, port, rblk_c_irq, 0,
+							    "rblkback", ic);
+	if (irq < 0)
+		kfree(ic);
+	else
+		*cookie = ic;
+	return irq;
+}
+
+void rblk_evtchn_unbind(int irq, void *cookie)
+{
+	/* Waits for a running handler; afterwards none can start. */
+	unbind_from_irqhandler(irq, cookie);
+	kfree(cookie);
+}
+
+void rblk_evtchn_notify(int irq)
+{
+	notify_remote_via_irq(irq);
+}
+
+void rblk_evtchn_lateeoi(int irq, bool spurious)
+{
+	xen_irq_lateeoi(irq, spurious ? XEN_EOI_FLAG_SPURIOUS : 0);
+}
+
+/* ---------------------------------------------------------------- worker thread */
+
+/*
+ * The structure is reference counted separately from the thread, so that a kick racing
+ * with (or arriving after) the thread's stop is harmless: it sets a flag nobody reads.
+ */
+struct rblk_worker {
+	struct kref ref;
+	struct task_struct *task;
+	wait_queue_head_t wq;
+	atomic_t kicked;
+	void (*run)(void *ctx);
+	void *ctx;
+};
+
+static int rblk_c_worker_fn(void *data)
+{
+	struct rblk_worker *w = data;
+
+	while (!kthread_should_stop()) {
+		wait_event_interruptible(w->wq, atomic_read(&w->kicked) || kthread_should_stop());
+		if (kthread_should_stop())
+			break;
+		/* Clear before running: a kick that arrives during run() runs it again. */
+		atomic_set(&w->kicked, 0);
+		smp_mb__after_atomic();
+		w->run(w->ctx);
+		cond_resched();
+	}
+	return 0;
+}
+
+struct rblk_worker *rblk_worker_new(void)
+{
+	struct rblk_worker *w = kzalloc(sizeof(*w), GFP_KERNEL);
+
+	if (!w)
+		return NULL;
+	kref_init(&w->ref);
+	init_waitqueue_head(&w->wq);
+	atomic_set(&w->kicked, 1); /* look at the ring once at start */
+	return w;
+}
+
+int rblk_worker_start(struct rblk_worker *w, void (*run)(void *ctx), void *ctx, u16 domid,
+		      u32 devid)
+{
+	struct task_struct *task;
+
+	if (w->task)
+		return -EBUSY;
+	w->run = run;
+	w->ctx = ctx;
+	task = kthread_run(rblk_c_worker_fn, w, "rblkback.%u.%u", domid, devid);
+	if (IS_ERR(task))
+		return PTR_ERR(task);
+	get_task_struct(task);
+	w->task = task;
+	return 0;
+}
+
+void rblk_worker_kick(struct rblk_worker *w)
+{
+	atomic_set(&w->kicked, 1);
+	wake_up(&w->wq);
+}
+
+void rblk_worker_stop(struct rblk_worker *w)
+{
+	if (!w->task)
+		return;
+	kthread_stop(w->task);
+	put_task_struct(w->task);
+	w->task = NULL;
+}
+
+void rblk_worker_get(struct rblk_worker *w)
+{
+	kref_get(&w->ref);
+}
+
+static void rblk_worker_release(struct kref *ref)
+{
+	kfree(container_of(ref, struct rblk_worker, ref));
+}
+
+void rblk_worker_put(struct rblk_worker *w)
+{
+	kref_put(&w->ref, rblk_worker_release);
+}
+
+struct rblk_waitq {
+	wait_queue_head_t wq;
+};
+
+struct rblk_waitq *rblk_waitq_new(void)
+{
+	struct rblk_waitq *q = kzalloc(sizeof(*q), GFP_KERNEL);
+
+	if (q)
+		init_waitqueue_head(&q->wq);
+	return q;
+}
+
+void rblk_waitq_free(struct rblk_waitq *q)
+{
+	kfree(q);
+}
+
+void rblk_waitq_wake(struct rblk_waitq *q)
+{
+	wake_up_all(&q->wq);
+}
+
+void rblk_waitq_wait(struct rblk_waitq *q, bool (*done)(void *ctx), void *ctx)
+{
+	wait_event(q->wq, done(ctx));
+}
+
+/* ---------------------------------------------------------------- grants */
+
+#define rblk_page_vaddr(page) ((unsigned long)pfn_to_kaddr(page_to_pfn(page)))
+
+int rblk_pages_alloc(unsigned int nr, struct page **pages)
+{
+	return gnttab_alloc_pages(nr, pages);
+}
+
+void rblk_pages_free(unsigned int nr, struct page **pages)
+{
+	gnttab_free_pages(nr, pages);
+}
+
+/* Segments per call: a direct request has at most 11; callers batch larger ones. */
+#define RBLK_MAX_MAP RBLK_GRANT_BATCH
+
+int rblk_grants_map(u16 domid, const u32 *grefs, struct page **pages, u32 *handles,
+		    unsigned int nr, bool readonly)
+{
+	struct gnttab_map_grant_ref map[RBLK_MAX_MAP];
+	u32 flags = GNTMAP_host_map | (readonly ? GNTMAP_readonly : 0);
+	unsigned int i, mapped = 0;
+	int err;
+
+	if (nr > RBLK_MAX_MAP)
+		return -E2BIG;
+	for (i = 0; i < nr; i++)
+		gnttab_set_map_op(&map[i], rblk_page_vaddr(pages[i]), flags, grefs[i], domid);
+	err = gnttab_map_refs(map, NULL, pages, nr);
+	for (i = 0; i < nr; i++) {
+		if (map[i].status == GNTST_okay) {
+			handles[i] = map[i].handle;
+			mapped++;
+		} else {
+			handles[i] = ~0U;
+			if (!err)
+				err = -EFAULT;
+		}
+	}
+	if (err && mapped) {
+		/* All or nothing: undo the ones that did map. */
+		struct gnttab_unmap_grant_ref unmap[RBLK_MAX_MAP];
+		struct page *unmap_pages[RBLK_MAX_MAP];
+		unsigned int n = 0;
+
+		for (i = 0; i < nr; i++) {
+			if (handles[i] == ~0U)
+				continue;
+			gnttab_set_unmap_op(&unmap[n], rblk_page_vaddr(pages[i]), GNTMAP_host_map,
+					    handles[i]);
+			unmap_pages[n++] = pages[i];
+		}
+		WARN_ON_ONCE(gnttab_unmap_refs(unmap, NULL, unmap_pages, n));
+	}
+	return err;
+}
+
+void rblk_grants_unmap(struct page **pages, const u32 *handles, unsigned int nr)
+{
+	struct gnttab_unmap_grant_ref unmap[RBLK_MAX_MAP];
+	unsigned int i;
+
+	if (WARN_ON_ONCE(nr > RBLK_MAX_MAP))
+		return;
+	for (i = 0; i < nr; i++)
+		gnttab_set_unmap_op(&unmap[i], rblk_page_vaddr(pages[i]), GNTMAP_host_map,
+				    handles[i]);
+	WARN_ON_ONCE(gnttab_unmap_refs(unmap, NULL, pages, nr));
+}
+
+/* ---------------------------------------------------------------- block device */
+
+struct file *rblk_bdev_open(u32 major, u32 minor, bool writable, int *err)
+{
+	struct file *f = bdev_file_open_by_dev(MKDEV(major, minor),
+					       writable ? BLK_OPEN_READ | BLK_OPEN_WRITE
+							: BLK_OPEN_READ,
+					       NULL, NULL);
+
+	if (IS_ERR(f)) {
+		*err = PTR_ERR(f);
+		return NULL;
+	}
+	*err = 0;
+	return f;
+}
+
+void rblk_bdev_close(struct file *f)
+{
+	fput(f);
+}
+
+u64 rblk_bdev_sectors(struct file *f)
+{
+	return bdev_nr_sectors(file_bdev(f));
+}
+
+u32 rblk_bdev_logical_block_size(struct file *f)
+{
+	return bdev_logical_block_size(file_bdev(f));
+}
+
+u32 rblk_bdev_physical_block_size(struct file *f)
+{
+	return bdev_physical_block_size(file_bdev(f));
+}
+
+bool rblk_bdev_read_only(struct file *f)
+{
+	return bdev_read_only(file_bdev(f));
+}
+
+bool rblk_bdev_write_cache(struct file *f)
+{
+	return bdev_write_cache(file_bdev(f));
+}
+
+/* ---------------------------------------------------------------- bios */
+
+static void rblk_c_bio_end(struct bio *bio)
+{
+	void *ctx = bio->bi_private;
+	int err = blk_status_to_errno(bio->bi_status);
+
+	bio_put(bio);
+	rblkback_bio_done(ctx, err);
+}
+
+struct bio *rblk_bio_new(struct file *f, unsigned int nr_vecs, int kind, u64 sector, void *ctx)
+{
+	blk_opf_t opf;
+	struct bio *bio;
+
+	switch (kind) {
+	case RBLK_BIO_READ:
+		opf = REQ_OP_READ;
+		break;
+	case RBLK_BIO_WRITE:
+		opf = REQ_OP_WRITE | REQ_SYNC | REQ_IDLE;
+		break;
+	case RBLK_BIO_FLUSH:
+		opf = REQ_OP_WRITE | REQ_PREFLUSH;
+		break;
+	case RBLK_BIO_WRITE_PREFLUSH:
+		opf = REQ_OP_WRITE | REQ_SYNC | REQ_IDLE | REQ_PREFLUSH;
+		break;
+	default:
+		return NULL;
+	}
+	bio = bio_alloc(file_bdev(f), nr_vecs, opf, GFP_KERNEL);
+	if (!bio)
+		return NULL;
+	bio->bi_iter.bi_sector = sector;
+	bio->bi_private = ctx;
+	bio->bi_end_io = rblk_c_bio_end;
+	return bio;
+}
+
+bool rblk_bio_add_page(struct bio *bio, struct page *page, unsigned int len, unsigned int offset)
+{
+	return bio_add_page(bio, page, len, offset) == len;
+}
+
+void rblk_bio_submit(struct bio *bio)
+{
+	submit_bio(bio);
+}
+
+void rblk_bio_discard_unsubmitted(struct bio *bio)
+{
+	bio_put(bio);
+}
+
+/* ---------------------------------------------------------------- module reference */
+
+void rblk_module_get(void)
+{
+	__module_get(THIS_MODULE);
+}
+
+void rblk_module_put(void)
+{
+	module_put(THIS_MODULE);
+}

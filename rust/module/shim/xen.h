@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Thin C glue over xenbus, shared-ring mapping, event channels, grant mapping, block
+ * devices and bios: macros, static inlines and statically initialised structures that Rust
+ * cannot use directly. No policy lives here; see rust/module/sys/ for the safe wrappers.
+ * Functions named rblk_* are C called by Rust; callbacks go through function pointers that
+ * Rust passes in (or fixed rblkback_* symbols implemented in Rust).
+ */
+#ifndef RBLKBACK_XEN_H
+#define RBLKBACK_XEN_H
+
+#include <linux/types.h>
+
+struct xenbus_device;
+struct rblk_watch;
+struct rblk_worker;
+struct page;
+struct file;
+struct bio;
+
+/* --- xenbus driver registration --- */
+struct rblk_xenbus_ops {
+	int (*probe)(struct xenbus_device *dev);
+	void (*remove)(struct xenbus_device *dev);
+	void (*frontend_changed)(struct xenbus_device *dev, int frontend_state);
+	/* sysfs: a statistic (enum rblk_stat) of the device's driver data */
+	u64 (*stat)(void *drvdata, unsigned int stat);
+};
+int rblk_xenbus_register(const struct rblk_xenbus_ops *ops);
+void rblk_xenbus_unregister(void);
+
+/* --- xenbus device --- */
+void *rblk_dev_drvdata(struct xenbus_device *dev);
+void rblk_dev_set_drvdata(struct xenbus_device *dev, void *data);
+const char *rblk_dev_nodename(struct xenbus_device *dev);
+const char *rblk_dev_otherend(struct xenbus_device *dev);
+u16 rblk_dev_otherend_id(struct xenbus_device *dev);
+int rblk_dev_state(struct xenbus_device *dev);
+int rblk_dev_switch_state(struct xenbus_device *dev, int state);
+void rblk_dev_fatal(struct xenbus_device *dev, int err, const char *msg);
+bool rblk_dev_is_online(struct xenbus_device *dev);
+void rblk_dev_unregister(struct xenbus_device *dev);
+
+/* --- xenstore --- */
+/* Reads dir/node into buf (NUL-terminated); returns its length or -errno (-ERANGE: too long). */
+int rblk_xs_read(const char *dir, const char *node, char *buf, unsigned int len);
+int rblk_xs_write(u32 xbt, const char *dir, const char *node, const char *value);
+int rblk_xs_transaction_start(u32 *xbt);
+int rblk_xs_transaction_end(u32 xbt, bool abort);
+
+/* Watch on dev->nodename/node; callback(ctx) runs in the xenwatch thread. */
+struct rblk_watch *rblk_watch_node(struct xenbus_device *dev, const char *node,
+				   void (*callback)(void *ctx), void *ctx);
+void rblk_unwatch(struct rblk_watch *watch);
+
+/* --- sysfs: statistics/, physical_device, mode under the xenbus device --- */
+enum rblk_stat {
+	RBLK_STAT_OO_REQ = 0,
+	RBLK_STAT_RD_REQ = 1,
+	RBLK_STAT_WR_REQ = 2,
+	RBLK_STAT_F_REQ = 3,
+	RBLK_STAT_DS_REQ = 4,
+	RBLK_STAT_RD_SECT = 5,
+	RBLK_STAT_WR_SECT = 6,
+	RBLK_STAT_MAJOR = 7,
+	RBLK_STAT_MINOR = 8,
+	RBLK_STAT_WRITABLE = 9,
+};
+int rblk_sysfs_add(struct xenbus_device *dev);
+void rblk_sysfs_remove(struct xenbus_device *dev);
+
+/* --- shared ring pages and memory barriers --- */
+void *rblk_ring_map(struct xenbus_device *dev, const u32 *grefs, unsigned int nr, int *err);
+void rblk_ring_unmap(struct xenbus_device *dev, void *addr);
+void rblk_virt_rmb(void);
+void rblk_virt_wmb(void);
+void rblk_virt_mb(void);
+
+/* --- event channels (late EOI) --- */
+/*
+ * Returns the irq or -errno; handler(ctx) runs in hard-irq context. *cookie receives what
+ * rblk_evtchn_unbind needs besides the irq.
+ */
+int rblk_evtchn_bind(struct xenbus_device *dev, u32 port, void (*handler)(void *ctx), void *ctx,
+		     void **cookie);
+void rblk_evtchn_unbind(int irq, void *cookie);
+void rblk_evtchn_notify(int irq);
+void rblk_evtchn_lateeoi(int irq, bool spurious);
+
+/*
+ * --- per-ring worker thread: sleeps until kicked, never spins ---
+ * The structure is reference counted (new: 1 reference); the thread is started and stopped
+ * explicitly. Kicking a stopped worker is harmless.
+ */
+struct rblk_worker *rblk_worker_new(void);
+int rblk_worker_start(struct rblk_worker *worker, void (*run)(void *ctx), void *ctx, u16 domid,
+		      u32 devid);
+void rblk_worker_kick(struct rblk_worker *worker); /* any context */
+void rblk_worker_stop(struct rblk_worker *worker); /* waits for run() to return */
+void rblk_worker_get(struct rblk_worker *worker);
+void rblk_worker_put(struct rblk_worker *worker);
+
+/* --- a wait queue for "all I/O of this ring has completed" --- */
+struct rblk_waitq;
+struct rblk_waitq *rblk_waitq_new(void);
+void rblk_waitq_free(struct rblk_waitq *wq);
+void rblk_waitq_wake(struct rblk_waitq *wq);
+/* Sleeps until done(ctx) returns true (re-checked after each wake); uninterruptible. */
+void rblk_waitq_wait(struct rblk_waitq *wq, bool (*done)(void *ctx), void *ctx);
+
+/* --- grant mapping of guest data pages --- */
+#define RBLK_GRANT_BATCH 16 /* most grants one rblk_grants_map/unmap call takes */
+int rblk_pages_alloc(unsigned int nr, struct page **pages);
+void rblk_pages_free(unsigned int nr, struct page **pages);
+/*
+ * Maps nr grants of domain domid into pages[]; handles[] receives the grant handles.
+ * All or nothing: on failure nothing stays mapped and -errno is returned.
+ */
+int rblk_grants_map(u16 domid, const u32 *grefs, struct page **pages, u32 *handles,
+		    unsigned int nr, bool readonly);
+void rblk_grants_unmap(struct page **pages, const u32 *handles, unsigned int nr);
+
+/* --- backing block device --- */
+struct file *rblk_bdev_open(u32 major, u32 minor, bool writable, int *err);
+void rblk_bdev_close(struct file *bdev_file);
+u64 rblk_bdev_sectors(struct file *bdev_file);
+u32 rblk_bdev_logical_block_size(struct file *bdev_file);
+u32 rblk_bdev_physical_block_size(struct file *bdev_file);
+bool rblk_bdev_read_only(struct file *bdev_file);
+bool rblk_bdev_write_cache(struct file *bdev_file);
+
+/* --- bios --- */
+enum rblk_bio_kind {
+	RBLK_BIO_READ = 0,
+	RBLK_BIO_WRITE = 1,
+	RBLK_BIO_FLUSH = 2,         /* empty write with preflush */
+	RBLK_BIO_WRITE_PREFLUSH = 3,
+};
+/*
+ * On completion the bio is freed and rblkback_bio_done(ctx, errno) (Rust) runs in the
+ * completion context, possibly hard or soft irq.
+ */
+struct bio *rblk_bio_new(struct file *bdev_file, unsigned int nr_vecs, int kind, u64 sector,
+			 void *ctx);
+void rblkback_bio_done(void *ctx, int err);
+/* Adds len bytes at offset of page; returns false if the bio is full. */
+bool rblk_bio_add_page(struct bio *bio, struct page *page, unsigned int len, unsigned int offset);
+void rblk_bio_submit(struct bio *bio);
+void rblk_bio_discard_unsubmitted(struct bio *bio);
+
+/* --- module reference: held per backend device, so rmmod refuses while guests are attached */
+void rblk_module_get(void);
+void rblk_module_put(void);
+
+#endif /* RBLKBACK_XEN_H */

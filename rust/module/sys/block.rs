@@ -1,0 +1,298 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Backing block devices, guest pages mapped by grant, and bios.
+//!
+//! Memory safety across asynchronous I/O: a bio points at pages of a [`GrantPages`];
+//! submitting marks the pages' [`IoSlot`] busy until the bio completes, and while busy
+//! the pages can be neither unmapped nor freed (dropping them then leaks them instead).
+
+use super::bindings;
+use super::worker::{WaitQueue, WorkerRef};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use kernel::error::{to_result, Error};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Most segments one [`GrantPages`] holds (a direct request's maximum).
+pub const MAX_SEGMENTS: usize = 11;
+
+/// A backing block device opened from `major:minor`; closed on drop.
+pub struct BlockDevice(*mut bindings::file);
+
+// SAFETY: a `struct file` of a block device may be used and released on any thread.
+unsafe impl Send for BlockDevice {}
+// SAFETY: the queries below only read block device properties.
+unsafe impl Sync for BlockDevice {}
+
+impl BlockDevice {
+    /// Opens the device read-only or read-write.
+    pub fn open(major: u32, minor: u32, writable: bool) -> Result<Self> {
+        let mut err = 0;
+        // SAFETY: no preconditions beyond a valid out-pointer.
+        let f = unsafe { bindings::rblk_bdev_open(major, minor, writable, &mut err) };
+        if f.is_null() {
+            return Err(Error::from_errno(if err != 0 { err } else { -19 }));
+        }
+        Ok(Self(f))
+    }
+
+    /// Size in 512-byte sectors.
+    pub fn sectors(&self) -> u64 {
+        // SAFETY: the file is open until drop.
+        unsafe { bindings::rblk_bdev_sectors(self.0) }
+    }
+
+    /// Logical block size in bytes.
+    pub fn logical_block_size(&self) -> u32 {
+        // SAFETY: the file is open until drop.
+        unsafe { bindings::rblk_bdev_logical_block_size(self.0) }
+    }
+
+    /// Physical block size in bytes.
+    pub fn physical_block_size(&self) -> u32 {
+        // SAFETY: the file is open until drop.
+        unsafe { bindings::rblk_bdev_physical_block_size(self.0) }
+    }
+
+    /// Whether the device itself is read-only.
+    pub fn read_only(&self) -> bool {
+        // SAFETY: the file is open until drop.
+        unsafe { bindings::rblk_bdev_read_only(self.0) }
+    }
+
+    /// Whether the device has a volatile write cache (so flushes mean something).
+    pub fn write_cache(&self) -> bool {
+        // SAFETY: the file is open until drop.
+        unsafe { bindings::rblk_bdev_write_cache(self.0) }
+    }
+}
+
+impl Drop for BlockDevice {
+    fn drop(&mut self) {
+        // SAFETY: opened in `open`, closed exactly once. Bios hold their own reference to
+        // the block device, so in-flight I/O is unaffected.
+        unsafe { bindings::rblk_bdev_close(self.0) }
+    }
+}
+
+/// Counts a ring's in-flight bios and wakes its worker when one completes.
+pub struct IoTracker {
+    worker: WorkerRef,
+    in_flight: AtomicU32,
+    idle: WaitQueue,
+}
+
+impl IoTracker {
+    /// A tracker that kicks `worker` on every completion.
+    pub fn new(worker: WorkerRef) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self { worker, in_flight: AtomicU32::new(0), idle: WaitQueue::new()? }, GFP_KERNEL)?)
+    }
+
+    /// Bios submitted and not yet completed.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Sleeps until no bio is in flight.
+    pub fn wait_idle(&self) {
+        self.idle.wait_until(&|| self.in_flight() == 0);
+    }
+}
+
+/// The completion record of one request slot.
+pub struct IoSlot {
+    tracker: Arc<IoTracker>,
+    busy: AtomicBool,
+    done: AtomicBool,
+    status: AtomicI32,
+}
+
+impl IoSlot {
+    /// A slot reporting to `tracker`.
+    pub fn new(tracker: Arc<IoTracker>) -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            Self { tracker, busy: AtomicBool::new(false), done: AtomicBool::new(false), status: AtomicI32::new(0) },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// If the slot's bio has completed since the last call, returns its result
+    /// (0 or -errno) and forgets it.
+    pub fn take_completion(&self) -> Option<i32> {
+        if self.done.swap(false, Ordering::AcqRel) {
+            Some(self.status.load(Ordering::Acquire))
+        } else {
+            None
+        }
+    }
+
+    /// Whether a bio using the slot's pages is in flight.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    fn complete(&self, err: i32) {
+        self.status.store(err, Ordering::Release);
+        // `busy` clears before `done` is seen, so the worker may unmap at once.
+        self.busy.store(false, Ordering::Release);
+        self.done.store(true, Ordering::Release);
+        self.tracker.worker.kick();
+        if self.tracker.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.tracker.idle.wake();
+        }
+    }
+}
+
+/// Pages into which a request's granted guest pages are mapped.
+pub struct GrantPages {
+    pages: [*mut bindings::page; MAX_SEGMENTS],
+    handles: [u32; MAX_SEGMENTS],
+    mapped: usize,
+    io: Arc<IoSlot>,
+}
+
+// SAFETY: the pages are ours (allocated from the grant page pool) and may be used, mapped
+// and freed from any thread.
+unsafe impl Send for GrantPages {}
+// SAFETY: `&GrantPages` gives no access to the pages' contents.
+unsafe impl Sync for GrantPages {}
+
+impl GrantPages {
+    /// Allocates pages for up to [`MAX_SEGMENTS`] grants, completing into `io`.
+    pub fn new(io: Arc<IoSlot>) -> Result<Self> {
+        let mut pages = [core::ptr::null_mut(); MAX_SEGMENTS];
+        // SAFETY: `pages` has room for MAX_SEGMENTS page pointers.
+        to_result(unsafe { bindings::rblk_pages_alloc(MAX_SEGMENTS as u32, pages.as_mut_ptr()) })?;
+        Ok(Self { pages, handles: [0; MAX_SEGMENTS], mapped: 0, io })
+    }
+
+    /// The completion record of these pages.
+    pub fn io(&self) -> &Arc<IoSlot> {
+        &self.io
+    }
+
+    /// Maps `grefs` of domain `domid` (read-only when the device will only read them).
+    pub fn map(&mut self, domid: u16, grefs: &[u32], readonly: bool) -> Result {
+        if self.mapped != 0 || grefs.is_empty() || grefs.len() > MAX_SEGMENTS {
+            return Err(EINVAL);
+        }
+        let nr = grefs.len() as u32;
+        // SAFETY: `pages` holds MAX_SEGMENTS >= nr allocated, unmapped pages; `grefs` and
+        // `handles` have room for `nr` entries; the C side maps all or nothing.
+        to_result(unsafe {
+            bindings::rblk_grants_map(
+                domid,
+                grefs.as_ptr(),
+                self.pages.as_mut_ptr(),
+                self.handles.as_mut_ptr(),
+                nr,
+                readonly,
+            )
+        })?;
+        self.mapped = grefs.len();
+        Ok(())
+    }
+
+    /// Unmaps the mapped grants. Refused while a bio uses the pages.
+    pub fn unmap(&mut self) -> Result {
+        if self.io.is_busy() {
+            return Err(EBUSY);
+        }
+        if self.mapped != 0 {
+            // SAFETY: the first `mapped` pages are mapped with `handles`, and no I/O uses
+            // them (checked above).
+            unsafe {
+                bindings::rblk_grants_unmap(self.pages.as_mut_ptr(), self.handles.as_ptr(), self.mapped as u32)
+            };
+            self.mapped = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for GrantPages {
+    fn drop(&mut self) {
+        if self.unmap().is_err() {
+            // A bio still uses the pages: leaking them is the only safe choice.
+            pr_warn!("leaking {} pages still under I/O\n", MAX_SEGMENTS);
+            return;
+        }
+        // SAFETY: the pages were allocated in `new`, are unmapped and unused.
+        unsafe { bindings::rblk_pages_free(MAX_SEGMENTS as u32, self.pages.as_mut_ptr()) }
+    }
+}
+
+/// What a bio does.
+#[derive(Clone, Copy)]
+pub enum BioKind {
+    /// Read into the pages.
+    Read,
+    /// Write from the pages.
+    Write,
+    /// An empty cache flush.
+    Flush,
+    /// Flush the cache, then write from the pages.
+    WritePreflush,
+}
+
+/// Submits one bio for `pages`' first mapped pages, described by `(index, offset, len)`
+/// triples, or an empty flush. On completion the slot of `pages` records the result and
+/// the tracker's worker is kicked.
+pub fn submit(
+    bdev: &BlockDevice,
+    kind: BioKind,
+    sector: u64,
+    pages: &GrantPages,
+    segments: &[(usize, u32, u32)],
+) -> Result {
+    let io = pages.io();
+    if io.is_busy() {
+        return Err(EBUSY);
+    }
+    let raw_kind = match kind {
+        BioKind::Read => bindings::rblk_bio_kind_RBLK_BIO_READ,
+        BioKind::Write => bindings::rblk_bio_kind_RBLK_BIO_WRITE,
+        BioKind::Flush => bindings::rblk_bio_kind_RBLK_BIO_FLUSH,
+        BioKind::WritePreflush => bindings::rblk_bio_kind_RBLK_BIO_WRITE_PREFLUSH,
+    } as i32;
+    let ctx = Arc::into_raw(io.clone());
+    // SAFETY: the device is open; `ctx` is an Arc reference handed to the bio (released in
+    // `rblkback_bio_done`, or below if the bio is not submitted).
+    let bio = unsafe { bindings::rblk_bio_new(bdev.0, segments.len() as u32, raw_kind, sector, ctx as *mut _) };
+    if bio.is_null() {
+        // SAFETY: the bio does not exist, so the reference is still ours.
+        drop(unsafe { Arc::from_raw(ctx) });
+        return Err(ENOMEM);
+    }
+    for &(index, offset, len) in segments {
+        let ok = index < pages.mapped
+            && offset.checked_add(len).is_some_and(|end| end as usize <= super::ring::XEN_PAGE_SIZE)
+            // SAFETY: `bio` is ours until submitted; `pages[index]` is a mapped page
+            // (index < mapped) that stays mapped while the slot is busy.
+            && unsafe { bindings::rblk_bio_add_page(bio, pages.pages[index], len, offset) };
+        if !ok {
+            // SAFETY: never submitted, so we own the bio and the reference.
+            unsafe { bindings::rblk_bio_discard_unsubmitted(bio) };
+            // SAFETY: as above.
+            drop(unsafe { Arc::from_raw(ctx) });
+            return Err(EINVAL);
+        }
+    }
+    io.busy.store(true, Ordering::Release);
+    io.tracker.in_flight.fetch_add(1, Ordering::AcqRel);
+    // SAFETY: a fully built bio; after this the completion owns `ctx`.
+    unsafe { bindings::rblk_bio_submit(bio) };
+    Ok(())
+}
+
+/// Called by the C bio completion (any context) with the `ctx` given at submission.
+#[no_mangle]
+pub extern "C" fn rblkback_bio_done(ctx: *mut core::ffi::c_void, err: i32) {
+    // SAFETY: `ctx` is the `Arc<IoSlot>` reference `submit` handed to this bio; each bio
+    // completes exactly once, so the reference is taken back once.
+    let io = unsafe { Arc::from_raw(ctx as *const IoSlot) };
+    io.complete(err);
+}
+
+// The exported function must have exactly the type C was told about in xen.h.
+const _: unsafe extern "C" fn(*mut core::ffi::c_void, i32) = bindings::rblkback_bio_done;

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Interdomain event channels with late EOI.
+
+use super::bindings;
+use super::xenbus::XenbusDevice;
+use kernel::error::Error;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Receives the events of a bound channel, in hard-irq context: must not sleep.
+pub trait EventHandler: Send + Sync {
+    /// The frontend notified us.
+    fn event(&self);
+}
+
+/// A bound event channel; unbound on drop.
+pub struct EventChannel<T: EventHandler> {
+    irq: i32,
+    cookie: *mut core::ffi::c_void,
+    ctx: *const T,
+}
+
+// SAFETY: notify, EOI and unbind may be called from any thread.
+unsafe impl<T: EventHandler> Send for EventChannel<T> {}
+// SAFETY: `&EventChannel` only notifies or EOIs, both thread-safe in C.
+unsafe impl<T: EventHandler> Sync for EventChannel<T> {}
+
+impl<T: EventHandler> EventChannel<T> {
+    /// Binds the frontend's `port`; `handler.event()` runs for every notification. The
+    /// channel uses late EOI: after an event, call [`EventChannel::eoi`] when done.
+    pub fn bind(dev: XenbusDevice, port: u32, handler: Arc<T>) -> Result<Self> {
+        let ctx = Arc::into_raw(handler);
+        let mut cookie = core::ptr::null_mut();
+        // SAFETY: the device is live; `ctx` stays valid until unbind in `drop` (which waits
+        // for a running handler); `cookie` is a valid out-pointer.
+        let irq = unsafe {
+            bindings::rblk_evtchn_bind(dev.as_ptr(), port, Some(event_callback::<T>), ctx as *mut _, &mut cookie)
+        };
+        if irq < 0 {
+            // SAFETY: binding failed, so nothing else holds the reference.
+            drop(unsafe { Arc::from_raw(ctx) });
+            return Err(Error::from_errno(irq));
+        }
+        Ok(Self { irq, cookie, ctx })
+    }
+
+    /// Notifies the frontend.
+    pub fn notify(&self) {
+        // SAFETY: `irq` is bound until drop.
+        unsafe { bindings::rblk_evtchn_notify(self.irq) }
+    }
+
+    /// Ends the current event; `spurious` if it found no work (Xen then throttles a
+    /// frontend that notifies needlessly).
+    pub fn eoi(&self, spurious: bool) {
+        // SAFETY: `irq` is bound until drop.
+        unsafe { bindings::rblk_evtchn_lateeoi(self.irq, spurious) }
+    }
+}
+
+impl<T: EventHandler> Drop for EventChannel<T> {
+    fn drop(&mut self) {
+        // SAFETY: bound in `bind`; unbinding waits for a running handler.
+        unsafe { bindings::rblk_evtchn_unbind(self.irq, self.cookie) };
+        // SAFETY: no handler can use `ctx` any more; release the reference from `bind`.
+        drop(unsafe { Arc::from_raw(self.ctx) });
+    }
+}
+
+extern "C" fn event_callback<T: EventHandler>(ctx: *mut core::ffi::c_void) {
+    // SAFETY: `ctx` is the `Arc<T>` pointer from `bind`, alive until unbind.
+    let handler = unsafe { &*(ctx as *const T) };
+    handler.event();
+}

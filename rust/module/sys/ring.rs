@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The shared request/response ring: mapping the frontend's granted ring pages and
+//! accessing them.
+//!
+//! The pages are shared with a guest that may write them at any moment, so every access
+//! is volatile and bounds-checked against the mapped size, and the backend only ever
+//! parses private copies (see `blkif::ring`). Index arithmetic lives in `blkif::ring`.
+
+use super::bindings;
+use super::xenbus::XenbusDevice;
+use kernel::error::Error;
+use kernel::prelude::*;
+
+/// Size of one Xen page.
+pub const XEN_PAGE_SIZE: usize = 4096;
+
+/// The frontend's ring pages mapped into our address space; unmapped on drop.
+///
+/// # Invariants
+///
+/// `addr` is the start of a mapping of `len` bytes that stays valid until drop.
+pub struct SharedRing {
+    dev: XenbusDevice,
+    addr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping may be accessed and unmapped from any thread.
+unsafe impl Send for SharedRing {}
+// SAFETY: all accesses through `&SharedRing` are volatile reads/writes of shared memory.
+unsafe impl Sync for SharedRing {}
+
+impl SharedRing {
+    /// Maps the ring pages `grefs` granted by the device's frontend.
+    pub fn map(dev: XenbusDevice, grefs: &[u32]) -> Result<Self> {
+        let nr = u32::try_from(grefs.len()).map_err(|_| EINVAL)?;
+        let mut err = 0;
+        // SAFETY: the device is live; `grefs` is readable for `nr` entries; C checks `nr`.
+        let addr = unsafe { bindings::rblk_ring_map(dev.as_ptr(), grefs.as_ptr(), nr, &mut err) };
+        if err != 0 || addr.is_null() {
+            return Err(Error::from_errno(if err != 0 { err } else { -12 }));
+        }
+        Ok(Self { dev, addr: addr as *mut u8, len: grefs.len() * XEN_PAGE_SIZE })
+    }
+
+    /// Size of the mapping in bytes.
+    pub fn size_bytes(&self) -> usize {
+        self.len
+    }
+
+    fn check(&self, offset: usize, size: usize) -> Result {
+        match offset.checked_add(size) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// Reads the 32-bit index at `offset` (4-byte aligned).
+    pub fn read_u32(&self, offset: usize) -> Result<u32> {
+        self.check(offset, 4)?;
+        if offset % 4 != 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: `offset..offset+4` lies inside the mapping (checked) and is aligned; the
+        // read is volatile because the guest may write concurrently.
+        Ok(unsafe { core::ptr::read_volatile(self.addr.add(offset) as *const u32) })
+    }
+
+    /// Writes the 32-bit index at `offset` (4-byte aligned).
+    pub fn write_u32(&self, offset: usize, value: u32) -> Result {
+        self.check(offset, 4)?;
+        if offset % 4 != 0 {
+            return Err(EINVAL);
+        }
+        // SAFETY: inside the mapping (checked) and aligned; volatile for shared memory.
+        unsafe { core::ptr::write_volatile(self.addr.add(offset) as *mut u32, value) };
+        Ok(())
+    }
+
+    /// Copies `out.len()` bytes at `offset` into private memory.
+    pub fn copy_out(&self, offset: usize, out: &mut [u8]) -> Result {
+        self.check(offset, out.len())?;
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: `offset + i` is inside the mapping (range checked above); a volatile
+            // byte read never tears and tolerates concurrent guest writes.
+            *b = unsafe { core::ptr::read_volatile(self.addr.add(offset + i)) };
+        }
+        Ok(())
+    }
+
+    /// Copies `data` into the ring at `offset`.
+    pub fn copy_in(&self, offset: usize, data: &[u8]) -> Result {
+        self.check(offset, data.len())?;
+        for (i, b) in data.iter().enumerate() {
+            // SAFETY: inside the mapping (range checked above); volatile for shared memory.
+            unsafe { core::ptr::write_volatile(self.addr.add(offset + i), *b) };
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SharedRing {
+    fn drop(&mut self) {
+        // SAFETY: `addr` was mapped for this device in `map` and is unmapped exactly once.
+        unsafe { bindings::rblk_ring_unmap(self.dev.as_ptr(), self.addr as *mut _) };
+    }
+}
+
+/// Read barrier between reading the producer index and the entries it covers.
+pub fn read_barrier() {
+    // SAFETY: a memory barrier has no preconditions.
+    unsafe { bindings::rblk_virt_rmb() }
+}
+
+/// Write barrier between writing entries and publishing the producer index.
+pub fn write_barrier() {
+    // SAFETY: a memory barrier has no preconditions.
+    unsafe { bindings::rblk_virt_wmb() }
+}
+
+/// Full barrier (publish an index, then read the other side's event index).
+pub fn full_barrier() {
+    // SAFETY: a memory barrier has no preconditions.
+    unsafe { bindings::rblk_virt_mb() }
+}

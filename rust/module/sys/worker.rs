@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-ring worker threads and the wait queue used to drain in-flight I/O.
+
+use super::bindings;
+use kernel::error::to_result;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// A counted reference to a worker: lets interrupt handlers, bio completions and timers
+/// wake the worker. Kicking a worker whose thread has stopped does nothing.
+pub struct WorkerRef(*mut bindings::rblk_worker);
+
+// SAFETY: kicking, and the reference count, are safe from any context.
+unsafe impl Send for WorkerRef {}
+// SAFETY: as above.
+unsafe impl Sync for WorkerRef {}
+
+impl WorkerRef {
+    /// A new worker with no thread yet.
+    pub fn new() -> Result<Self> {
+        // SAFETY: no preconditions; returns NULL on allocation failure.
+        let raw = unsafe { bindings::rblk_worker_new() };
+        if raw.is_null() {
+            return Err(ENOMEM);
+        }
+        Ok(Self(raw))
+    }
+
+    /// Wakes the worker; it runs its ring once more. Callable in any context.
+    pub fn kick(&self) {
+        // SAFETY: we hold a reference, so the structure is alive.
+        unsafe { bindings::rblk_worker_kick(self.0) }
+    }
+}
+
+impl Clone for WorkerRef {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference, so the structure is alive.
+        unsafe { bindings::rblk_worker_get(self.0) };
+        Self(self.0)
+    }
+}
+
+impl Drop for WorkerRef {
+    fn drop(&mut self) {
+        // SAFETY: releases the reference this value owns.
+        unsafe { bindings::rblk_worker_put(self.0) }
+    }
+}
+
+/// What a worker thread runs each time it is kicked.
+pub trait WorkerRun: Send + Sync {
+    /// Does all available work and returns; runs in process context and may sleep.
+    fn run(&self);
+}
+
+/// A running worker thread; stopped (after its current `run` returns) on drop.
+pub struct Worker<T: WorkerRun> {
+    worker: WorkerRef,
+    ctx: *const T,
+}
+
+// SAFETY: stopping may happen on any thread.
+unsafe impl<T: WorkerRun> Send for Worker<T> {}
+// SAFETY: `&Worker` only kicks.
+unsafe impl<T: WorkerRun> Sync for Worker<T> {}
+
+impl<T: WorkerRun> Worker<T> {
+    /// Starts the thread `rblkback.<domid>.<devid>` for `worker`, running `target.run()`
+    /// whenever it is kicked (and once at start).
+    pub fn start(worker: &WorkerRef, target: Arc<T>, domid: u16, devid: u32) -> Result<Self> {
+        let ctx = Arc::into_raw(target);
+        // SAFETY: the worker is alive (we hold a reference); `ctx` stays valid until the
+        // thread is stopped in `drop`.
+        let res = to_result(unsafe {
+            bindings::rblk_worker_start(worker.0, Some(run_callback::<T>), ctx as *mut _, domid, devid)
+        });
+        if let Err(e) = res {
+            // SAFETY: the thread did not start; nothing else holds the reference.
+            drop(unsafe { Arc::from_raw(ctx) });
+            return Err(e);
+        }
+        Ok(Self { worker: worker.clone(), ctx })
+    }
+
+    /// Wakes the thread.
+    pub fn kick(&self) {
+        self.worker.kick()
+    }
+}
+
+impl<T: WorkerRun> Drop for Worker<T> {
+    fn drop(&mut self) {
+        // SAFETY: the thread was started in `start`; this waits for `run` to return.
+        unsafe { bindings::rblk_worker_stop(self.worker.0) };
+        // SAFETY: the thread no longer uses `ctx`; release the reference from `start`.
+        drop(unsafe { Arc::from_raw(self.ctx) });
+    }
+}
+
+extern "C" fn run_callback<T: WorkerRun>(ctx: *mut core::ffi::c_void) {
+    // SAFETY: `ctx` is the `Arc<T>` pointer from `Worker::start`, alive until the thread
+    // is stopped.
+    let target = unsafe { &*(ctx as *const T) };
+    target.run();
+}
+
+/// A wait queue to sleep on until a condition holds.
+pub struct WaitQueue(*mut bindings::rblk_waitq);
+
+// SAFETY: waking and waiting are thread-safe.
+unsafe impl Send for WaitQueue {}
+// SAFETY: as above.
+unsafe impl Sync for WaitQueue {}
+
+impl WaitQueue {
+    /// A new, empty queue.
+    pub fn new() -> Result<Self> {
+        // SAFETY: no preconditions; NULL on allocation failure.
+        let raw = unsafe { bindings::rblk_waitq_new() };
+        if raw.is_null() {
+            return Err(ENOMEM);
+        }
+        Ok(Self(raw))
+    }
+
+    /// Wakes every sleeper so it re-checks its condition. Callable in any context.
+    pub fn wake(&self) {
+        // SAFETY: the queue lives as long as `self`.
+        unsafe { bindings::rblk_waitq_wake(self.0) }
+    }
+
+    /// Sleeps (uninterruptibly) until `done()` returns true.
+    pub fn wait_until<F: Fn() -> bool>(&self, done: &F) {
+        // SAFETY: the queue lives as long as `self`; `done` outlives the call, which is the
+        // only time C uses the pointer.
+        unsafe { bindings::rblk_waitq_wait(self.0, Some(condition_callback::<F>), done as *const F as *mut _) }
+    }
+}
+
+impl Drop for WaitQueue {
+    fn drop(&mut self) {
+        // SAFETY: no one can be waiting: waiters borrow `self`.
+        unsafe { bindings::rblk_waitq_free(self.0) }
+    }
+}
+
+extern "C" fn condition_callback<F: Fn() -> bool>(ctx: *mut core::ffi::c_void) -> bool {
+    // SAFETY: `ctx` is the `&F` passed to `wait_until`, alive for the whole wait.
+    let done = unsafe { &*(ctx as *const F) };
+    done()
+}

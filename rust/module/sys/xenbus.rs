@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! xenbus: backend driver registration, the device handle, xenstore access and watches.
+
+use super::bindings;
+use kernel::str::CStr;
+use core::marker::PhantomData;
+use kernel::error::{to_result, Error};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// xenbus connection states (`enum xenbus_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XenbusState {
+    /// No state or an unknown value.
+    Unknown,
+    /// Setting up.
+    Initialising,
+    /// Waiting for information from the other end.
+    InitWait,
+    /// Set up, waiting for the other end to connect.
+    Initialised,
+    /// Connected.
+    Connected,
+    /// Shutting down.
+    Closing,
+    /// Shut down.
+    Closed,
+}
+
+impl XenbusState {
+    /// Converts the C value; anything unexpected is `Unknown`.
+    pub fn from_raw(v: i32) -> Self {
+        match v {
+            1 => Self::Initialising,
+            2 => Self::InitWait,
+            3 => Self::Initialised,
+            4 => Self::Connected,
+            5 => Self::Closing,
+            6 => Self::Closed,
+            _ => Self::Unknown,
+        }
+    }
+
+    fn to_raw(self) -> i32 {
+        match self {
+            Self::Unknown => 0,
+            Self::Initialising => 1,
+            Self::InitWait => 2,
+            Self::Initialised => 3,
+            Self::Connected => 4,
+            Self::Closing => 5,
+            Self::Closed => 6,
+        }
+    }
+}
+
+/// A xenbus backend device (`struct xenbus_device`), for as long as our driver is bound.
+///
+/// # Invariants
+///
+/// The pointer is valid from `probe` until `remove` returns; the backend only keeps
+/// handles inside the per-device data that `remove` drops.
+#[derive(Clone, Copy)]
+pub struct XenbusDevice(*mut bindings::xenbus_device);
+
+// SAFETY: a xenbus device may be used from any thread; every C function we call on it does
+// its own locking.
+unsafe impl Send for XenbusDevice {}
+// SAFETY: as above; shared references only call thread-safe C functions.
+unsafe impl Sync for XenbusDevice {}
+
+impl XenbusDevice {
+    pub(crate) fn as_ptr(&self) -> *mut bindings::xenbus_device {
+        self.0
+    }
+
+    /// This backend's xenstore directory, e.g. `backend/vbd/1/51728`.
+    pub fn nodename(&self) -> &CStr {
+        // SAFETY: by the type invariant the device is live; its nodename is a NUL-terminated
+        // string owned by the device for its whole life.
+        unsafe { CStr::from_char_ptr(bindings::rblk_dev_nodename(self.0)) }
+    }
+
+    /// The frontend's xenstore directory, e.g. `/local/domain/1/device/vbd/51728`.
+    pub fn otherend(&self) -> &CStr {
+        // SAFETY: as for `nodename`; xenbus sets otherend before probe and keeps it.
+        unsafe { CStr::from_char_ptr(bindings::rblk_dev_otherend(self.0)) }
+    }
+
+    /// The frontend's domain id.
+    pub fn otherend_id(&self) -> u16 {
+        // SAFETY: the device is live (type invariant).
+        unsafe { bindings::rblk_dev_otherend_id(self.0) }
+    }
+
+    /// Our current state.
+    pub fn state(&self) -> XenbusState {
+        // SAFETY: the device is live (type invariant).
+        XenbusState::from_raw(unsafe { bindings::rblk_dev_state(self.0) })
+    }
+
+    /// Switches our state (and publishes it in xenstore).
+    pub fn switch_state(&self, state: XenbusState) -> Result {
+        // SAFETY: the device is live (type invariant).
+        to_result(unsafe { bindings::rblk_dev_switch_state(self.0, state.to_raw()) })
+    }
+
+    /// Reports a fatal error in xenstore (`error` node) and moves towards Closing.
+    pub fn fatal(&self, err: Error, msg: &CStr) {
+        // SAFETY: the device is live (type invariant) and `msg` is NUL-terminated.
+        unsafe { bindings::rblk_dev_fatal(self.0, err.to_errno(), msg.as_char_ptr()) }
+    }
+
+    /// Whether the toolstack wants the device kept after the frontend closes.
+    pub fn is_online(&self) -> bool {
+        // SAFETY: the device is live (type invariant).
+        unsafe { bindings::rblk_dev_is_online(self.0) }
+    }
+
+    /// Unregisters the device; `remove` runs from inside this call.
+    pub fn unregister(&self) {
+        // SAFETY: the device is live (type invariant); after this call the caller must not
+        // use it, which holds because `remove` drops every handle.
+        unsafe { bindings::rblk_dev_unregister(self.0) }
+    }
+
+    /// Adds `statistics/`, `physical_device` and `mode` to the device's sysfs directory.
+    pub fn sysfs_add(&self) -> Result {
+        // SAFETY: the device is live (type invariant).
+        to_result(unsafe { bindings::rblk_sysfs_add(self.0) })
+    }
+
+    /// Removes what `sysfs_add` added; waits for running readers.
+    pub fn sysfs_remove(&self) {
+        // SAFETY: the device is live (type invariant); removing absent files is harmless.
+        unsafe { bindings::rblk_sysfs_remove(self.0) }
+    }
+}
+
+/// A reference on this module: while one exists, `rmmod rblkback` is refused.
+pub struct ModuleRef(());
+
+impl ModuleRef {
+    /// Takes a reference.
+    pub fn get() -> Self {
+        // SAFETY: taking a reference on our own, live module has no preconditions.
+        unsafe { bindings::rblk_module_get() };
+        Self(())
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: releases the reference taken in `get`.
+        unsafe { bindings::rblk_module_put() }
+    }
+}
+
+/// Reads `dir/node` from xenstore into `buf`; returns the value's bytes (without NUL).
+pub fn read<'b>(dir: &CStr, node: &CStr, buf: &'b mut [u8]) -> Result<&'b [u8]> {
+    let cap = u32::try_from(buf.len()).map_err(|_| EINVAL)?;
+    // SAFETY: `dir` and `node` are NUL-terminated; `buf` is writable for `cap` bytes and
+    // the C side writes at most `cap` bytes.
+    let n = unsafe { bindings::rblk_xs_read(dir.as_char_ptr(), node.as_char_ptr(), buf.as_mut_ptr(), cap) };
+    if n < 0 {
+        return Err(Error::from_errno(n));
+    }
+    buf.get(..n as usize).ok_or(EINVAL)
+}
+
+/// A xenstore transaction (or none: [`Transaction::NONE`]).
+#[derive(Clone, Copy)]
+pub struct Transaction(u32);
+
+impl Transaction {
+    /// Writes outside any transaction.
+    pub const NONE: Transaction = Transaction(0);
+
+    /// Starts a transaction.
+    pub fn start() -> Result<Transaction> {
+        let mut id = 0u32;
+        // SAFETY: `id` is a valid place for the C side to store the transaction id.
+        to_result(unsafe { bindings::rblk_xs_transaction_start(&mut id) })?;
+        Ok(Transaction(id))
+    }
+
+    /// Commits (or with `abort`, abandons) the transaction; `EAGAIN` means retry.
+    pub fn end(self, abort: bool) -> Result {
+        // SAFETY: ending a transaction id we started; xenstore validates the id.
+        to_result(unsafe { bindings::rblk_xs_transaction_end(self.0, abort) })
+    }
+
+    /// Writes `value` to `dir/node`.
+    pub fn write(&self, dir: &CStr, node: &CStr, value: &CStr) -> Result {
+        // SAFETY: all three strings are NUL-terminated.
+        to_result(unsafe {
+            bindings::rblk_xs_write(self.0, dir.as_char_ptr(), node.as_char_ptr(), value.as_char_ptr())
+        })
+    }
+}
+
+/// The backend side of a xenbus driver: what rblkback does for each `vbd` device.
+pub trait XenbusBackend {
+    /// Per-device state, stored as the device's driver data.
+    type Data: Send + Sync;
+    /// A device appeared.
+    fn probe(dev: XenbusDevice) -> Result<Arc<Self::Data>>;
+    /// The frontend changed state.
+    fn frontend_changed(data: &Arc<Self::Data>, dev: XenbusDevice, state: XenbusState);
+    /// The device goes away; release everything.
+    fn remove(data: Arc<Self::Data>, dev: XenbusDevice);
+    /// A statistic for sysfs.
+    fn stat(data: &Self::Data, stat: u32) -> u64;
+}
+
+/// A registered backend driver; unregisters on drop.
+pub struct Registration<T: XenbusBackend> {
+    _ops: KBox<bindings::rblk_xenbus_ops>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: the registration only holds a table of function pointers.
+unsafe impl<T: XenbusBackend> Send for Registration<T> {}
+// SAFETY: as above.
+unsafe impl<T: XenbusBackend> Sync for Registration<T> {}
+
+impl<T: XenbusBackend> Registration<T> {
+    /// Registers the `vbd` backend driver.
+    pub fn register() -> Result<Self> {
+        let ops = KBox::new(
+            bindings::rblk_xenbus_ops {
+                probe: Some(probe_callback::<T>),
+                remove: Some(remove_callback::<T>),
+                frontend_changed: Some(changed_callback::<T>),
+                stat: Some(stat_callback::<T>),
+            },
+            GFP_KERNEL,
+        )?;
+        // SAFETY: `ops` lives in a box owned by the registration, which unregisters the
+        // driver before dropping it.
+        to_result(unsafe { bindings::rblk_xenbus_register(&*ops) })?;
+        Ok(Self { _ops: ops, _t: PhantomData })
+    }
+}
+
+impl<T: XenbusBackend> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register`; unregistering removes every device (calling
+        // `remove`) before it returns, so no callback uses `ops` afterwards.
+        unsafe { bindings::rblk_xenbus_unregister() }
+    }
+}
+
+extern "C" fn probe_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_device) -> i32 {
+    let dev = XenbusDevice(dev);
+    match T::probe(dev) {
+        Ok(data) => {
+            // SAFETY: xenbus calls probe with a live device; the Arc's reference is owned by
+            // the driver data until `remove_callback` takes it back.
+            unsafe { bindings::rblk_dev_set_drvdata(dev.0, Arc::into_raw(data) as *mut _) };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Borrows the driver data of `dev` for the duration of `f`.
+fn with_data<T: XenbusBackend>(dev: XenbusDevice, f: impl FnOnce(&Arc<T::Data>)) {
+    // SAFETY: the device is live during a xenbus callback.
+    let ptr = unsafe { bindings::rblk_dev_drvdata(dev.0) } as *const T::Data;
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: a non-null driver data pointer was produced by `Arc::into_raw` in
+    // `probe_callback` and its reference is released only in `remove_callback`, which
+    // xenbus does not run concurrently with other callbacks of the same device. The
+    // borrowed Arc is not dropped, so the driver data keeps its reference.
+    let borrowed = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ptr) });
+    // Our own reference: `f` may unregister the device, which runs `remove` and releases
+    // the driver data's reference while `f` still uses the data.
+    let data: Arc<T::Data> = (*borrowed).clone();
+    f(&data);
+}
+
+extern "C" fn changed_callback<T: XenbusBackend>(
+    dev: *mut bindings::xenbus_device,
+    state: i32,
+) {
+    let dev = XenbusDevice(dev);
+    with_data::<T>(dev, |data| T::frontend_changed(data, dev, XenbusState::from_raw(state)));
+}
+
+extern "C" fn remove_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_device) {
+    // SAFETY: xenbus calls remove with a live device.
+    let ptr = unsafe { bindings::rblk_dev_drvdata(dev) } as *const T::Data;
+    if ptr.is_null() {
+        return;
+    }
+    // SAFETY: clear the pointer first so that sysfs readers see no data; the device is live.
+    unsafe { bindings::rblk_dev_set_drvdata(dev, core::ptr::null_mut()) };
+    // SAFETY: the pointer came from `Arc::into_raw` in `probe_callback`; this takes that
+    // reference back exactly once.
+    let data = unsafe { Arc::from_raw(ptr) };
+    T::remove(data, XenbusDevice(dev));
+}
+
+extern "C" fn stat_callback<T: XenbusBackend>(data: *mut core::ffi::c_void, stat: u32) -> u64 {
+    // SAFETY: C passes the driver data pointer, non-null, of a device whose sysfs files
+    // exist; `remove` deletes those files (waiting for readers) before it releases the data.
+    let data = unsafe { &*(data as *const T::Data) };
+    T::stat(data, stat)
+}
+
+/// Something a xenstore watch calls when its node changes.
+pub trait WatchHandler: Send + Sync {
+    /// The watched node changed (or the watch was just registered).
+    fn changed(&self);
+}
+
+/// A registered watch on `<nodename>/<node>`; unregisters on drop.
+pub struct Watch<T: WatchHandler> {
+    raw: *mut bindings::rblk_watch,
+    ctx: *const T,
+}
+
+// SAFETY: the raw pointers are only used to unregister, which may happen on any thread.
+unsafe impl<T: WatchHandler> Send for Watch<T> {}
+// SAFETY: `&Watch` exposes nothing.
+unsafe impl<T: WatchHandler> Sync for Watch<T> {}
+
+impl<T: WatchHandler> Watch<T> {
+    /// Watches `node` under the device's directory, calling `handler.changed()`.
+    pub fn new(dev: XenbusDevice, node: &CStr, handler: Arc<T>) -> Result<Self> {
+        let ctx = Arc::into_raw(handler);
+        // SAFETY: the device is live; `ctx` stays valid until the watch is unregistered in
+        // `drop`, which also waits for a running callback.
+        let raw = unsafe {
+            bindings::rblk_watch_node(dev.0, node.as_char_ptr(), Some(watch_callback::<T>), ctx as *mut _)
+        };
+        if kernel::error::from_err_ptr(raw).is_err() || raw.is_null() {
+            // SAFETY: registration failed, so no callback holds `ctx`; take the reference back.
+            drop(unsafe { Arc::from_raw(ctx) });
+            return Err(kernel::error::from_err_ptr(raw).err().unwrap_or(ENOMEM));
+        }
+        Ok(Self { raw, ctx })
+    }
+}
+
+impl<T: WatchHandler> Drop for Watch<T> {
+    fn drop(&mut self) {
+        // SAFETY: `raw` was registered in `new`; after this returns no callback runs.
+        unsafe { bindings::rblk_unwatch(self.raw) };
+        // SAFETY: the reference handed out in `new` is no longer used by any callback.
+        drop(unsafe { Arc::from_raw(self.ctx) });
+    }
+}
+
+extern "C" fn watch_callback<T: WatchHandler>(ctx: *mut core::ffi::c_void) {
+    // SAFETY: `ctx` is the `Arc<T>` pointer registered in `Watch::new`, kept alive until
+    // the watch is unregistered (which waits for this callback).
+    let handler = unsafe { &*(ctx as *const T) };
+    handler.changed();
+}
