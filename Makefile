@@ -28,6 +28,7 @@ host-test:
 
 lint:
 	cargo fmt --all --check
+	tests/check-module-format $(KDIR)
 	cargo clippy --workspace --all-targets -- -D warnings
 	tests/check-unsafe
 

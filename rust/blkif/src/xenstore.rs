@@ -223,8 +223,14 @@ mod parse_tests {
     fn mode_and_devid() {
         assert!(mode_is_writable(b"w"));
         assert!(!mode_is_writable(b"r"));
-        assert_eq!(devid_from_frontend_path(b"/local/domain/3/device/vbd/51728"), Some(51728));
-        assert_eq!(devid_from_frontend_path(b"/local/domain/3/device/vbd/"), None);
+        assert_eq!(
+            devid_from_frontend_path(b"/local/domain/3/device/vbd/51728"),
+            Some(51728)
+        );
+        assert_eq!(
+            devid_from_frontend_path(b"/local/domain/3/device/vbd/"),
+            None
+        );
         assert_eq!(devid_from_frontend_path(b"51712"), Some(51712));
     }
 }

@@ -15,7 +15,9 @@ use crate::blkif::abi::{Abi, MAX_REQUEST_SIZE};
 use crate::blkif::protocol::Status;
 use crate::blkif::request::parse_request;
 use crate::blkif::response::Response;
-use crate::blkif::ring::{BackRing, RingGeometry, REQ_EVENT_OFFSET, REQ_PROD_OFFSET, RSP_EVENT_OFFSET, RSP_PROD_OFFSET};
+use crate::blkif::ring::{
+    BackRing, RingGeometry, REQ_EVENT_OFFSET, REQ_PROD_OFFSET, RSP_EVENT_OFFSET, RSP_PROD_OFFSET,
+};
 use crate::blkif::validate::{validate, Action, DeviceInfo, Direction, ValidRequest, Validation};
 use crate::sys::block::{self, BioKind, BlockDevice, GrantPages, IoSlot, IoTracker, MAX_SEGMENTS};
 use crate::sys::evtchn::{EventChannel, EventHandler};
@@ -114,7 +116,13 @@ impl RingConnection {
         let mut slots = KVec::new();
         for _ in 0..geometry.entries() {
             let io = IoSlot::new(tracker.clone())?;
-            slots.push(RequestSlot { pages: GrantPages::new(io)?, request: None }, GFP_KERNEL)?;
+            slots.push(
+                RequestSlot {
+                    pages: GrantPages::new(io)?,
+                    request: None,
+                },
+                GFP_KERNEL,
+            )?;
         }
         let state = RingState {
             shared: shared_ring,
@@ -142,7 +150,10 @@ impl RingConnection {
         )?;
         let evtchn = EventChannel::bind(dev, params.port, shared.clone())?;
         shared.state.lock().evtchn = Some(evtchn);
-        let mut conn = Self { shared: shared.clone(), worker: None };
+        let mut conn = Self {
+            shared: shared.clone(),
+            worker: None,
+        };
         conn.worker = Some(Worker::start(&worker, shared, domid, devid)?);
         Ok(conn)
     }
@@ -208,8 +219,17 @@ impl RingState {
     fn log_frontend_fault(&mut self, shared: &RingShared, what: core::fmt::Arguments<'_>) {
         if self.log_budget > 0 {
             self.log_budget -= 1;
-            pr_warn!("domain {} vbd {}: {}{}\n", shared.domid, shared.devid, what,
-                if self.log_budget == 0 { " (further messages suppressed)" } else { "" });
+            pr_warn!(
+                "domain {} vbd {}: {}{}\n",
+                shared.domid,
+                shared.devid,
+                what,
+                if self.log_budget == 0 {
+                    " (further messages suppressed)"
+                } else {
+                    ""
+                }
+            );
         }
     }
 
@@ -217,9 +237,15 @@ impl RingState {
     fn reap(&mut self) -> u32 {
         let mut answered = 0;
         for index in 0..self.slots.len() {
-            let Some(slot) = self.slots.get_mut(index) else { break };
-            let Some(request) = slot.request else { continue };
-            let Some(err) = slot.pages.io().take_completion() else { continue };
+            let Some(slot) = self.slots.get_mut(index) else {
+                break;
+            };
+            let Some(request) = slot.request else {
+                continue;
+            };
+            let Some(err) = slot.pages.io().take_completion() else {
+                continue;
+            };
             // Cannot fail: the completion cleared the busy mark before it was seen.
             let _ = slot.pages.unmap();
             slot.request = None;
@@ -235,7 +261,9 @@ impl RingState {
     }
 
     fn respond(&mut self, response: Response) {
-        let Ok(slot) = self.back.produce_response() else { return };
+        let Ok(slot) = self.back.produce_response() else {
+            return;
+        };
         let encoded = response.encode(self.abi);
         // Cannot fail: the geometry keeps every entry inside the mapping.
         let _ = self.shared.copy_in(slot.offset, encoded.as_bytes());
@@ -250,7 +278,10 @@ impl RingState {
         write_barrier();
         let _ = self.shared.write_u32(RSP_PROD_OFFSET, publish.new_prod);
         full_barrier();
-        let rsp_event = self.shared.read_u32(RSP_EVENT_OFFSET).unwrap_or(publish.new_prod);
+        let rsp_event = self
+            .shared
+            .read_u32(RSP_EVENT_OFFSET)
+            .unwrap_or(publish.new_prod);
         if publish.needs_notify(rsp_event) {
             if let Some(evtchn) = &self.evtchn {
                 evtchn.notify();
@@ -271,7 +302,9 @@ impl RingState {
             Ok(0) => {}
             _ => return false,
         }
-        let _ = self.shared.write_u32(REQ_EVENT_OFFSET, self.back.idle_req_event());
+        let _ = self
+            .shared
+            .write_u32(REQ_EVENT_OFFSET, self.back.idle_req_event());
         full_barrier();
         matches!(self.back.unconsumed_requests(self.read_req_prod()), Ok(0))
     }
@@ -302,7 +335,11 @@ impl RingState {
             };
             let mut copy = [0u8; MAX_REQUEST_SIZE];
             let size = self.abi.request_size();
-            if self.shared.copy_out(entry.offset, &mut copy[..size]).is_err() {
+            if self
+                .shared
+                .copy_out(entry.offset, &mut copy[..size])
+                .is_err()
+            {
                 self.halted = true;
                 return (taken, false);
             }
@@ -312,7 +349,10 @@ impl RingState {
                 Ok(Validation::Ready(valid)) => self.start(shared, slot_index, valid),
                 Ok(Validation::NeedsSegmentTable(pending)) => {
                     // Indirect descriptors are not advertised yet.
-                    self.log_frontend_fault(shared, format_args!("indirect request without the feature"));
+                    self.log_frontend_fault(
+                        shared,
+                        format_args!("indirect request without the feature"),
+                    );
                     self.respond(pending.response(Status::NotSupported));
                 }
                 Err(rejection) => {
@@ -335,7 +375,9 @@ impl RingState {
     /// Starts the I/O of a validated request in a free slot, or answers it with an error.
     fn start(&mut self, shared: &RingShared, slot_index: usize, valid: ValidRequest<'static>) {
         let domid = shared.domid;
-        let Some(slot) = self.slots.get_mut(slot_index) else { return };
+        let Some(slot) = self.slots.get_mut(slot_index) else {
+            return;
+        };
         let outcome = match valid.action() {
             Action::Io(io) => {
                 let mut grefs = [0u32; MAX_SEGMENTS];
@@ -351,17 +393,27 @@ impl RingState {
                 }
                 let (kind, counter, sectors) = match io.direction() {
                     Direction::Read => (BioKind::Read, &shared.stats.rd_req, &shared.stats.rd_sect),
-                    Direction::Write if io.preflush().is_some() => {
-                        (BioKind::WritePreflush, &shared.stats.wr_req, &shared.stats.wr_sect)
+                    Direction::Write if io.preflush().is_some() => (
+                        BioKind::WritePreflush,
+                        &shared.stats.wr_req,
+                        &shared.stats.wr_sect,
+                    ),
+                    Direction::Write => {
+                        (BioKind::Write, &shared.stats.wr_req, &shared.stats.wr_sect)
                     }
-                    Direction::Write => (BioKind::Write, &shared.stats.wr_req, &shared.stats.wr_sect),
                 };
                 // The device reads guest pages for a write: map those read-only.
                 let readonly = matches!(io.direction(), Direction::Write);
                 match slot.pages.map(domid, &grefs[..n], readonly) {
                     Err(e) => Err(e),
                     Ok(()) => {
-                        let r = block::submit(&self.bdev, kind, io.start_sector(), &slot.pages, &segments[..n]);
+                        let r = block::submit(
+                            &self.bdev,
+                            kind,
+                            io.start_sector(),
+                            &slot.pages,
+                            &segments[..n],
+                        );
                         if r.is_err() {
                             let _ = slot.pages.unmap();
                         } else {
@@ -384,9 +436,16 @@ impl RingState {
         match outcome {
             Ok(()) => slot.request = Some(valid),
             Err(e) => {
-                let status = if e.to_errno() == EOPNOTSUPP_ERRNO { Status::NotSupported } else { Status::Error };
+                let status = if e.to_errno() == EOPNOTSUPP_ERRNO {
+                    Status::NotSupported
+                } else {
+                    Status::Error
+                };
                 if e == EFAULT || e == EINVAL {
-                    self.log_frontend_fault(shared, format_args!("request {} failed to start: {:?}", valid.id(), e));
+                    self.log_frontend_fault(
+                        shared,
+                        format_args!("request {} failed to start: {:?}", valid.id(), e),
+                    );
                 }
                 self.respond(valid.response(status));
             }

@@ -13,9 +13,13 @@ use super::stats::{self, VbdStats};
 use crate::blkif::abi::Abi;
 use crate::blkif::ring::MAX_RING_PAGE_ORDER;
 use crate::blkif::validate::{DeviceConfig, DeviceInfo};
-use crate::blkif::xenstore::{self as keys, devid_from_frontend_path, mode_is_writable, parse_physical_device, parse_u32};
+use crate::blkif::xenstore::{
+    self as keys, devid_from_frontend_path, mode_is_writable, parse_physical_device, parse_u32,
+};
 use crate::sys::block::BlockDevice;
-use crate::sys::xenbus::{self, ModuleRef, Transaction, Watch, WatchHandler, XenbusDevice, XenbusState};
+use crate::sys::xenbus::{
+    self, ModuleRef, Transaction, Watch, WatchHandler, XenbusDevice, XenbusState,
+};
 use kernel::prelude::*;
 use kernel::str::{CStr, CString};
 use kernel::sync::{Arc, Mutex};
@@ -117,7 +121,13 @@ impl Vbd {
     }
 
     fn fatal(&self, err: Error, what: core::fmt::Arguments<'_>) {
-        pr_warn!("domain {} vbd {}: {}: {:?}\n", self.domid, self.devid, what, err);
+        pr_warn!(
+            "domain {} vbd {}: {}: {:?}\n",
+            self.domid,
+            self.devid,
+            what,
+            err
+        );
         if let Ok(msg) = cstring(what) {
             self.dev.fatal(err, &msg);
         }
@@ -171,15 +181,33 @@ impl Vbd {
             Ok(b) => b,
             Err(_) => return self.fatal(ENOMEM, fmt!("allocating device")),
         };
-        st.backing = Some(Backing { bdev, major, minor, writable, info });
+        st.backing = Some(Backing {
+            bdev,
+            major,
+            minor,
+            writable,
+            info,
+        });
         if !st.sysfs {
             match self.dev.sysfs_add() {
                 Ok(()) => st.sysfs = true,
-                Err(e) => pr_warn!("domain {} vbd {}: sysfs files: {:?}\n", self.domid, self.devid, e),
+                Err(e) => pr_warn!(
+                    "domain {} vbd {}: sysfs files: {:?}\n",
+                    self.domid,
+                    self.devid,
+                    e
+                ),
             }
         }
-        pr_info!("domain {} vbd {}: backing device {:x}:{:x} ({}), {} sectors\n", self.domid, self.devid,
-            major, minor, if writable { "w" } else { "r" }, config.sectors);
+        pr_info!(
+            "domain {} vbd {}: backing device {:x}:{:x} ({}), {} sectors\n",
+            self.domid,
+            self.devid,
+            major,
+            minor,
+            if writable { "w" } else { "r" },
+            config.sectors
+        );
         self.try_connect(&mut st);
     }
 
@@ -245,12 +273,22 @@ impl Vbd {
                 return Err(EINVAL);
             }
         }
-        let ring_key = if order.is_some() { "ring-ref0" } else { keys::RING_REF };
+        let ring_key = if order.is_some() {
+            "ring-ref0"
+        } else {
+            keys::RING_REF
+        };
         let gref = parse_u32(read_key(dir, ring_key, &mut buf)?.ok_or(EINVAL)?).ok_or(EINVAL)?;
-        let port = parse_u32(read_key(dir, keys::EVENT_CHANNEL, &mut buf)?.ok_or(EINVAL)?).ok_or(EINVAL)?;
+        let port = parse_u32(read_key(dir, keys::EVENT_CHANNEL, &mut buf)?.ok_or(EINVAL)?)
+            .ok_or(EINVAL)?;
         let mut ring_refs = KVec::new();
         ring_refs.push(gref, GFP_KERNEL)?;
-        Ok(RingParams { abi, ring_refs, order: 0, port })
+        Ok(RingParams {
+            abi,
+            ring_refs,
+            order: 0,
+            port,
+        })
     }
 
     /// Connects once both the backing device and the frontend's ring are known.
@@ -263,9 +301,25 @@ impl Vbd {
             Ok(p) => p,
             Err(e) => return self.fatal(e, fmt!("reading the frontend's ring details")),
         };
-        let ring = match RingConnection::connect(self.dev, &params, backing.info, backing.bdev.clone(), self.stats.clone(), self.devid) {
+        let ring = match RingConnection::connect(
+            self.dev,
+            &params,
+            backing.info,
+            backing.bdev.clone(),
+            self.stats.clone(),
+            self.devid,
+        ) {
             Ok(r) => r,
-            Err(e) => return self.fatal(e, fmt!("mapping ring-ref {} port {}", params.ring_refs.first().copied().unwrap_or(0), params.port)),
+            Err(e) => {
+                return self.fatal(
+                    e,
+                    fmt!(
+                        "mapping ring-ref {} port {}",
+                        params.ring_refs.first().copied().unwrap_or(0),
+                        params.port
+                    ),
+                )
+            }
         };
         st.ring = Some(ring);
         if let Err(e) = self.publish_device(backing) {
@@ -273,7 +327,12 @@ impl Vbd {
             return self.fatal(e, fmt!("publishing the device"));
         }
         match self.dev.switch_state(XenbusState::Connected) {
-            Ok(()) => pr_info!("domain {} vbd {}: connected ({})\n", self.domid, self.devid, params.abi.protocol_name()),
+            Ok(()) => pr_info!(
+                "domain {} vbd {}: connected ({})\n",
+                self.domid,
+                self.devid,
+                params.abi.protocol_name()
+            ),
             Err(e) => self.fatal(e, fmt!("switching to Connected")),
         }
     }
@@ -282,18 +341,28 @@ impl Vbd {
     fn publish_device(&self, backing: &Backing) -> Result {
         let dir = self.dev.nodename();
         let config = backing.info.config();
-        let info = if config.read_only { keys::VDISK_READONLY } else { 0 };
+        let info = if config.read_only {
+            keys::VDISK_READONLY
+        } else {
+            0
+        };
         loop {
             let xbt = Transaction::start()?;
             let result = (|| -> Result {
                 let w = |key: &str, value: core::fmt::Arguments<'_>| -> Result {
                     xbt.write(dir, &cstring(fmt!("{}", key))?, &cstring(value)?)
                 };
-                w(keys::FEATURE_FLUSH_CACHE, fmt!("{}", u32::from(config.flush_cache)))?;
+                w(
+                    keys::FEATURE_FLUSH_CACHE,
+                    fmt!("{}", u32::from(config.flush_cache)),
+                )?;
                 w(keys::SECTORS, fmt!("{}", config.sectors))?;
                 w(keys::INFO, fmt!("{}", info))?;
                 w(keys::SECTOR_SIZE, fmt!("{}", config.logical_block_size))?;
-                w(keys::PHYSICAL_SECTOR_SIZE, fmt!("{}", backing.bdev.physical_block_size()))?;
+                w(
+                    keys::PHYSICAL_SECTOR_SIZE,
+                    fmt!("{}", backing.bdev.physical_block_size()),
+                )?;
                 Ok(())
             })();
             if let Err(e) = result {
@@ -312,7 +381,12 @@ impl Vbd {
         let (watch, ring, backing, sysfs) = {
             let mut st = self.state.lock();
             st.frontend_ready = false;
-            (st.watch.take(), st.ring.take(), st.backing.take(), core::mem::take(&mut st.sysfs))
+            (
+                st.watch.take(),
+                st.ring.take(),
+                st.backing.take(),
+                core::mem::take(&mut st.sysfs),
+            )
         };
         // Outside the lock: dropping the watch waits for a running callback, which may be
         // waiting for the lock.

@@ -85,7 +85,14 @@ pub struct IoTracker {
 impl IoTracker {
     /// A tracker that kicks `worker` on every completion.
     pub fn new(worker: WorkerRef) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self { worker, in_flight: AtomicU32::new(0), idle: WaitQueue::new()? }, GFP_KERNEL)?)
+        Ok(Arc::new(
+            Self {
+                worker,
+                in_flight: AtomicU32::new(0),
+                idle: WaitQueue::new()?,
+            },
+            GFP_KERNEL,
+        )?)
     }
 
     /// Bios submitted and not yet completed.
@@ -111,7 +118,12 @@ impl IoSlot {
     /// A slot reporting to `tracker`.
     pub fn new(tracker: Arc<IoTracker>) -> Result<Arc<Self>> {
         Ok(Arc::new(
-            Self { tracker, busy: AtomicBool::new(false), done: AtomicBool::new(false), status: AtomicI32::new(0) },
+            Self {
+                tracker,
+                busy: AtomicBool::new(false),
+                done: AtomicBool::new(false),
+                status: AtomicI32::new(0),
+            },
             GFP_KERNEL,
         )?)
     }
@@ -163,7 +175,12 @@ impl GrantPages {
         let mut pages = [core::ptr::null_mut(); MAX_SEGMENTS];
         // SAFETY: `pages` has room for MAX_SEGMENTS page pointers.
         to_result(unsafe { bindings::rblk_pages_alloc(MAX_SEGMENTS as u32, pages.as_mut_ptr()) })?;
-        Ok(Self { pages, handles: [0; MAX_SEGMENTS], mapped: 0, io })
+        Ok(Self {
+            pages,
+            handles: [0; MAX_SEGMENTS],
+            mapped: 0,
+            io,
+        })
     }
 
     /// The completion record of these pages.
@@ -202,7 +219,11 @@ impl GrantPages {
             // SAFETY: the first `mapped` pages are mapped with `handles`, and no I/O uses
             // them (checked above).
             unsafe {
-                bindings::rblk_grants_unmap(self.pages.as_mut_ptr(), self.handles.as_ptr(), self.mapped as u32)
+                bindings::rblk_grants_unmap(
+                    self.pages.as_mut_ptr(),
+                    self.handles.as_ptr(),
+                    self.mapped as u32,
+                )
             };
             self.mapped = 0;
         }
@@ -258,7 +279,15 @@ pub fn submit(
     let ctx = Arc::into_raw(io.clone());
     // SAFETY: the device is open; `ctx` is an Arc reference handed to the bio (released in
     // `rblkback_bio_done`, or below if the bio is not submitted).
-    let bio = unsafe { bindings::rblk_bio_new(bdev.0, segments.len() as u32, raw_kind, sector, ctx as *mut _) };
+    let bio = unsafe {
+        bindings::rblk_bio_new(
+            bdev.0,
+            segments.len() as u32,
+            raw_kind,
+            sector,
+            ctx as *mut _,
+        )
+    };
     if bio.is_null() {
         // SAFETY: the bio does not exist, so the reference is still ours.
         drop(unsafe { Arc::from_raw(ctx) });

@@ -35,7 +35,13 @@ impl<T: EventHandler> EventChannel<T> {
         // SAFETY: the device is live; `ctx` stays valid until unbind in `drop` (which waits
         // for a running handler); `cookie` is a valid out-pointer.
         let irq = unsafe {
-            bindings::rblk_evtchn_bind(dev.as_ptr(), port, Some(event_callback::<T>), ctx as *mut _, &mut cookie)
+            bindings::rblk_evtchn_bind(
+                dev.as_ptr(),
+                port,
+                Some(event_callback::<T>),
+                ctx as *mut _,
+                &mut cookie,
+            )
         };
         if irq < 0 {
             // SAFETY: binding failed, so nothing else holds the reference.

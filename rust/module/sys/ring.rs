@@ -41,7 +41,11 @@ impl SharedRing {
         if err != 0 || addr.is_null() {
             return Err(Error::from_errno(if err != 0 { err } else { -12 }));
         }
-        Ok(Self { dev, addr: addr as *mut u8, len: grefs.len() * XEN_PAGE_SIZE })
+        Ok(Self {
+            dev,
+            addr: addr as *mut u8,
+            len: grefs.len() * XEN_PAGE_SIZE,
+        })
     }
 
     /// Size of the mapping in bytes.

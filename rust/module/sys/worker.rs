@@ -74,14 +74,23 @@ impl<T: WorkerRun> Worker<T> {
         // SAFETY: the worker is alive (we hold a reference); `ctx` stays valid until the
         // thread is stopped in `drop`.
         let res = to_result(unsafe {
-            bindings::rblk_worker_start(worker.0, Some(run_callback::<T>), ctx as *mut _, domid, devid)
+            bindings::rblk_worker_start(
+                worker.0,
+                Some(run_callback::<T>),
+                ctx as *mut _,
+                domid,
+                devid,
+            )
         });
         if let Err(e) = res {
             // SAFETY: the thread did not start; nothing else holds the reference.
             drop(unsafe { Arc::from_raw(ctx) });
             return Err(e);
         }
-        Ok(Self { worker: worker.clone(), ctx })
+        Ok(Self {
+            worker: worker.clone(),
+            ctx,
+        })
     }
 
     /// Wakes the thread.
@@ -135,7 +144,13 @@ impl WaitQueue {
     pub fn wait_until<F: Fn() -> bool>(&self, done: &F) {
         // SAFETY: the queue lives as long as `self`; `done` outlives the call, which is the
         // only time C uses the pointer.
-        unsafe { bindings::rblk_waitq_wait(self.0, Some(condition_callback::<F>), done as *const F as *mut _) }
+        unsafe {
+            bindings::rblk_waitq_wait(
+                self.0,
+                Some(condition_callback::<F>),
+                done as *const F as *mut _,
+            )
+        }
     }
 }
 

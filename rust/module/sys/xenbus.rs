@@ -3,10 +3,10 @@
 //! xenbus: backend driver registration, the device handle, xenstore access and watches.
 
 use super::bindings;
-use kernel::str::CStr;
 use core::marker::PhantomData;
 use kernel::error::{to_result, Error};
 use kernel::prelude::*;
+use kernel::str::CStr;
 use kernel::sync::Arc;
 
 /// xenbus connection states (`enum xenbus_state`).
@@ -162,7 +162,9 @@ pub fn read<'b>(dir: &CStr, node: &CStr, buf: &'b mut [u8]) -> Result<&'b [u8]> 
     let cap = u32::try_from(buf.len()).map_err(|_| EINVAL)?;
     // SAFETY: `dir` and `node` are NUL-terminated; `buf` is writable for `cap` bytes and
     // the C side writes at most `cap` bytes.
-    let n = unsafe { bindings::rblk_xs_read(dir.as_char_ptr(), node.as_char_ptr(), buf.as_mut_ptr(), cap) };
+    let n = unsafe {
+        bindings::rblk_xs_read(dir.as_char_ptr(), node.as_char_ptr(), buf.as_mut_ptr(), cap)
+    };
     if n < 0 {
         return Err(Error::from_errno(n));
     }
@@ -195,7 +197,12 @@ impl Transaction {
     pub fn write(&self, dir: &CStr, node: &CStr, value: &CStr) -> Result {
         // SAFETY: all three strings are NUL-terminated.
         to_result(unsafe {
-            bindings::rblk_xs_write(self.0, dir.as_char_ptr(), node.as_char_ptr(), value.as_char_ptr())
+            bindings::rblk_xs_write(
+                self.0,
+                dir.as_char_ptr(),
+                node.as_char_ptr(),
+                value.as_char_ptr(),
+            )
         })
     }
 }
@@ -240,7 +247,10 @@ impl<T: XenbusBackend> Registration<T> {
         // SAFETY: `ops` lives in a box owned by the registration, which unregisters the
         // driver before dropping it.
         to_result(unsafe { bindings::rblk_xenbus_register(&*ops) })?;
-        Ok(Self { _ops: ops, _t: PhantomData })
+        Ok(Self {
+            _ops: ops,
+            _t: PhantomData,
+        })
     }
 }
 
@@ -283,12 +293,11 @@ fn with_data<T: XenbusBackend>(dev: XenbusDevice, f: impl FnOnce(&Arc<T::Data>))
     f(&data);
 }
 
-extern "C" fn changed_callback<T: XenbusBackend>(
-    dev: *mut bindings::xenbus_device,
-    state: i32,
-) {
+extern "C" fn changed_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_device, state: i32) {
     let dev = XenbusDevice(dev);
-    with_data::<T>(dev, |data| T::frontend_changed(data, dev, XenbusState::from_raw(state)));
+    with_data::<T>(dev, |data| {
+        T::frontend_changed(data, dev, XenbusState::from_raw(state))
+    });
 }
 
 extern "C" fn remove_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_device) {
@@ -336,7 +345,12 @@ impl<T: WatchHandler> Watch<T> {
         // SAFETY: the device is live; `ctx` stays valid until the watch is unregistered in
         // `drop`, which also waits for a running callback.
         let raw = unsafe {
-            bindings::rblk_watch_node(dev.0, node.as_char_ptr(), Some(watch_callback::<T>), ctx as *mut _)
+            bindings::rblk_watch_node(
+                dev.0,
+                node.as_char_ptr(),
+                Some(watch_callback::<T>),
+                ctx as *mut _,
+            )
         };
         if kernel::error::from_err_ptr(raw).is_err() || raw.is_null() {
             // SAFETY: registration failed, so no callback holds `ctx`; take the reference back.
