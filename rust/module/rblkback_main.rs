@@ -11,6 +11,7 @@
 //! - the backend itself (safe Rust), built on the two.
 
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 // The shared crates name their own siblings through `super::`, so they work both as crate
 // roots on the host and as modules here. Their crate-level attributes (`no_std`, `forbid`)
@@ -38,7 +39,11 @@ module! {
 
 /// The loaded module: the registered `vbd` backend driver.
 struct Rblkback {
+    // Field order is drop order: the driver (and with it every vbd) goes first, then the
+    // per-domain directories, then the `domains` directory itself.
     _driver: sys::xenbus::Registration<backend::VbdBackend>,
+    domains: Arc<backend::domains::Domains>,
+    _domains_dir: sys::domains::DomainsDir<backend::domains::Domains>,
 }
 
 impl kernel::Module for Rblkback {
@@ -60,13 +65,23 @@ impl kernel::Module for Rblkback {
             sys::params::get(Param::Burst),
             sys::params::get(Param::OpSize),
         );
-        let driver = sys::xenbus::Registration::register()?;
-        Ok(Rblkback { _driver: driver })
+        let domains = backend::domains::Domains::new()?;
+        let domains_dir = sys::domains::DomainsDir::add(domains.clone())?;
+        let driver = sys::xenbus::Registration::register(domains.clone())?;
+        Ok(Rblkback {
+            _driver: driver,
+            domains,
+            _domains_dir: domains_dir,
+        })
     }
 }
 
 impl Drop for Rblkback {
     fn drop(&mut self) {
+        // Fields drop after this body, in order: the driver (removing every vbd), the
+        // registry handle, then the `domains` directory. Its per-domain directories must go
+        // first, and no new one may appear.
+        self.domains.close();
         pr_info!("unloaded\n");
     }
 }

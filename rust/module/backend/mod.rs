@@ -5,12 +5,15 @@
 //! - [`vbd`]: one virtual block device: the xenstore handshake and its state machine.
 //! - [`ring`]: one connected shared ring and its worker: the request loop.
 //! - [`stats`]: the statistics the stock backend exposes in sysfs.
+//! - [`domains`]: per-domain budgets (limits) and their sysfs interface.
 
+pub mod domains;
 pub mod ring;
 pub mod stats;
 pub mod vbd;
 
 use crate::sys::xenbus::{XenbusBackend, XenbusDevice, XenbusState};
+use domains::Domains;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use vbd::Vbd;
@@ -19,10 +22,11 @@ use vbd::Vbd;
 pub struct VbdBackend;
 
 impl XenbusBackend for VbdBackend {
+    type Context = Domains;
     type Data = Vbd;
 
-    fn probe(dev: XenbusDevice) -> Result<Arc<Vbd>> {
-        Vbd::probe(dev)
+    fn probe(domains: &Arc<Domains>, dev: XenbusDevice) -> Result<Arc<Vbd>> {
+        Vbd::probe(domains, dev)
     }
 
     fn frontend_changed(data: &Arc<Vbd>, dev: XenbusDevice, state: XenbusState) {

@@ -10,6 +10,7 @@
 //! is one decision per request (`admit_next`), the place where admission control stops
 //! before a request leaves the ring.
 
+use super::domains::Domain;
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::{Abi, MAX_REQUEST_SIZE};
 use crate::blkif::protocol::Status;
@@ -22,9 +23,11 @@ use crate::blkif::validate::{validate, Action, DeviceInfo, Direction, ValidReque
 use crate::sys::block::{self, BioKind, BlockDevice, GrantPages, IoSlot, IoTracker, MAX_SEGMENTS};
 use crate::sys::evtchn::{EventChannel, EventHandler};
 use crate::sys::ring::{full_barrier, read_barrier, write_barrier, SharedRing};
+use crate::sys::time::WakeTimer;
 use crate::sys::worker::{Worker, WorkerRef, WorkerRun};
 use crate::sys::xenbus::XenbusDevice;
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::throttle::{Admission, Cost};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::error::Error;
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -35,6 +38,22 @@ const EOPNOTSUPP_ERRNO: i32 = -95;
 
 /// How many log lines one ring may print about a misbehaving frontend.
 const LOG_BUDGET: u32 = 20;
+
+/// Source of ring ids, unique for the module's lifetime.
+static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Why `consume` stopped taking requests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// No request waits on the ring.
+    Empty,
+    /// Requests wait, but every request slot is busy: a completion will kick the worker.
+    NoFreeSlot,
+    /// The domain's budget is spent: the slice timer will kick the worker.
+    Held,
+    /// The ring is halted after a protocol violation.
+    Halted,
+}
 
 /// Where a connected ring comes from: what the frontend wrote in xenstore.
 pub struct RingParams {
@@ -74,6 +93,10 @@ struct RingState {
 pub struct RingShared {
     domid: u16,
     devid: u32,
+    id: u64,
+    domain: Arc<Domain>,
+    /// Wakes the worker when a held ring may try again.
+    retry_timer: WakeTimer,
     stats: Arc<VbdStats>,
     worker: WorkerRef,
     tracker: Arc<IoTracker>,
@@ -97,6 +120,7 @@ impl RingConnection {
         device: DeviceInfo,
         bdev: Arc<BlockDevice>,
         stats: Arc<VbdStats>,
+        domain: Arc<Domain>,
         devid: u32,
     ) -> Result<Self> {
         let domid = dev.otherend_id();
@@ -136,10 +160,16 @@ impl RingConnection {
             log_budget: LOG_BUDGET,
         };
         let worker_for_kicks = worker.clone();
+        let retry_timer = WakeTimer::new(&worker)?;
+        let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
+        domain.attach_ring(id, worker.clone())?;
         let shared = Arc::pin_init(
             pin_init!(RingShared {
                 domid,
                 devid,
+                id,
+                domain: domain.clone(),
+                retry_timer,
                 stats,
                 worker: worker_for_kicks,
                 tracker,
@@ -164,6 +194,7 @@ impl Drop for RingConnection {
         // Order matters: no worker run, then no events, then no I/O in flight, then the
         // grants and the ring itself can go.
         drop(self.worker.take());
+        self.shared.domain.detach_ring(self.shared.id);
         let evtchn = self.shared.state.lock().evtchn.take();
         drop(evtchn);
         self.shared.tracker.wait_idle();
@@ -192,19 +223,26 @@ impl WorkerRun for RingShared {
         let mut found_work = false;
         loop {
             let reaped = st.reap();
-            let (consumed, out_of_slots) = st.consume(self);
+            let (consumed, stop) = st.consume(self);
             st.publish();
             if reaped + consumed > 0 {
                 found_work = true;
-                continue;
             }
-            if out_of_slots {
-                // Requests wait but every slot is busy: a completion will kick us.
-                stats::add(&self.stats.oo_req, 1);
-                break;
-            }
-            if st.halted || st.idle_after_final_check() {
-                break;
+            match stop {
+                Stop::NoFreeSlot => {
+                    stats::add(&self.stats.oo_req, 1);
+                    // A completion will kick us; look again only if one already came.
+                    if reaped == 0 {
+                        break;
+                    }
+                }
+                // The retry timer is armed; held requests stay on the ring.
+                Stop::Held | Stop::Halted => break,
+                Stop::Empty => {
+                    if reaped + consumed == 0 && st.idle_after_final_check() {
+                        break;
+                    }
+                }
             }
         }
         if had_event {
@@ -212,6 +250,19 @@ impl WorkerRun for RingShared {
                 evtchn.eoi(!found_work);
             }
         }
+    }
+}
+
+/// What a request costs against its domain's budget: its data for reads and writes;
+/// flushes and discards count as one operation without bytes (a discard moves no data,
+/// and charging its range would stall the domain for a trim).
+fn request_cost(valid: &ValidRequest<'static>) -> Cost {
+    match valid.action() {
+        Action::Io(io) => match io.direction() {
+            Direction::Read => Cost::read(io.total_bytes()),
+            Direction::Write => Cost::write(io.total_bytes()),
+        },
+        Action::Flush(_) | Action::Discard(_) => Cost::no_data(),
     }
 }
 
@@ -309,43 +360,54 @@ impl RingState {
         matches!(self.back.unconsumed_requests(self.read_req_prod()), Ok(0))
     }
 
-    /// Takes requests off the ring while slots are free. Returns how many were taken and
-    /// whether it stopped for lack of a slot while requests were waiting.
-    fn consume(&mut self, shared: &RingShared) -> (u32, bool) {
+    /// Takes requests off the ring while slots are free and the domain's budget admits
+    /// them. Each request is copied and checked before it is taken, so a request that is
+    /// not admitted stays on the ring (and the frontend eventually sees the ring full).
+    fn consume(&mut self, shared: &RingShared) -> (u32, Stop) {
         let mut taken = 0;
-        while !self.halted {
+        loop {
+            if self.halted {
+                return (taken, Stop::Halted);
+            }
             let req_prod = self.read_req_prod();
             match self.back.unconsumed_requests(req_prod) {
-                Ok(0) => return (taken, false),
+                Ok(0) => return (taken, Stop::Empty),
                 Ok(_) => {}
                 Err(e) => {
                     self.halted = true;
                     self.log_frontend_fault(shared, format_args!("ring halted: {}", e));
-                    return (taken, false);
+                    return (taken, Stop::Halted);
                 }
             }
             let Some(slot_index) = self.slots.iter().position(|s| s.request.is_none()) else {
-                return (taken, true);
+                return (taken, Stop::NoFreeSlot);
             };
-            if !self.admit_next() {
-                return (taken, false);
-            }
-            let Ok(Some(entry)) = self.back.consume_request(req_prod) else {
-                return (taken, false);
-            };
+            // Private copy of the next entry, taken before deciding anything about it.
+            let offset = self.back.geometry().entry_offset(self.back.req_cons());
             let mut copy = [0u8; MAX_REQUEST_SIZE];
-            let size = self.abi.request_size();
             if self
                 .shared
-                .copy_out(entry.offset, &mut copy[..size])
+                .copy_out(offset, &mut copy[..self.abi.request_size()])
                 .is_err()
             {
                 self.halted = true;
-                return (taken, false);
+                return (taken, Stop::Halted);
+            }
+            let request = parse_request(self.abi, &copy);
+            let verdict = validate(&request, &self.device);
+            let cost = match &verdict {
+                Ok(Validation::Ready(valid)) => request_cost(valid),
+                _ => Cost::no_data(),
+            };
+            if let Admission::Hold { retry_at_us } = shared.domain.admit(shared.id, cost) {
+                shared.retry_timer.arm_at(retry_at_us);
+                return (taken, Stop::Held);
+            }
+            if !matches!(self.back.consume_request(req_prod), Ok(Some(_))) {
+                return (taken, Stop::Empty);
             }
             taken += 1;
-            let request = parse_request(self.abi, &copy);
-            match validate(&request, &self.device) {
+            match verdict {
                 Ok(Validation::Ready(valid)) => self.start(shared, slot_index, valid),
                 Ok(Validation::NeedsSegmentTable(pending)) => {
                     // Indirect descriptors are not advertised yet.
@@ -363,13 +425,6 @@ impl RingState {
                 }
             }
         }
-        (taken, false)
-    }
-
-    /// Admission control: whether the next request may leave the ring now. Always true
-    /// until per-domain limits are enforced here.
-    fn admit_next(&mut self) -> bool {
-        true
     }
 
     /// Starts the I/O of a validated request in a free slot, or answers it with an error.

@@ -8,6 +8,7 @@
 //! the worker, publish the device's size and features in one transaction, go Connected.
 //! Closing/Closed from the frontend: disconnect (drain I/O, unmap), follow its state.
 
+use super::domains::{Domain, Domains};
 use super::ring::{RingConnection, RingParams};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::Abi;
@@ -54,6 +55,7 @@ pub struct Vbd {
     domid: u16,
     devid: u32,
     stats: Arc<VbdStats>,
+    domain: Arc<Domain>,
     _module: ModuleRef,
     #[pin]
     state: Mutex<VbdState>,
@@ -75,8 +77,9 @@ fn read_key<'b>(dir: &CStr, key: &str, buf: &'b mut [u8]) -> Result<Option<&'b [
 
 impl Vbd {
     /// A new device: watch for the hotplug script and wait for the frontend.
-    pub fn probe(dev: XenbusDevice) -> Result<Arc<Self>> {
+    pub fn probe(domains: &Domains, dev: XenbusDevice) -> Result<Arc<Self>> {
         let devid = devid_from_frontend_path(dev.otherend().as_bytes()).ok_or(EINVAL)?;
+        let domain = domains.get_or_create(dev.otherend_id())?;
         let stats = Arc::new(VbdStats::default(), GFP_KERNEL)?;
         let vbd = Arc::pin_init(
             pin_init!(Vbd {
@@ -84,6 +87,7 @@ impl Vbd {
                 domid: dev.otherend_id(),
                 devid,
                 stats,
+                domain,
                 _module: ModuleRef::get(),
                 state <- new_mutex!(VbdState::default(), "rblkback::Vbd::state"),
             }),
@@ -307,6 +311,7 @@ impl Vbd {
             backing.info,
             backing.bdev.clone(),
             self.stats.clone(),
+            self.domain.clone(),
             self.devid,
         ) {
             Ok(r) => r,

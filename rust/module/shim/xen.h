@@ -20,11 +20,13 @@ struct bio;
 
 /* --- xenbus driver registration --- */
 struct rblk_xenbus_ops {
-	int (*probe)(struct xenbus_device *dev);
+	int (*probe)(void *ctx, struct xenbus_device *dev);
 	void (*remove)(struct xenbus_device *dev);
 	void (*frontend_changed)(struct xenbus_device *dev, int frontend_state);
 	/* sysfs: a statistic (enum rblk_stat) of the device's driver data */
 	u64 (*stat)(void *drvdata, unsigned int stat);
+	/* passed to probe */
+	void *ctx;
 };
 int rblk_xenbus_register(const struct rblk_xenbus_ops *ops);
 void rblk_xenbus_unregister(void);
@@ -151,5 +153,51 @@ void rblk_bio_discard_unsubmitted(struct bio *bio);
 /* --- module reference: held per backend device, so rmmod refuses while guests are attached */
 void rblk_module_get(void);
 void rblk_module_put(void);
+
+/*
+ * --- slice timers: a one-shot hrtimer that kicks a worker at an absolute monotonic time ---
+ * The timer holds a reference on the worker; rblk_timer_free cancels (waiting for a running
+ * callback) and drops it.
+ */
+struct rblk_timer;
+struct rblk_timer *rblk_timer_new(struct rblk_worker *worker);
+void rblk_timer_arm_at_us(struct rblk_timer *timer, u64 monotonic_us);
+void rblk_timer_free(struct rblk_timer *timer);
+u64 rblk_monotonic_us(void);
+
+/*
+ * --- /sys/module/rblkback/domains: per-domain limits and statistics ---
+ * Files of a domain directory, in this order: the six limits (read-write), then counters.
+ */
+enum rblk_domain_attr {
+	RBLK_DOM_IOPS_LIMIT = 0,
+	RBLK_DOM_BPS_LIMIT = 1,
+	RBLK_DOM_READ_IOPS_LIMIT = 2,
+	RBLK_DOM_WRITE_IOPS_LIMIT = 3,
+	RBLK_DOM_READ_BPS_LIMIT = 4,
+	RBLK_DOM_WRITE_BPS_LIMIT = 5,
+	RBLK_DOM_ADMITTED_OPS = 6,
+	RBLK_DOM_ADMITTED_BYTES = 7,
+	RBLK_DOM_THROTTLED_SLICES = 8,
+	RBLK_DOM_THROTTLED_US = 9,
+	RBLK_DOM_ADMITTED_REQUESTS = 10,
+	RBLK_DOM_HOLDS = 11,
+	RBLK_DOM_ATTR_COUNT = 12,
+};
+struct rblk_domains_ops {
+	/* a line written to domains/limits; 0 or -errno */
+	int (*limits_write)(void *ctx, const char *buf, size_t len);
+	/* a domain file's value */
+	u64 (*attr_show)(void *domain, unsigned int attr);
+	/* a write to a domain's limit file; 0 or -errno */
+	int (*attr_store)(void *domain, unsigned int attr, const char *buf, size_t len);
+};
+int rblk_domains_dir_add(const struct rblk_domains_ops *ops, void *ctx);
+void rblk_domains_dir_del(void);
+struct rblk_domain_dir;
+/* domains/<domid>/; ERR_PTR on failure */
+struct rblk_domain_dir *rblk_domain_dir_add(u16 domid, void *domain);
+/* Removes it; waits for running show/store calls. */
+void rblk_domain_dir_del(struct rblk_domain_dir *dir);
 
 #endif /* RBLKBACK_XEN_H */

@@ -12,6 +12,7 @@
 
 pub mod bindings;
 pub mod block;
+pub mod domains;
 pub mod evtchn;
 pub mod params;
 pub mod ring;

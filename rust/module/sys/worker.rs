@@ -27,6 +27,10 @@ impl WorkerRef {
         Ok(Self(raw))
     }
 
+    pub(crate) fn as_raw(&self) -> *mut bindings::rblk_worker {
+        self.0
+    }
+
     /// Wakes the worker; it runs its ring once more. Callable in any context.
     pub fn kick(&self) {
         // SAFETY: we hold a reference, so the structure is alive.

@@ -209,10 +209,12 @@ impl Transaction {
 
 /// The backend side of a xenbus driver: what rblkback does for each `vbd` device.
 pub trait XenbusBackend {
+    /// Driver-wide state handed to `probe`.
+    type Context: Send + Sync;
     /// Per-device state, stored as the device's driver data.
     type Data: Send + Sync;
     /// A device appeared.
-    fn probe(dev: XenbusDevice) -> Result<Arc<Self::Data>>;
+    fn probe(ctx: &Arc<Self::Context>, dev: XenbusDevice) -> Result<Arc<Self::Data>>;
     /// The frontend changed state.
     fn frontend_changed(data: &Arc<Self::Data>, dev: XenbusDevice, state: XenbusState);
     /// The device goes away; release everything.
@@ -224,6 +226,7 @@ pub trait XenbusBackend {
 /// A registered backend driver; unregisters on drop.
 pub struct Registration<T: XenbusBackend> {
     _ops: KBox<bindings::rblk_xenbus_ops>,
+    ctx: *const T::Context,
     _t: PhantomData<T>,
 }
 
@@ -233,24 +236,37 @@ unsafe impl<T: XenbusBackend> Send for Registration<T> {}
 unsafe impl<T: XenbusBackend> Sync for Registration<T> {}
 
 impl<T: XenbusBackend> Registration<T> {
-    /// Registers the `vbd` backend driver.
-    pub fn register() -> Result<Self> {
+    /// Registers the `vbd` backend driver; `probe` gets `ctx`.
+    pub fn register(ctx: Arc<T::Context>) -> Result<Self> {
+        let ctx = Arc::into_raw(ctx);
         let ops = KBox::new(
             bindings::rblk_xenbus_ops {
                 probe: Some(probe_callback::<T>),
                 remove: Some(remove_callback::<T>),
                 frontend_changed: Some(changed_callback::<T>),
                 stat: Some(stat_callback::<T>),
+                ctx: ctx as *mut _,
             },
             GFP_KERNEL,
-        )?;
-        // SAFETY: `ops` lives in a box owned by the registration, which unregisters the
-        // driver before dropping it.
-        to_result(unsafe { bindings::rblk_xenbus_register(&*ops) })?;
-        Ok(Self {
-            _ops: ops,
-            _t: PhantomData,
-        })
+        );
+        let registered = ops.map_err(Error::from).and_then(|ops| {
+            // SAFETY: `ops` lives in a box owned by the registration, which unregisters the
+            // driver before dropping it.
+            to_result(unsafe { bindings::rblk_xenbus_register(&*ops) })?;
+            Ok(ops)
+        });
+        match registered {
+            Ok(ops) => Ok(Self {
+                _ops: ops,
+                ctx,
+                _t: PhantomData,
+            }),
+            Err(e) => {
+                // SAFETY: not registered, so no callback holds `ctx`.
+                drop(unsafe { Arc::from_raw(ctx) });
+                Err(e)
+            }
+        }
     }
 }
 
@@ -258,13 +274,21 @@ impl<T: XenbusBackend> Drop for Registration<T> {
     fn drop(&mut self) {
         // SAFETY: registered in `register`; unregistering removes every device (calling
         // `remove`) before it returns, so no callback uses `ops` afterwards.
-        unsafe { bindings::rblk_xenbus_unregister() }
+        unsafe { bindings::rblk_xenbus_unregister() };
+        // SAFETY: no callback uses `ctx` any more; release the reference from `register`.
+        drop(unsafe { Arc::from_raw(self.ctx) });
     }
 }
 
-extern "C" fn probe_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_device) -> i32 {
+extern "C" fn probe_callback<T: XenbusBackend>(
+    ctx: *mut core::ffi::c_void,
+    dev: *mut bindings::xenbus_device,
+) -> i32 {
     let dev = XenbusDevice(dev);
-    match T::probe(dev) {
+    // SAFETY: `ctx` is the context registered in `Registration::register`, alive while the
+    // driver is registered; the borrowed Arc is not dropped.
+    let ctx = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ctx as *const T::Context) });
+    match T::probe(&ctx, dev) {
         Ok(data) => {
             // SAFETY: xenbus calls probe with a live device; the Arc's reference is owned by
             // the driver data until `remove_callback` takes it back.

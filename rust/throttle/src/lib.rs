@@ -14,6 +14,7 @@
 
 mod bucket;
 mod budget;
+pub mod control;
 mod cost;
 mod limits;
 pub mod params;

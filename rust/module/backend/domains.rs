@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Per-domain I/O limits: the registry of domains, each with one budget shared by all of
+//! its vbds and rings, and the sysfs interface under `/sys/module/rblkback/domains/`.
+//!
+//! A ring asks its domain before it takes each request off the ring ([`Domain::admit`]).
+//! When the budget is spent the ring is marked held and arms its own timer for the time
+//! the budget says to retry; the timer kicks the ring's worker, which asks again. A limit
+//! change kicks every held ring of the domain, so it takes effect at the next slice
+//! boundary (or at once when the domain becomes unlimited). The accounting itself is the
+//! shared `throttle` crate.
+
+use crate::sys::domains::{DomainDir, DomainFiles, DomainsHandler};
+use crate::sys::params;
+use crate::sys::time::monotonic_us;
+use crate::sys::worker::WorkerRef;
+use crate::throttle::control::{
+    meter_key, parse_limit_value, parse_limits_line, LimitsCommand, Overrides,
+};
+use crate::throttle::params::Param;
+use crate::throttle::{Admission, Cost, DomainBudget, Limits, Meter, SliceConfig};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+/// The limits and slice configuration a domain gets from the module parameters.
+fn defaults() -> (Limits, SliceConfig) {
+    let mut limits = Limits::UNLIMITED;
+    limits.iops = params::get(Param::DefaultIops);
+    limits.bps = params::get(Param::DefaultBps);
+    let config = SliceConfig {
+        timeslice_us: params::get(Param::TimesliceUs),
+        burst: params::get(Param::Burst),
+        op_size: params::get(Param::OpSize),
+    };
+    (limits.clamped(), config.clamped())
+}
+
+/// A ring of this domain, as far as throttling is concerned.
+struct RingEntry {
+    id: u64,
+    worker: WorkerRef,
+    held: bool,
+}
+
+struct DomainState {
+    budget: DomainBudget,
+    overrides: Overrides,
+    /// Attached rings; a detached ring leaves a `None` for the next one to reuse.
+    rings: KVec<Option<RingEntry>>,
+}
+
+/// One guest domain's budget, shared by all its vbds and rings.
+#[pin_data]
+pub struct Domain {
+    domid: u16,
+    #[pin]
+    state: Mutex<DomainState>,
+}
+
+impl Domain {
+    fn new(domid: u16) -> Result<Arc<Self>> {
+        let (limits, config) = defaults();
+        let state = DomainState {
+            budget: DomainBudget::new(limits, config, monotonic_us()),
+            overrides: Overrides::default(),
+            rings: KVec::new(),
+        };
+        Arc::pin_init(
+            pin_init!(Domain { domid, state <- new_mutex!(state, "rblkback::Domain::state") }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The domain id.
+    pub fn domid(&self) -> u16 {
+        self.domid
+    }
+
+    /// Registers a ring; its worker is kicked when a limit change may release it.
+    pub fn attach_ring(&self, id: u64, worker: WorkerRef) -> Result {
+        let mut st = self.state.lock();
+        let entry = RingEntry {
+            id,
+            worker,
+            held: false,
+        };
+        match st.rings.iter_mut().find(|r| r.is_none()) {
+            Some(free) => *free = Some(entry),
+            None => st.rings.push(Some(entry), GFP_KERNEL)?,
+        }
+        Ok(())
+    }
+
+    /// Forgets a ring (it disconnects).
+    pub fn detach_ring(&self, id: u64) {
+        let mut st = self.state.lock();
+        for slot in st.rings.iter_mut() {
+            if slot.as_ref().is_some_and(|r| r.id == id) {
+                *slot = None;
+            }
+        }
+        if !st.rings.iter().flatten().any(|r| r.held) {
+            st.budget.clear_held(monotonic_us());
+        }
+    }
+
+    /// Asks whether ring `id` may take a request of `cost` off its ring now.
+    pub fn admit(&self, id: u64, cost: Cost) -> Admission {
+        let now = monotonic_us();
+        let mut st = self.state.lock();
+        let admission = st.budget.try_admit(now, cost);
+        let held = matches!(admission, Admission::Hold { .. });
+        if let Some(ring) = st.rings.iter_mut().flatten().find(|r| r.id == id) {
+            ring.held = held;
+        }
+        admission
+    }
+
+    /// Applies new overrides: the limits change at the next slice boundary (at once if the
+    /// domain becomes unlimited), and every held ring is kicked to re-evaluate.
+    fn apply(&self, change: impl FnOnce(&mut Overrides)) {
+        let now = monotonic_us();
+        let mut st = self.state.lock();
+        change(&mut st.overrides);
+        let limits = st.overrides.apply_to(defaults().0);
+        let _ = st.budget.set_limits(limits, now);
+        for ring in st.rings.iter().flatten().filter(|r| r.held) {
+            ring.worker.kick();
+        }
+    }
+
+    fn effective_limit(&self, meter: Meter) -> u64 {
+        let st = self.state.lock();
+        st.budget
+            .pending_limits()
+            .unwrap_or_else(|| st.budget.limits())
+            .get(meter)
+    }
+}
+
+/// The meter of a limit file (`enum rblk_domain_attr` 0..=5).
+fn limit_meter(attr: u32) -> Option<Meter> {
+    Meter::ALL.get(attr as usize).copied()
+}
+
+impl DomainFiles for Domain {
+    fn show(&self, attr: u32) -> u64 {
+        if let Some(meter) = limit_meter(attr) {
+            return self.effective_limit(meter);
+        }
+        let stats = self.state.lock().budget.stats(monotonic_us());
+        match attr {
+            6 => stats.admitted_ops,
+            7 => stats.admitted_bytes,
+            8 => stats.throttled_slices,
+            9 => stats.throttled_us,
+            10 => stats.admitted_requests,
+            11 => stats.holds,
+            _ => 0,
+        }
+    }
+
+    fn store(&self, attr: u32, input: &[u8]) -> Result {
+        let meter = limit_meter(attr).ok_or(EINVAL)?;
+        let value = parse_limit_value(meter, input).map_err(|_| EINVAL)?;
+        self.apply(|o| o.set(meter, Some(value)));
+        pr_info!(
+            "domain {}: {}_limit={}\n",
+            self.domid,
+            meter_key(meter),
+            value
+        );
+        Ok(())
+    }
+}
+
+struct DomainEntry {
+    domain: Arc<Domain>,
+    _dir: Option<DomainDir<Domain>>,
+}
+
+#[derive(Default)]
+struct Registry {
+    entries: KVec<DomainEntry>,
+    /// Set at unload: no new sysfs directories.
+    closed: bool,
+}
+
+/// Every domain rblkback knows: connected ones and those given limits in advance.
+#[pin_data]
+pub struct Domains {
+    #[pin]
+    registry: Mutex<Registry>,
+}
+
+impl Domains {
+    /// An empty registry.
+    pub fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Domains {
+                registry <- new_mutex!(Registry::default(), "rblkback::Domains::registry")
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The domain `domid`, created (with its sysfs directory) if new.
+    pub fn get_or_create(&self, domid: u16) -> Result<Arc<Domain>> {
+        let mut registry = self.registry.lock();
+        if let Some(e) = registry.entries.iter().find(|e| e.domain.domid == domid) {
+            return Ok(e.domain.clone());
+        }
+        if registry.closed {
+            return Err(ENODEV);
+        }
+        let domain = Domain::new(domid)?;
+        let dir = match DomainDir::add(domid, domain.clone()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                pr_warn!("domain {}: no sysfs directory: {:?}\n", domid, e);
+                None
+            }
+        };
+        registry.entries.push(
+            DomainEntry {
+                domain: domain.clone(),
+                _dir: dir,
+            },
+            GFP_KERNEL,
+        )?;
+        Ok(domain)
+    }
+
+    /// Removes every domain directory and refuses new ones (module unload, before the
+    /// `domains` directory goes). Domains stay alive while vbds use them.
+    pub fn close(&self) {
+        let entries = {
+            let mut registry = self.registry.lock();
+            registry.closed = true;
+            core::mem::take(&mut registry.entries)
+        };
+        // Outside the lock: removing a directory waits for its running show/store calls.
+        drop(entries);
+    }
+}
+
+impl DomainsHandler for Domains {
+    type Domain = Domain;
+
+    fn limits_write(&self, input: &[u8]) -> Result {
+        match parse_limits_line(input).map_err(|_| EINVAL)? {
+            LimitsCommand::Set { domid, overrides } => {
+                let domain = self.get_or_create(domid)?;
+                domain.apply(|o| o.merge(&overrides));
+                pr_info!("domain {}: limits set\n", domid);
+            }
+            LimitsCommand::Clear { domid } => {
+                let domain = self.get_or_create(domid)?;
+                domain.apply(|o| *o = Overrides::default());
+                pr_info!("domain {}: limits cleared\n", domid);
+            }
+        }
+        Ok(())
+    }
+}

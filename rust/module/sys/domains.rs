@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/sys/module/rblkback/domains/`: the `limits` control file and one directory per domain.
+
+use super::bindings;
+use core::marker::PhantomData;
+use kernel::error::{from_err_ptr, to_result};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// What the `domains` directory calls.
+pub trait DomainsHandler: Send + Sync {
+    /// The domain type whose directories are shown.
+    type Domain: DomainFiles;
+    /// A write to `domains/limits`.
+    fn limits_write(&self, input: &[u8]) -> Result;
+}
+
+/// What a domain directory calls.
+pub trait DomainFiles: Send + Sync {
+    /// The value of file `attr` (`enum rblk_domain_attr`).
+    fn show(&self, attr: u32) -> u64;
+    /// A write to file `attr`.
+    fn store(&self, attr: u32, input: &[u8]) -> Result;
+}
+
+/// The registered `domains` directory; removed on drop.
+pub struct DomainsDir<T: DomainsHandler> {
+    _ops: KBox<bindings::rblk_domains_ops>,
+    ctx: *const T,
+}
+
+// SAFETY: only used to unregister, which may happen on any thread.
+unsafe impl<T: DomainsHandler> Send for DomainsDir<T> {}
+// SAFETY: `&DomainsDir` exposes nothing.
+unsafe impl<T: DomainsHandler> Sync for DomainsDir<T> {}
+
+impl<T: DomainsHandler> DomainsDir<T> {
+    /// Creates the directory and its `limits` file, calling `handler`.
+    pub fn add(handler: Arc<T>) -> Result<Self> {
+        let ops = KBox::new(
+            bindings::rblk_domains_ops {
+                limits_write: Some(limits_write_callback::<T>),
+                attr_show: Some(attr_show_callback::<T::Domain>),
+                attr_store: Some(attr_store_callback::<T::Domain>),
+            },
+            GFP_KERNEL,
+        )?;
+        let ctx = Arc::into_raw(handler);
+        // SAFETY: `ops` and `ctx` stay valid until `drop` removes the directory.
+        if let Err(e) = to_result(unsafe { bindings::rblk_domains_dir_add(&*ops, ctx as *mut _) }) {
+            // SAFETY: registration failed, so no callback holds `ctx`.
+            drop(unsafe { Arc::from_raw(ctx) });
+            return Err(e);
+        }
+        Ok(Self { _ops: ops, ctx })
+    }
+}
+
+impl<T: DomainsHandler> Drop for DomainsDir<T> {
+    fn drop(&mut self) {
+        // SAFETY: added in `add`; removal waits for running callbacks. Domain directories
+        // are removed before this (they hold no reference to the handler).
+        unsafe { bindings::rblk_domains_dir_del() };
+        // SAFETY: no callback uses `ctx` any more.
+        drop(unsafe { Arc::from_raw(self.ctx) });
+    }
+}
+
+/// Borrows the input of a sysfs write.
+///
+/// # Safety
+///
+/// `buf` must be readable for `len` bytes for the returned lifetime.
+unsafe fn input<'a>(buf: *const u8, len: usize) -> &'a [u8] {
+    if buf.is_null() {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { core::slice::from_raw_parts(buf, len) }
+}
+
+extern "C" fn limits_write_callback<T: DomainsHandler>(
+    ctx: *mut core::ffi::c_void,
+    buf: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: `ctx` is the handler registered in `DomainsDir::add`, alive until removal.
+    let handler = unsafe { &*(ctx as *const T) };
+    // SAFETY: sysfs passes a buffer of `len` bytes valid during the call.
+    let data = unsafe { input(buf, len) };
+    match handler.limits_write(data) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+extern "C" fn attr_show_callback<D: DomainFiles>(domain: *mut core::ffi::c_void, attr: u32) -> u64 {
+    // SAFETY: `domain` is the Arc registered by `DomainDir::add`, alive until its removal,
+    // which waits for this call.
+    let domain = unsafe { &*(domain as *const D) };
+    domain.show(attr)
+}
+
+extern "C" fn attr_store_callback<D: DomainFiles>(
+    domain: *mut core::ffi::c_void,
+    attr: u32,
+    buf: *const u8,
+    len: usize,
+) -> i32 {
+    // SAFETY: as in `attr_show_callback`.
+    let domain = unsafe { &*(domain as *const D) };
+    // SAFETY: sysfs passes a buffer of `len` bytes valid during the call.
+    let data = unsafe { input(buf, len) };
+    match domain.store(attr, data) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// A domain's directory `domains/<domid>/`; removed on drop.
+pub struct DomainDir<D: DomainFiles> {
+    raw: *mut bindings::rblk_domain_dir,
+    ctx: *const D,
+    _d: PhantomData<D>,
+}
+
+// SAFETY: only used to remove the directory, from any thread.
+unsafe impl<D: DomainFiles> Send for DomainDir<D> {}
+// SAFETY: `&DomainDir` exposes nothing.
+unsafe impl<D: DomainFiles> Sync for DomainDir<D> {}
+
+impl<D: DomainFiles> DomainDir<D> {
+    /// Creates `domains/<domid>/` showing `domain`. The `domains` directory must exist.
+    pub fn add(domid: u16, domain: Arc<D>) -> Result<Self> {
+        let ctx = Arc::into_raw(domain);
+        // SAFETY: `ctx` stays valid until `drop` removes the directory.
+        let raw = unsafe { bindings::rblk_domain_dir_add(domid, ctx as *mut _) };
+        match from_err_ptr(raw) {
+            Ok(raw) if !raw.is_null() => Ok(Self {
+                raw,
+                ctx,
+                _d: PhantomData,
+            }),
+            other => {
+                // SAFETY: no directory, so no callback holds `ctx`.
+                drop(unsafe { Arc::from_raw(ctx) });
+                Err(other.err().unwrap_or(ENOMEM))
+            }
+        }
+    }
+}
+
+impl<D: DomainFiles> Drop for DomainDir<D> {
+    fn drop(&mut self) {
+        // SAFETY: added in `add`; removal waits for running show/store calls.
+        unsafe { bindings::rblk_domain_dir_del(self.raw) };
+        // SAFETY: no callback uses `ctx` any more.
+        drop(unsafe { Arc::from_raw(self.ctx) });
+    }
+}

@@ -1,0 +1,322 @@
+//! The per-domain limit interface as text: parsing what an operator writes to
+//! `/sys/module/rblkback/domains/limits` and to a domain's `*_limit` files.
+//!
+//! Everything written there is untrusted text. A line is accepted whole or refused whole
+//! (the kernel answers `-EINVAL` and changes nothing).
+
+use super::limits::{Limits, Meter};
+
+/// The first domain id Xen reserves (`DOMID_FIRST_RESERVED`); valid guests are below.
+pub const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
+
+/// Why a control write was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlError {
+    /// Empty input.
+    Empty,
+    /// Not an unsigned decimal number (includes signs and overflow of `u64`).
+    NotANumber,
+    /// A limit above the meter's maximum.
+    TooLarge,
+    /// A key that names no limit.
+    UnknownKey,
+    /// The same key twice in one line.
+    DuplicateKey,
+    /// A domain id outside `0..DOMID_FIRST_RESERVED`.
+    BadDomain,
+    /// A `key=value` pair without `=`, or nothing after the domain id.
+    Malformed,
+}
+
+/// Per-meter overrides of the module-wide defaults; `None` follows the default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    values: [Option<u64>; 6],
+}
+
+fn meter_index(meter: Meter) -> usize {
+    match meter {
+        Meter::Ops => 0,
+        Meter::Bytes => 1,
+        Meter::ReadOps => 2,
+        Meter::WriteOps => 3,
+        Meter::ReadBytes => 4,
+        Meter::WriteBytes => 5,
+    }
+}
+
+impl Overrides {
+    /// The override of `meter`, if any.
+    pub fn get(&self, meter: Meter) -> Option<u64> {
+        self.values.get(meter_index(meter)).copied().flatten()
+    }
+
+    /// Sets (or with `None`, removes) the override of `meter`.
+    pub fn set(&mut self, meter: Meter, value: Option<u64>) {
+        if let Some(slot) = self.values.get_mut(meter_index(meter)) {
+            *slot = value;
+        }
+    }
+
+    /// Whether no meter is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.values.iter().all(Option::is_none)
+    }
+
+    /// The limits in force: each override, else the default's field.
+    pub fn apply_to(&self, defaults: Limits) -> Limits {
+        let mut limits = defaults;
+        for meter in Meter::ALL {
+            if let Some(v) = self.get(meter) {
+                limits.set(meter, v);
+            }
+        }
+        limits
+    }
+
+    /// Sets every override present in `other`.
+    pub fn merge(&mut self, other: &Overrides) {
+        for meter in Meter::ALL {
+            if let Some(v) = other.get(meter) {
+                self.set(meter, Some(v));
+            }
+        }
+    }
+}
+
+/// The key naming `meter` in the control file, and the file name stem (`<key>_limit`).
+pub const fn meter_key(meter: Meter) -> &'static str {
+    match meter {
+        Meter::Ops => "iops",
+        Meter::Bytes => "bps",
+        Meter::ReadOps => "read_iops",
+        Meter::WriteOps => "write_iops",
+        Meter::ReadBytes => "read_bps",
+        Meter::WriteBytes => "write_bps",
+    }
+}
+
+/// The meter a key names.
+pub fn meter_from_key(key: &[u8]) -> Option<Meter> {
+    Meter::ALL
+        .into_iter()
+        .find(|m| meter_key(*m).as_bytes() == key)
+}
+
+/// Strips one trailing newline (what `echo` appends).
+fn trim_newline(input: &[u8]) -> &[u8] {
+    input.strip_suffix(b"\n").unwrap_or(input)
+}
+
+/// Parses an unsigned decimal `u64`.
+pub fn parse_u64(text: &[u8]) -> Result<u64, ControlError> {
+    if text.is_empty() || text.len() > 20 {
+        return Err(ControlError::NotANumber);
+    }
+    let mut n: u64 = 0;
+    for &c in text {
+        if !c.is_ascii_digit() {
+            return Err(ControlError::NotANumber);
+        }
+        n = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(c - b'0')))
+            .ok_or(ControlError::NotANumber)?;
+    }
+    Ok(n)
+}
+
+/// Parses a value written to one `<key>_limit` file: a limit, 0 for unlimited.
+pub fn parse_limit_value(meter: Meter, input: &[u8]) -> Result<u64, ControlError> {
+    let text = trim_newline(input);
+    if text.is_empty() {
+        return Err(ControlError::Empty);
+    }
+    let value = parse_u64(text)?;
+    if value > meter.max_limit() {
+        return Err(ControlError::TooLarge);
+    }
+    Ok(value)
+}
+
+/// A parsed line of the `limits` control file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitsCommand {
+    /// `<domid> key=value…`: set these overrides (creating the domain's entry).
+    Set {
+        /// The domain.
+        domid: u16,
+        /// The overrides to set.
+        overrides: Overrides,
+    },
+    /// `<domid> clear`: drop every override of the domain (back to the defaults).
+    Clear {
+        /// The domain.
+        domid: u16,
+    },
+}
+
+/// Parses one line of the `limits` file: `<domid> iops=500 bps=1048576` or `<domid> clear`.
+/// Fields are separated by single or repeated spaces or tabs.
+pub fn parse_limits_line(input: &[u8]) -> Result<LimitsCommand, ControlError> {
+    let text = trim_newline(input);
+    let mut fields = text
+        .split(|c| *c == b' ' || *c == b'\t')
+        .filter(|f| !f.is_empty());
+    let domid_text = fields.next().ok_or(ControlError::Empty)?;
+    let domid = parse_u64(domid_text)?;
+    if domid >= u64::from(DOMID_FIRST_RESERVED) {
+        return Err(ControlError::BadDomain);
+    }
+    let domid = domid as u16;
+    let mut overrides = Overrides::default();
+    let mut any = false;
+    let mut clear = false;
+    for field in fields {
+        if field == b"clear" {
+            clear = true;
+            continue;
+        }
+        let eq = field
+            .iter()
+            .position(|c| *c == b'=')
+            .ok_or(ControlError::Malformed)?;
+        let (key, value) = (
+            field.get(..eq).unwrap_or_default(),
+            field.get(eq + 1..).unwrap_or_default(),
+        );
+        let meter = meter_from_key(key).ok_or(ControlError::UnknownKey)?;
+        if overrides.get(meter).is_some() {
+            return Err(ControlError::DuplicateKey);
+        }
+        overrides.set(meter, Some(parse_limit_value(meter, value)?));
+        any = true;
+    }
+    match (clear, any) {
+        (true, false) => Ok(LimitsCommand::Clear { domid }),
+        (false, true) => Ok(LimitsCommand::Set { domid, overrides }),
+        _ => Err(ControlError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::super::params::{MAX_BPS, MAX_IOPS};
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn single_values() {
+        assert_eq!(parse_limit_value(Meter::Ops, b"500\n"), Ok(500));
+        assert_eq!(parse_limit_value(Meter::Ops, b"0"), Ok(0));
+        assert_eq!(parse_limit_value(Meter::Ops, b""), Err(ControlError::Empty));
+        assert_eq!(
+            parse_limit_value(Meter::Ops, b"\n"),
+            Err(ControlError::Empty)
+        );
+        assert_eq!(
+            parse_limit_value(Meter::Ops, b"-1"),
+            Err(ControlError::NotANumber)
+        );
+        assert_eq!(
+            parse_limit_value(Meter::Ops, b"12x"),
+            Err(ControlError::NotANumber)
+        );
+        assert_eq!(
+            parse_limit_value(Meter::Ops, b" 5"),
+            Err(ControlError::NotANumber)
+        );
+        assert_eq!(
+            parse_limit_value(Meter::Ops, b"18446744073709551616"),
+            Err(ControlError::NotANumber)
+        );
+        assert_eq!(
+            parse_limit_value(Meter::Ops, b"5\n\n"),
+            Err(ControlError::NotANumber)
+        );
+        assert_eq!(
+            parse_limit_value(Meter::Ops, &MAX_IOPS.to_string().into_bytes()),
+            Ok(MAX_IOPS)
+        );
+        let too_many = (MAX_IOPS + 1).to_string();
+        assert_eq!(
+            parse_limit_value(Meter::Ops, too_many.as_bytes()),
+            Err(ControlError::TooLarge)
+        );
+        assert_eq!(
+            parse_limit_value(Meter::Bytes, &MAX_BPS.to_string().into_bytes()),
+            Ok(MAX_BPS)
+        );
+    }
+
+    #[test]
+    fn limits_lines() {
+        let cmd = parse_limits_line(b"7 iops=500 bps=1048576\n").unwrap();
+        let LimitsCommand::Set { domid, overrides } = cmd else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(domid, 7);
+        assert_eq!(overrides.get(Meter::Ops), Some(500));
+        assert_eq!(overrides.get(Meter::Bytes), Some(1_048_576));
+        assert_eq!(overrides.get(Meter::ReadOps), None);
+        let limits = overrides.apply_to(Limits::iops(9));
+        assert_eq!(
+            (limits.iops, limits.bps, limits.read_iops),
+            (500, 1_048_576, 0)
+        );
+        assert_eq!(
+            parse_limits_line(b"3 clear"),
+            Ok(LimitsCommand::Clear { domid: 3 })
+        );
+        assert!(matches!(
+            parse_limits_line(b"3  read_iops=1\twrite_bps=0"),
+            Ok(LimitsCommand::Set { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_lines_are_refused() {
+        use ControlError::*;
+        assert_eq!(parse_limits_line(b""), Err(Empty));
+        assert_eq!(parse_limits_line(b"7"), Err(Malformed));
+        assert_eq!(parse_limits_line(b"x iops=1"), Err(NotANumber));
+        assert_eq!(parse_limits_line(b"-7 iops=1"), Err(NotANumber));
+        assert_eq!(parse_limits_line(b"32752 iops=1"), Err(BadDomain));
+        assert_eq!(parse_limits_line(b"7 iops"), Err(Malformed));
+        assert_eq!(parse_limits_line(b"7 iop=1"), Err(UnknownKey));
+        assert_eq!(parse_limits_line(b"7 iops=1 iops=2"), Err(DuplicateKey));
+        assert_eq!(parse_limits_line(b"7 iops=-1"), Err(NotANumber));
+        assert_eq!(
+            parse_limits_line(b"7 iops=99999999999999999999"),
+            Err(NotANumber)
+        );
+        assert_eq!(parse_limits_line(b"7 iops=10000001"), Err(TooLarge));
+        assert_eq!(parse_limits_line(b"7 clear iops=1"), Err(Malformed));
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        for m in Meter::ALL {
+            assert_eq!(meter_from_key(meter_key(m).as_bytes()), Some(m));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_never_panics_and_accepted_values_are_in_range(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            if let Ok(LimitsCommand::Set { overrides, .. }) = parse_limits_line(&input) {
+                for m in Meter::ALL {
+                    if let Some(v) = overrides.get(m) {
+                        proptest::prop_assert!(v <= m.max_limit());
+                    }
+                }
+            }
+            for m in Meter::ALL {
+                if let Ok(v) = parse_limit_value(m, &input) {
+                    proptest::prop_assert!(v <= m.max_limit());
+                }
+            }
+        }
+    }
+}
