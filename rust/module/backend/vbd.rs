@@ -46,6 +46,8 @@ struct VbdState {
     /// The frontend published its ring and waits for us.
     frontend_ready: bool,
     sysfs: bool,
+    /// `remove` has begun: a late watch callback must not open anything again.
+    removed: bool,
 }
 
 /// A virtual block device served to one frontend.
@@ -150,6 +152,9 @@ impl Vbd {
             return self.fatal(EINVAL, fmt!("physical-device is not hex major:minor"));
         };
         let mut st = self.state.lock();
+        if st.removed {
+            return;
+        }
         if let Some(b) = &st.backing {
             if (b.major, b.minor) != (major, minor) {
                 pr_warn!("domain {} vbd {}: changing physical device {:x}:{:x} -> {:x}:{:x} is not supported\n",
@@ -386,6 +391,7 @@ impl Vbd {
         let (watch, ring, backing, sysfs) = {
             let mut st = self.state.lock();
             st.frontend_ready = false;
+            st.removed = true;
             (
                 st.watch.take(),
                 st.ring.take(),

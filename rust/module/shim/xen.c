@@ -20,6 +20,7 @@
 #include <xen/events.h>
 #include <xen/grant_table.h>
 #include <xen/page.h>
+#include <xen/xen.h>
 #include <xen/xenbus.h>
 
 #include "xen.h"
@@ -60,6 +61,11 @@ int rblk_xenbus_register(const struct rblk_xenbus_ops *ops)
 {
 	rblk_ops = ops;
 	return xenbus_register_backend(&rblk_driver);
+}
+
+bool rblk_running_on_xen(void)
+{
+	return xen_domain();
 }
 
 void rblk_xenbus_unregister(void)

@@ -29,6 +29,7 @@ struct rblk_xenbus_ops {
 	void *ctx;
 };
 int rblk_xenbus_register(const struct rblk_xenbus_ops *ops);
+bool rblk_running_on_xen(void);
 void rblk_xenbus_unregister(void);
 
 /* --- xenbus device --- */

@@ -138,6 +138,12 @@ impl XenbusDevice {
     }
 }
 
+/// Whether this kernel runs as a Xen domain (otherwise there is no xenbus to serve).
+pub fn running_on_xen() -> bool {
+    // SAFETY: a query without preconditions.
+    unsafe { bindings::rblk_running_on_xen() }
+}
+
 /// A reference on this module: while one exists, `rmmod rblkback` is refused.
 pub struct ModuleRef(());
 
