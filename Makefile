@@ -2,6 +2,7 @@
 #   make            build rblkback.ko against KDIR (default: the cached rig kernel)
 #   make demo       the main job (README)
 #   make test       every test: host crates, module build, QEMU tests
+#   make soak       the rig's functional tests with 20 create/destroy cycles
 # KDIR may point at any Rust-enabled 6.12 build tree (see Documentation/user-guide.md).
 
 SHELL := /bin/bash
@@ -9,7 +10,7 @@ LLVM ?= -19
 KDIR ?= $(shell scripts/build-kernel --print-dir)
 export RBLKBACK_CACHE ?= /var/cache/rblkback
 
-.PHONY: all module deps kernel host-test lint qemu-test test demo clean
+.PHONY: all module deps kernel host-test lint qemu-test test soak demo clean
 
 all: module
 
@@ -37,6 +38,10 @@ qemu-test: module
 
 test: deps kernel
 	@tests/run-all
+
+# The rig's functional tests with 20 create/destroy cycles instead of make test's 3.
+soak: module
+	scripts/rig soak --rblkback-ko $(CURDIR)/rblkback.ko
 
 demo: deps kernel module
 	scripts/demo

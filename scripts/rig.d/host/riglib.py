@@ -1,0 +1,783 @@
+#!/usr/bin/python3
+"""Host side of rblkback's QEMU/Xen rig (driven by scripts/rig).
+
+  riglib.py compile --share DIR --domu-initramfs FILE --data-disk FILE SCENARIO...
+      Turns scenario files (tests/scenarios/*.toml) into what dom0 executes: per run a
+      directory under DIR/runs/ with run.env, per domain an xl config, an initrd (the cached
+      base initramfs plus an overlay with the domU init, its plan and rendered fio jobs) and
+      the backend keys; creates the shared data disk (one MBR partition per domain slot);
+      writes DIR/plan.json (runs in order, output names, time budget).
+  riglib.py collect --share DIR --out DIR [--backend NAME] [--kernel PATH] [--module PATH]
+      After the boot: extracts each domain's results from its console log and writes, per
+      run, a results directory with summary.json (and checks the scenario's [assert]s).
+  riglib.py check DIR...
+      Prints the assertions recorded in DIR/summary.json; exits 1 if any failed.
+
+Scenario format: see tests/scenarios/README.md.
+"""
+import argparse
+import base64
+import bisect
+import gzip
+import hashlib
+import io
+import json
+import math
+import os
+import re
+import shutil
+import string
+import struct
+import sys
+import tarfile
+import tomllib
+
+RIG_D = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_ROOT = os.path.dirname(os.path.dirname(RIG_D))
+WORKLOADS_DIR = os.path.join(RIG_D, "workloads")
+SCENARIOS_DIR = os.path.join(REPO_ROOT, "tests", "scenarios")
+DOMU_INIT = os.path.join(RIG_D, "domu", "init")
+DOMU_WAIT_START = os.path.join(RIG_D, "domu", "wait-start")
+
+DOMU_DEVICE = "/dev/xvdb"
+DOMU_MOUNT = "/mnt/data"
+DOM0_DATA_DISK = "/dev/vdb"          # the second virtio disk of the QEMU machine
+MAX_DOMAINS = 4                      # primary MBR partitions on the data disk
+MIB = 1 << 20
+
+# Time budget per run (seconds), beyond the workloads' own span: xl create of each domain
+# (9-16 s in TCG) and its boot, then results streaming and shutdown.
+BOOT_TIMEOUT_PER_DOMAIN_S = 60
+GRACE_S = 120
+
+
+class ScenarioError(Exception):
+    pass
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_lines(path):
+    with open(path) as f:
+        return f.readlines()
+
+
+# ---------------------------------------------------------------------------- scenarios
+
+def parse_size(text):
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)i?B?\s*", str(text), re.I)
+    if not m:
+        raise ScenarioError(f"bad size {text!r} (use e.g. 512M, 1G)")
+    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": MIB, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
+
+
+def resolve_scenario(arg):
+    """A scenario is a path or a name in tests/scenarios/ (with or without .toml)."""
+    for candidate in (arg, os.path.join(SCENARIOS_DIR, arg), os.path.join(SCENARIOS_DIR, arg + ".toml")):
+        if os.path.isfile(candidate):
+            return candidate
+    raise ScenarioError(f"no scenario {arg!r} (looked for it as a path and in {SCENARIOS_DIR})")
+
+
+class Workload:
+    """A fio job template in scripts/rig.d/workloads/NAME.fio. Header comments declare
+    '# description: …', '# needs: filesystem' and '# default: VAR=value …'."""
+
+    def __init__(self, name):
+        path = os.path.join(WORKLOADS_DIR, name + ".fio")
+        if not os.path.isfile(path):
+            known = sorted(f[:-4] for f in os.listdir(WORKLOADS_DIR) if f.endswith(".fio") and not f.startswith("_"))
+            raise ScenarioError(f"unknown workload {name!r}; known: {', '.join(known)}")
+        self.name, self.text = name, read_text(path)
+        self.defaults, self.needs_fs, self.description = {}, False, ""
+        for line in self.text.splitlines():
+            if m := re.match(r"#\s*default:\s*(.*)", line):
+                self.defaults.update(kv.split("=", 1) for kv in m.group(1).split())
+            elif re.match(r"#\s*needs:\s*filesystem", line):
+                self.needs_fs = True
+            elif m := re.match(r"#\s*description:\s*(.*)", line):
+                self.description = m.group(1)
+        self.variables = {m.group(1) for m in re.finditer(r"\$\{(\w+)\}", self.text)}
+
+    def render(self, values):
+        text = read_text(os.path.join(WORKLOADS_DIR, "_global.fio")) + "\n" + self.text
+        try:
+            return string.Template(text).substitute(values)
+        except KeyError as e:
+            raise ScenarioError(f"workload {self.name}: no value for ${{{e.args[0]}}}")
+
+
+def load_scenario(path):
+    with open(path, "rb") as f:
+        try:
+            raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ScenarioError(f"{path}: {e}")
+    where = os.path.relpath(path, REPO_ROOT) if path.startswith(REPO_ROOT) else path
+    name = raw.get("name") or os.path.splitext(os.path.basename(path))[0]
+    defaults = raw.get("defaults", {})
+    domains = []
+    for i, d in enumerate(raw.get("domains", [])):
+        dname = d.get("name") or f"dom{i + 1}"
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", dname):
+            raise ScenarioError(f"{where}: domain name {dname!r}: use 1-16 of [a-z0-9-], starting with a letter")
+        phases = []
+        for j, p in enumerate(d.get("phases", [])):
+            if "workload" not in p or "duration_s" not in p:
+                raise ScenarioError(f"{where}: domain {dname} phase {j}: needs workload and duration_s")
+            w = Workload(p["workload"])
+            overrides = {k.upper(): str(v) for k, v in p.items() if k not in ("workload", "start_s", "duration_s")}
+            unknown = set(overrides) - w.variables
+            if unknown:
+                raise ScenarioError(f"{where}: domain {dname} phase {j}: workload {w.name} has no "
+                                    f"variable(s) {', '.join(sorted(unknown))} (it uses {', '.join(sorted(w.variables))})")
+            phases.append({"workload": w.name, "start_s": float(p.get("start_s", 0)),
+                           "duration_s": int(p["duration_s"]), "vars": overrides, "needs_fs": w.needs_fs})
+        if not phases:
+            raise ScenarioError(f"{where}: domain {dname} has no phases")
+        phases.sort(key=lambda p: p["start_s"])
+        for a, b in zip(phases, phases[1:]):
+            if a["start_s"] + a["duration_s"] > b["start_s"]:
+                raise ScenarioError(f"{where}: domain {dname}: phase {b['workload']} at {b['start_s']}s starts "
+                                    f"before {a['workload']} ends; a domain runs its phases one after another")
+        if len({p["needs_fs"] for p in phases}) > 1:
+            raise ScenarioError(f"{where}: domain {dname} mixes filesystem and raw-device workloads "
+                                "(raw writes would destroy the filesystem); use two domains")
+        domains.append({
+            "name": dname,
+            "disk_bytes": parse_size(d.get("disk", defaults.get("disk", "1G"))),
+            "memory_mib": int(d.get("memory_mib", defaults.get("memory_mib", 256))),
+            "vcpus": int(d.get("vcpus", defaults.get("vcpus", 1))),
+            "backend_keys": {str(k): str(v) for k, v in d.get("backend_keys", {}).items()},
+            # Virtual disks of the domain (xvdb, xvdc): with two, fio spreads each job over
+            # both and the guest's series count both; the backend series count xvdb only.
+            "disks": int(d.get("disks", 1)),
+            "phases": phases,
+        })
+        if domains[-1]["disks"] not in (1, 2):
+            raise ScenarioError(f"{where}: domain {dname}: disks must be 1 or 2")
+    if not domains:
+        raise ScenarioError(f"{where}: no [[domains]]")
+    if sum(d["disks"] for d in domains) > MAX_DOMAINS:
+        raise ScenarioError(f"{where}: {sum(d['disks'] for d in domains)} disks; the rig's data disk has "
+                            f"{MAX_DOMAINS} partitions")
+    if len({d["name"] for d in domains}) != len(domains):
+        raise ScenarioError(f"{where}: duplicate domain names")
+    names = {d["name"] for d in domains}
+    events = []
+    for e in raw.get("events", []):
+        if e.get("domain") not in names or "key" not in e or "value" not in e:
+            raise ScenarioError(f"{where}: event {e}: needs at_s, domain (one of {sorted(names)}), key, value")
+        events.append({"at_s": float(e.get("at_s", 0)), "domain": e["domain"], "key": str(e["key"]),
+                       "value": str(e["value"])})
+    span = max(p["start_s"] + p["duration_s"] for d in domains for p in d["phases"])
+    return {"name": name, "description": raw.get("description", ""), "path": where,
+            "domains": domains, "events": sorted(events, key=lambda e: e["at_s"]),
+            "asserts": raw.get("assert", {}), "span_s": int(math.ceil(span))}
+
+
+# ---------------------------------------------------------------------------- compile
+
+def cpio_newc(entries):
+    """An uncompressed 'newc' cpio archive (the initramfs format) of (path, mode, bytes|None)."""
+    out = io.BytesIO()
+
+    def pad():
+        out.write(b"\0" * (-out.tell() % 4))
+    for ino, (path, mode, data) in enumerate(entries + [("TRAILER!!!", 0, None)], start=1):
+        data = data or b""
+        name = path.encode() + b"\0"
+        fields = [ino, mode, 0, 0, 2 if mode & 0o40000 else 1, 0, len(data), 0, 0, 0, 0, len(name), 0]
+        out.write(b"070701" + b"".join(b"%08X" % v for v in fields) + name)
+        pad()
+        out.write(data)
+        pad()
+    return out.getvalue()
+
+
+def write_data_disk(path, slot_sizes):
+    """A sparse raw disk with one primary MBR partition per domain slot, 1 MiB aligned."""
+    mbr = bytearray(512)
+    start = MIB
+    for i, size in enumerate(slot_sizes):
+        size = (size + MIB - 1) // MIB * MIB
+        off = 446 + 16 * i
+        mbr[off:off + 16] = struct.pack("<B3sB3sII", 0, b"\xfe\xff\xff", 0x83, b"\xfe\xff\xff",
+                                        start // 512, size // 512)
+        start += size
+    mbr[510:512] = b"\x55\xaa"
+    with open(path, "wb") as f:
+        f.truncate(start + MIB)
+        f.write(mbr)
+
+
+def domu_devices(dom):
+    """The domain's data disks as the domU sees them."""
+    return [DOMU_DEVICE] + (["/dev/xvdc"] if dom.get("disks", 1) == 2 else [])
+
+
+def render_phase(phase, index, dom=None):
+    """The fio job file of one phase: _global.fio + the workload, variables filled in."""
+    w = Workload(phase["workload"])
+    # fio's filename takes several files separated by ':'.
+    device = ":".join(domu_devices(dom)) if dom else DOMU_DEVICE
+    return w.render({**w.defaults, **phase["vars"], "DEVICE": device, "MOUNT": DOMU_MOUNT,
+                     "RUNTIME": str(phase["duration_s"]), "LOG": f"p{index}",
+                     "START": f"{phase['start_s']:g}", "PHASE": str(index)})
+
+
+def domain_plan_text(scn, dom):
+    lines = [f"NAME={dom['name']}", f"SCENARIO={scn['name']}", f"DEVICE={DOMU_DEVICE}", f"MOUNT={DOMU_MOUNT}",
+             "DEVICES=\"" + " ".join(domu_devices(dom)) + "\"",
+             f"NEEDS_FS={int(dom['phases'][0]['needs_fs'])}",
+             "PHASES=\"" + " ".join(str(i) for i in range(len(dom["phases"]))) + "\""]
+    for i, p in enumerate(dom["phases"]):
+        lines += [f"P{i}_WORKLOAD={p['workload']}", f"P{i}_START={p['start_s']:g}", f"P{i}_DURATION={p['duration_s']}"]
+    return "\n".join(lines) + "\n"
+
+
+def cmd_compile(args):
+    scenarios = [load_scenario(resolve_scenario(s)) for s in args.scenarios]
+    base_initrd = read_bytes(args.domu_initramfs)
+    init = read_bytes(DOMU_INIT)
+    wait_start = read_bytes(DOMU_WAIT_START)
+    multiple = len(scenarios) > 1
+    used_names, runs = {}, []
+    slot_sizes = [0] * max(sum(d["disks"] for d in s["domains"]) for s in scenarios)
+    for idx, scn in enumerate(scenarios, start=1):
+        used_names[scn["name"]] = used_names.get(scn["name"], 0) + 1
+        out_name = scn["name"] if used_names[scn["name"]] == 1 else f"{scn['name']}-{used_names[scn['name']]}"
+        run_id = f"{idx:02d}-{out_name}"
+        run_dir = os.path.join(args.share, "runs", run_id)
+        os.makedirs(run_dir)
+        next_slot = 0
+        for dom in scn["domains"]:
+            slots = list(range(next_slot, next_slot + dom["disks"]))
+            next_slot += dom["disks"]
+            for slot in slots:
+                slot_sizes[slot] = max(slot_sizes[slot], dom["disk_bytes"])
+            slot = slots[0]
+            ddir = os.path.join(run_dir, "domains", dom["name"])
+            os.makedirs(ddir)
+            xl_name = f"r{idx:02d}-{dom['name']}"
+            target = f"{DOM0_DATA_DISK}{slot + 1}"
+            files = [("rig", 0o40755, None), ("init", 0o100755, init), ("rig/wait-start", 0o100755, wait_start),
+                     ("rig/plan", 0o100644, domain_plan_text(scn, dom).encode())]
+            for i, p in enumerate(dom["phases"]):
+                files.append((f"rig/p{i}.fio", 0o100644, render_phase(p, i, dom).encode()))
+            overlay = gzip.compress(cpio_newc(files), mtime=0)
+            with open(os.path.join(ddir, "initrd"), "wb") as f:
+                # The kernel unpacks concatenated archives in order; the overlay's /init wins.
+                f.write(base_initrd)
+                f.write(overlay)
+            with open(os.path.join(ddir, "domain.env"), "w") as f:
+                f.write(f"XL_NAME={xl_name}\nTARGET={target}\n")
+            with open(os.path.join(ddir, "backend-keys"), "w") as f:
+                f.writelines(f"{k} {v}\n" for k, v in dom["backend_keys"].items())
+            with open(os.path.join(ddir, "xl.cfg"), "w") as f:
+                f.write(f'''# {scn["name"]}/{dom["name"]}, generated by scripts/rig.d/host/riglib.py
+name = "{xl_name}"
+type = "pv"
+kernel = "/rig/boot/bzImage"
+ramdisk = "/rig/runs/{run_id}/domains/{dom["name"]}/initrd"
+cmdline = "console=hvc0 rootfstype=ramfs loglevel=4"
+memory = {dom["memory_mib"]}
+vcpus = {dom["vcpus"]}
+disk = [ {", ".join(f'"format=raw, vdev={dev[5:]}, access=rw, script=/rig/rig.d/dom0/block-rig, target={DOM0_DATA_DISK}{s + 1}"' for dev, s in zip(domu_devices(dom), slots))} ]
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+''')
+        with open(os.path.join(run_dir, "events"), "w") as f:
+            f.writelines(f"{e['at_s']:g} {e['domain']} {e['key']} {e['value']}\n" for e in scn["events"])
+        boot_timeout = BOOT_TIMEOUT_PER_DOMAIN_S * len(scn["domains"]) + 60
+        with open(os.path.join(run_dir, "run.env"), "w") as f:
+            f.write(f'RUN={run_id}\nSCENARIO={scn["name"]}\nDOMAINS="{" ".join(d["name"] for d in scn["domains"])}"\n'
+                    f"SPAN_S={scn['span_s']}\nBOOT_TIMEOUT_S={boot_timeout}\nGRACE_S={GRACE_S}\n")
+        with open(os.path.join(run_dir, "scenario.json"), "w") as f:
+            json.dump(scn, f, indent=1)
+        runs.append({"run": run_id, "scenario": scn["name"], "out": out_name if multiple else ".",
+                     "budget_s": boot_timeout + scn["span_s"] + GRACE_S + 30 * len(scn["domains"])})
+    write_data_disk(args.data_disk, slot_sizes)
+    plan = {"runs": runs, "slot_sizes": slot_sizes, "budget_s": sum(r["budget_s"] for r in runs)}
+    with open(os.path.join(args.share, "plan.json"), "w") as f:
+        json.dump(plan, f, indent=1)
+    print(" ".join(r["run"] for r in runs))
+
+
+# ---------------------------------------------------------------------------- collect
+
+def extract_results(console_path, name, dest):
+    """The domU streams a base64 tar.gz between markers on its console; unpack it to dest."""
+    text = read_bytes(console_path).decode("utf-8", "replace").replace("\r", "")
+    m = re.search(rf"=====RIG-RESULTS-BEGIN {re.escape(name)} (\w+)=====\n(.*?)=====RIG-RESULTS-END {re.escape(name)}=====",
+                  text, re.S)
+    if not m:
+        raise RuntimeError(f"no results in {console_path}")
+    blob = base64.b64decode("".join(line for line in m.group(2).splitlines() if re.fullmatch(r"[A-Za-z0-9+/=]+", line)))
+    if hashlib.md5(blob).hexdigest() != m.group(1):
+        raise RuntimeError(f"results on {console_path} are corrupt (md5 mismatch)")
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        # The archive comes from a guest: refuse absolute paths and '..' (tarfile's own
+        # filter= only exists from Python 3.11.4; bookworm has 3.11.2).
+        for member in tar.getmembers():
+            if member.name.startswith("/") or ".." in member.name.split("/") or not (member.isfile() or member.isdir()):
+                raise RuntimeError(f"unexpected entry {member.name!r} in the results archive")
+        tar.extractall(dest)
+
+
+def load_fio_json(path):
+    text = read_text(path)
+    return json.loads(text[text.index("{"):])   # fio may print warnings before the JSON
+
+
+def percentile_from_bins(bins, q):
+    """bins: {latency_ns: count} from fio's json+ output; the q-quantile in ns."""
+    items = sorted((int(k), v) for k, v in bins.items())
+    total = sum(v for _, v in items)
+    if not total:
+        return None
+    need, seen = q * total, 0
+    for value, count in items:
+        seen += count
+        if seen >= need:
+            return value
+    return items[-1][0]
+
+
+def read_fio_logs(phase_dir, log_name, kind):
+    """{(job, direction): [(epoch_ms, value)]} from fio's per-job averaged logs."""
+    series = {}
+    for fn in sorted(os.listdir(phase_dir)):
+        m = re.fullmatch(rf"{log_name}_{kind}\.(\d+)\.log", fn)
+        if not m:
+            continue
+        for line in read_lines(os.path.join(phase_dir, fn)):
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) >= 3 and parts[0].isdigit():
+                series.setdefault((int(m.group(1)), int(parts[2])), []).append((int(parts[0]), float(parts[1])))
+    return series
+
+
+def per_second(series, go_ms, length):
+    """fio's averaged samples summed into 1 s bins after go. A sample stamped t is the mean
+    rate over (t - 1 s, t]; it is spread over the bins that interval overlaps, so samples
+    drifting across bin edges neither collide nor leave holes."""
+    total = [0.0] * length
+    for samples in series.values():
+        prev_t = None
+        for t, v in samples:
+            # The window is the time since the previous sample (nominally log_avg_msec).
+            lo = (t - go_ms - (t - prev_t if prev_t is not None and t - prev_t <= 2000 else 1000)) / 1000
+            hi = (t - go_ms) / 1000
+            prev_t = t
+            if hi <= lo:
+                continue
+            for b in range(max(0, math.floor(lo)), min(length, math.ceil(hi))):
+                overlap = min(hi, b + 1) - max(lo, b)
+                if overlap > 0:
+                    total[b] += v * overlap
+    return total
+
+
+def per_second_rates(times, cumulative, t0, length):
+    """Per-second increments of a sampled cumulative counter over [t0 + k, t0 + k + 1),
+    interpolating linearly between samples (times in seconds)."""
+    def at(t):
+        i = bisect.bisect_left(times, t)
+        if i == 0:
+            return cumulative[0]
+        if i >= len(times):
+            return cumulative[-1]
+        ta, tb = times[i - 1], times[i]
+        return cumulative[i - 1] + (cumulative[i] - cumulative[i - 1]) * (t - ta) / (tb - ta)
+    vals = [at(t0 + k) for k in range(length + 1)]
+    return [None if math.isnan(a) or math.isnan(b) else round(b - a, 2) for a, b in zip(vals, vals[1:])]
+
+
+def guest_series(ddir, length):
+    """Per-second completed reads and writes of xvdb as the domU's block layer counted them
+    (blockstat.txt: "uptime r_ios r_sectors w_ios w_sectors"), from the domU's go signal."""
+    path, go = os.path.join(ddir, "blockstat.txt"), os.path.join(ddir, "go.txt")
+    if not (os.path.isfile(path) and os.path.isfile(go)):
+        return None
+    go_fields = read_text(go).split()    # uptime, dom0's go (ms), then the counters at go
+    go_uptime = float(go_fields[0])
+    rows = [[go_uptime] + [float(x) for x in go_fields[2:6]]] if len(go_fields) >= 6 else []
+    for line in read_lines(path):
+        parts = line.split()
+        if len(parts) == 5:
+            try:
+                rows.append([float(x) for x in parts])
+            except ValueError:
+                pass
+    if len(rows) < 2:
+        return None
+    rows.sort(key=lambda r: r[0])
+    times = [r[0] for r in rows]
+    return {key: per_second_rates(times, [r[col] for r in rows], go_uptime, length)
+            for key, col in (("read", 1), ("write", 3), ("read_sectors", 2), ("write_sectors", 4))}
+
+
+def backend_series(samples_csv, go_ms, length):
+    """Per-domain per-second backend request rates (rd_req + wr_req), from dom0's samples,
+    interpolating the cumulative counters at whole seconds after go."""
+    if not os.path.isfile(samples_csv):
+        return {}
+    lines = [l.strip().split(",") for l in read_lines(samples_csv) if l.strip()]
+    if len(lines) < 3:
+        return {}
+    header, rows = lines[0], []
+    for r in lines[1:]:
+        try:
+            rows.append([int(r[0])] + [float(x) if x != "NA" else math.nan for x in r[1:]])
+        except (ValueError, IndexError):
+            pass
+    times = [r[0] / 1000 for r in rows]
+    out = {}
+    doms = sorted({h.split(".")[0] for h in header[1:]})
+    for dom in doms:
+        rd, wr = header.index(f"{dom}.rd_req"), header.index(f"{dom}.wr_req")
+        out[dom] = per_second_rates(times, [r[rd] + r[wr] for r in rows], go_ms / 1000, length)
+    return out
+
+
+def parse_snapshot(path):
+    """{domain: {counter: value}} from backend-before/after.txt ("name vbd-X-Y/statistics/ctr value")."""
+    out = {}
+    if os.path.isfile(path):
+        for line in read_lines(path):
+            parts = line.split(None, 2)
+            if len(parts) == 3 and "/statistics/" in parts[1]:
+                try:
+                    out.setdefault(parts[0], {})[parts[1].rsplit("/", 1)[1]] = int(parts[2])
+                except ValueError:
+                    pass
+    return out
+
+
+def summarize_domain(name, ddir, scn_dom, go_ms, length):
+    phases_txt = os.path.join(ddir, "phases.txt")
+    phase_rows = [l.split() for l in read_lines(phases_txt)] if os.path.isfile(phases_txt) else []
+    tot = {"r_ios": 0, "w_ios": 0, "r_bytes": 0, "w_bytes": 0, "runtime_s": 0.0}
+    lat_bins, phases, errors = {}, [], []
+    ts_r, ts_w = [0.0] * length, [0.0] * length
+    for i, p in enumerate(scn_dom["phases"]):
+        pdir = os.path.join(ddir, f"p{i}")
+        row = next((r for r in phase_rows if r[0] == str(i)), None)
+        rc = int(row[2]) if row else None
+        entry = {"workload": p["workload"], "start_s": p["start_s"], "duration_s": p["duration_s"], "fio_rc": rc}
+        fj = os.path.join(pdir, "fio.json")
+        if rc != 0 or not os.path.isfile(fj):
+            errors.append(f"phase {i} ({p['workload']}): fio exit status {rc}")
+            phases.append(entry)
+            continue
+        jobs = load_fio_json(fj)["jobs"]
+        r_ios = sum(j["read"]["total_ios"] for j in jobs)
+        w_ios = sum(j["write"]["total_ios"] for j in jobs)
+        r_bytes = sum(j["read"]["io_bytes"] for j in jobs)
+        w_bytes = sum(j["write"]["io_bytes"] for j in jobs)
+        runtime = max(j["job_runtime"] for j in jobs) / 1000.0
+        pbins = {}
+        for j in jobs:
+            for d in ("read", "write"):
+                lat = j[d].get("lat_ns", {})
+                for k, v in (lat.get("bins") or j[d].get("clat_ns", {}).get("bins") or {}).items():
+                    pbins[k] = pbins.get(k, 0) + v
+        for k, v in pbins.items():
+            lat_bins[k] = lat_bins.get(k, 0) + v
+        p50, p99 = percentile_from_bins(pbins, 0.50), percentile_from_bins(pbins, 0.99)
+        entry.update({"runtime_s": runtime, "iops": (r_ios + w_ios) / runtime, "read_iops": r_ios / runtime,
+                      "write_iops": w_ios / runtime, "bytes_per_s": (r_bytes + w_bytes) / runtime,
+                      "lat_p50_us": p50 / 1000 if p50 else None, "lat_p99_us": p99 / 1000 if p99 else None,
+                      "fio_read_ios": r_ios, "fio_write_ios": w_ios})
+        phases.append(entry)
+        for k, v in zip(("r_ios", "w_ios", "r_bytes", "w_bytes", "runtime_s"), (r_ios, w_ios, r_bytes, w_bytes, runtime)):
+            tot[k] += v
+        iops_logs = read_fio_logs(pdir, f"p{i}", "iops")
+        for acc, direction in ((ts_r, 0), (ts_w, 1)):
+            s = per_second({k: v for k, v in iops_logs.items() if k[1] == direction}, go_ms, length)
+            for b in range(length):
+                acc[b] += s[b]
+    guest = guest_series(ddir, length)
+    rt = tot["runtime_s"] or math.nan
+    p50, p99 = percentile_from_bins(lat_bins, 0.50), percentile_from_bins(lat_bins, 0.99)
+    mean = lambda x: None if math.isnan(x) else round(x, 2)
+    return {
+        "iops": mean((tot["r_ios"] + tot["w_ios"]) / rt), "read_iops": mean(tot["r_ios"] / rt),
+        "write_iops": mean(tot["w_ios"] / rt), "bytes_per_s": mean((tot["r_bytes"] + tot["w_bytes"]) / rt),
+        "read_bytes_per_s": mean(tot["r_bytes"] / rt), "write_bytes_per_s": mean(tot["w_bytes"] / rt),
+        "lat_p50_us": round(p50 / 1000, 1) if p50 else None, "lat_p99_us": round(p99 / 1000, 1) if p99 else None,
+        "window_s": round(tot["runtime_s"], 3), "fio_read_ios": tot["r_ios"], "fio_write_ios": tot["w_ios"],
+        # Per-second series from the start signal: the guest block layer's completions (exact
+        # totals); fio's own averaged per-second log for comparison.
+        "timeseries": [round(r + w, 2) for r, w in zip(guest["read"], guest["write"])] if guest else None,
+        "read_timeseries": guest["read"] if guest else None,
+        "write_timeseries": guest["write"] if guest else None,
+        "bytes_timeseries": [round((r + w) * 512) for r, w in zip(guest["read_sectors"], guest["write_sectors"])] if guest else None,
+        "fio_timeseries": [round(r + w, 2) for r, w in zip(ts_r, ts_w)],
+        "phases": phases, "errors": errors,
+    }
+
+
+def read_limits_log(path, go_ms):
+    """rblkback limits set during a run: [{"at_s", "domain", "key", "value"}], at_s relative to
+    the start signal (negative: set before it)."""
+    out = []
+    if os.path.isfile(path):
+        for line in read_lines(path):
+            parts = line.split()
+            if len(parts) == 4:
+                try:
+                    out.append({"at_s": (int(parts[0]) - go_ms) / 1000, "domain": parts[1],
+                                "key": parts[2], "value": int(parts[3])})
+                except ValueError:
+                    pass
+    return out
+
+
+def limit_in_force(limits, domain, key, t):
+    """The value of limit `key` of `domain` at t seconds after go (None: never set)."""
+    value = None
+    for e in limits:
+        if e["domain"] == domain and e["key"] == key and e["at_s"] <= t:
+            value = e["value"]
+    return value
+
+
+def rate_series(d, key):
+    """The per-second series an rblkback limit key governs."""
+    if "bps" in key:
+        return d.get("bytes_timeseries") or []
+    if key.startswith("read_"):
+        return d.get("read_timeseries") or []
+    if key.startswith("write_"):
+        return d.get("write_timeseries") or []
+    return d.get("timeseries") or []
+
+
+def evaluate_limit_asserts(summary, asserts):
+    """[[assert.limit_windows]]: over every whole window of window_s seconds in [from_s, to_s)
+    with one limit in force (none set within settle_s before it or 1 s after), the mean rate is within
+    tolerance_pct of the limit. [[assert.limit_reaction]]: the first whole second after each
+    change of the limit is within tolerance_pct of the new limit."""
+    checks, limits = [], summary.get("limits", [])
+    for a in asserts.get("limit_windows", []):
+        dom, key, w = a["domain"], a["key"], int(a.get("window_s", 5))
+        tol, settle = float(a.get("tolerance_pct", 2)), float(a.get("settle_s", 5))
+        series = rate_series(summary["domains"].get(dom, {}), key)
+        changes = [e["at_s"] for e in limits if e["domain"] == dom and e["key"] == key]
+        start, end, n = int(a.get("from_s", 0)), int(a.get("to_s", len(series))), 0
+        t = start
+        while t + w <= min(end, len(series)):
+            limit = limit_in_force(limits, dom, key, t)
+            # The guest's series start when the guest saw the start signal, a fraction of a
+            # second after dom0 sent it (dom0 logs the changes): a change within a second
+            # after the window may already show in its last second.
+            unsettled = any(t - settle < c < t + w + 1 for c in changes)
+            if limit and not unsettled:
+                vals = series[t:t + w]
+                if any(v is None for v in vals):
+                    checks.append({"check": f"{dom}: {key} window {t}-{t + w}s: samples missing", "passed": False})
+                else:
+                    mean = sum(vals) / w
+                    dev = (mean - limit) / limit * 100
+                    checks.append({"check": f"{dom}: {key}={limit}: {t}-{t + w}s delivered {mean:.2f}/s "
+                                            f"({dev:+.2f}%, within ±{tol:g}%)", "passed": abs(dev) <= tol})
+                    n += 1
+            t += w
+        if n == 0:
+            checks.append({"check": f"{dom}: {key}: no settled {w}s window with a limit in [{start}, {end})",
+                           "passed": False})
+    for a in asserts.get("limit_reaction", []):
+        dom, key, tol = a["domain"], a["key"], float(a.get("tolerance_pct", 10))
+        series = rate_series(summary["domains"].get(dom, {}), key)
+        for e in limits:
+            if e["domain"] != dom or e["key"] != key or e["at_s"] < 0 or not e["value"]:
+                continue
+            b = int(math.floor(e["at_s"])) + 1          # the first whole second after the change
+            if b >= len(series) or series[b] is None:
+                checks.append({"check": f"{dom}: {key}={e['value']} at {e['at_s']:.2f}s: no sample for second {b}",
+                               "passed": False})
+                continue
+            dev = (series[b] - e["value"]) / e["value"] * 100
+            checks.append({"check": f"{dom}: {key} -> {e['value']} at {e['at_s']:.2f}s: second {b}-{b + 1} "
+                                    f"delivered {series[b]:.0f} ({dev:+.1f}%, within ±{tol:g}%)",
+                           "passed": abs(dev) <= tol})
+    return checks
+
+
+def evaluate_asserts(summary, asserts):
+    checks = evaluate_limit_asserts(summary, asserts)
+    min_iops = asserts.get("min_iops")
+    pct = asserts.get("backend_matches_fio_pct")
+    for name, d in summary["domains"].items():
+        if min_iops is not None:
+            v = d.get("iops") or 0
+            checks.append({"check": f"{name}: mean IOPS {v:.1f} > {min_iops}", "passed": v > min_iops})
+        if pct is not None:
+            b = d.get("backend", {})
+            for ctr, fio_count in (("rd_req", d.get("fio_read_ios", 0)), ("wr_req", d.get("fio_write_ios", 0))):
+                got = b.get(ctr)
+                if got is None:
+                    checks.append({"check": f"{name}: backend statistics/{ctr} missing", "passed": False})
+                    continue
+                if not fio_count and not got:
+                    continue
+                dev = abs(got - fio_count) / max(fio_count, 1) * 100
+                checks.append({"check": f"{name}: backend {ctr} {got} vs fio {fio_count} ios: {dev:.2f}% <= {pct}%",
+                               "passed": dev <= pct})
+    return checks
+
+
+def collect_run(share, run, dest, meta):
+    src = os.path.join(share, "out", "runs", run["run"])
+    scn = json.loads(read_text(os.path.join(share, "runs", run["run"], "scenario.json")))
+    os.makedirs(dest, exist_ok=True)
+    if os.path.isfile(os.path.join(src, "status")):
+        status = read_text(os.path.join(src, "status")).strip()
+    elif os.path.isdir(src):
+        status = "incomplete: the machine stopped (or hit the hard timeout) during this run"
+    else:
+        status = "not run: the machine stopped before dom0 got to it"
+    for fn in ("backend-before.txt", "backend-after.txt", "backend-samples.csv", "domains.txt", "events.log",
+               "limits.log",
+               "status", "go_ms", "end_ms", "xen-state-at-failure.txt") + tuple(
+            f for f in (os.listdir(src) if os.path.isdir(src) else []) if f.startswith("xl-create-")):
+        if os.path.isfile(os.path.join(src, fn)):
+            shutil.copy(os.path.join(src, fn), os.path.join(dest, fn))
+    shutil.copy(os.path.join(share, "runs", run["run"], "scenario.json"), os.path.join(dest, "scenario.json"))
+    summary = {"scenario": scn["name"], "description": scn["description"], "scenario_file": scn["path"],
+               "status": status, **meta, "domains": {}}
+    domains_txt = os.path.join(src, "domains.txt")
+    xl_names = {}
+    if os.path.isfile(domains_txt):
+        for line in read_lines(domains_txt):
+            parts = line.split()
+            xl_names[parts[0]] = {"xl_name": parts[1], "domid": int(parts[2]), "vbd": parts[3], "target": parts[4]}
+    os.makedirs(os.path.join(dest, "consoles"), exist_ok=True)
+    go_ms = int(read_text(os.path.join(src, "go_ms"))) if os.path.isfile(os.path.join(src, "go_ms")) else None
+    summary["go_epoch_ms"] = go_ms
+    # fio starts a second or two after its phase's start offset (loading it under TCG), so
+    # the series run past the scenario's span; trimmed to the data below.
+    length = scn["span_s"] + 30
+    before, after = parse_snapshot(os.path.join(src, "backend-before.txt")), parse_snapshot(os.path.join(src, "backend-after.txt"))
+    bseries = backend_series(os.path.join(src, "backend-samples.csv"), go_ms, length) if go_ms else {}
+    problems = [] if status == "ok" else [status]
+    for dom in scn["domains"]:
+        name = dom["name"]
+        info = xl_names.get(name, {})
+        console = os.path.join(dest, "consoles", f"{name}.log")
+        shared_console = os.path.join(share, "out", "consoles", f"guest-{info.get('xl_name', f'?-{name}')}.log")
+        if os.path.isfile(shared_console):
+            shutil.copy(shared_console, console)
+        ddir = os.path.join(dest, "domains", name)
+        os.makedirs(ddir, exist_ok=True)
+        try:
+            extract_results(console, name, ddir)
+            d = summarize_domain(name, ddir, dom, go_ms, length)
+        except (OSError, RuntimeError, ValueError, KeyError) as e:
+            d = {"iops": None, "errors": [str(e)]}
+        problems += [f"{name}: {e}" for e in d.get("errors", [])]
+        if name in before and name in after:
+            d["backend"] = {"vbd": info.get("vbd"), **{k: after[name][k] - before[name].get(k, 0) for k in after[name]}}
+        d["backend_timeseries"] = bseries.get(name)
+        d.update({k: info[k] for k in ("domid", "vbd", "target") if k in info})
+        summary["domains"][name] = d
+    last = max([scn["span_s"]] + [i + 1 for d in summary["domains"].values()
+                                  for key in ("timeseries", "fio_timeseries", "backend_timeseries")
+                                  for i, v in enumerate(d.get(key) or []) if v])
+    for d in summary["domains"].values():
+        for key in ("timeseries", "read_timeseries", "write_timeseries", "bytes_timeseries", "fio_timeseries",
+                    "backend_timeseries"):
+            if d.get(key):
+                d[key] = d[key][:last]
+    summary["limits"] = read_limits_log(os.path.join(src, "limits.log"), go_ms) if go_ms else []
+    summary["asserts"] = scn["asserts"]
+    summary["checks"] = evaluate_asserts(summary, scn["asserts"]) if not problems else []
+    summary["problems"] = problems
+    summary["ok"] = not problems and all(c["passed"] for c in summary["checks"])
+    with open(os.path.join(dest, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+def cmd_collect(args):
+    plan = json.loads(read_text(os.path.join(args.share, "plan.json")))
+    meta = {"backend": args.backend, "backend_module": args.module, "kernel": args.kernel}
+    ok = True
+    for run in plan["runs"]:
+        dest = os.path.normpath(os.path.join(args.out, run["out"]))
+        s = collect_run(args.share, run, dest, meta)
+        ok &= s["ok"]
+        print(f"{run['run']}: {'ok' if s['ok'] else 'FAILED'} -> {dest}/summary.json")
+        for p in s["problems"]:
+            print(f"  problem: {p}")
+    return 0 if ok else 1
+
+
+def cmd_check(args):
+    failed = 0
+    for d in args.dirs:
+        s = json.loads(read_text(os.path.join(d, "summary.json")))
+        if s["problems"]:
+            failed += 1
+            for p in s["problems"]:
+                print(f"FAIL {s['scenario']}: {p}")
+        for c in s["checks"]:
+            print(f"{'PASS' if c['passed'] else 'FAIL'} {s['scenario']}: {c['check']}")
+            failed += not c["passed"]
+        if not s["checks"] and not s["problems"]:
+            print(f"PASS {s['scenario']}: ran (the scenario has no [assert] section)")
+    return 1 if failed else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("compile")
+    c.add_argument("--share", required=True)
+    c.add_argument("--domu-initramfs", required=True)
+    c.add_argument("--data-disk", required=True)
+    c.add_argument("scenarios", nargs="+")
+    c = sub.add_parser("collect")
+    c.add_argument("--share", required=True)
+    c.add_argument("--out", required=True)
+    c.add_argument("--backend", default="stock")
+    c.add_argument("--module", default="")
+    c.add_argument("--kernel", default="")
+    c = sub.add_parser("check")
+    c.add_argument("dirs", nargs="+")
+    c = sub.add_parser("validate", help="parse and render scenarios without running them")
+    c.add_argument("scenarios", nargs="+")
+    args = ap.parse_args()
+    try:
+        if args.cmd == "compile":
+            cmd_compile(args)
+        elif args.cmd == "collect":
+            return cmd_collect(args)
+        elif args.cmd == "check":
+            return cmd_check(args)
+        elif args.cmd == "validate":
+            for s in args.scenarios:
+                scn = load_scenario(resolve_scenario(s))
+                for dom in scn["domains"]:
+                    for i, p in enumerate(dom["phases"]):
+                        render_phase(p, i)
+                print(f"{s}: ok ({len(scn['domains'])} domains, {scn['span_s']} s)")
+    except ScenarioError as e:
+        print(f"scenario error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

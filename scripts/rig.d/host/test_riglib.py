@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""Unit tests of the rig's host side (no QEMU): scenario parsing and rendering, the initramfs
+overlay and data disk formats, and the arithmetic behind summary.json.
+Run: scripts/rig selftest  (or python3 -m unittest in this directory)."""
+import gzip
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import riglib  # noqa: E402
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class ScenarioTests(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def scenario(self, text):
+        return riglib.load_scenario(write(os.path.join(self.tmp.name, "s.toml"), text))
+
+    def test_every_shipped_scenario_parses_and_renders(self):
+        for fn in sorted(os.listdir(riglib.SCENARIOS_DIR)):
+            if fn.endswith(".toml"):
+                scn = riglib.load_scenario(os.path.join(riglib.SCENARIOS_DIR, fn))
+                for dom in scn["domains"]:
+                    for i, p in enumerate(dom["phases"]):
+                        job = riglib.render_phase(p, i)
+                        self.assertNotIn("${", job, f"{fn}: unrendered variable")
+                        self.assertIn(f"runtime={p['duration_s']}", job)
+                        self.assertIn(f"exec_prerun=/rig/wait-start {p['start_s']:g} {i}", job)
+
+    def test_smoke_has_the_assertions_make_test_relies_on(self):
+        scn = riglib.load_scenario(riglib.resolve_scenario("smoke"))
+        self.assertEqual([d["name"] for d in scn["domains"]], ["alpha", "beta"])
+        self.assertEqual(scn["asserts"], {"min_iops": 0, "backend_matches_fio_pct": 1.0})
+        self.assertEqual(scn["span_s"], 20)
+
+    def test_variables_override_template_defaults(self):
+        scn = self.scenario('[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\n'
+                            'duration_s=5\niodepth=32\n')
+        job = riglib.render_phase(scn["domains"][0]["phases"][0], 0)
+        self.assertIn("iodepth=32", job)
+        self.assertIn("bs=4k", job)
+
+    def test_mistakes_are_reported_with_their_place(self):
+        cases = {
+            'unknown workload': '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="nope"\nduration_s=5\n',
+            'no variable(s) IODPTH': '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\n'
+                                     'duration_s=5\niodpth=3\n',
+            'starts before': '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\nduration_s=50\n'
+                             '[[domains.phases]]\nworkload="random-write"\nstart_s=10\nduration_s=5\n',
+            'mixes filesystem': '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\nduration_s=5\n'
+                                '[[domains.phases]]\nworkload="mail-server"\nstart_s=10\nduration_s=5\n',
+            'domain name': '[[domains]]\nname="Alpha"\n[[domains.phases]]\nworkload="random-read"\nduration_s=5\n',
+            'partitions': "".join(f'[[domains]]\nname="d{i}"\n[[domains.phases]]\nworkload="random-read"\n'
+                                  'duration_s=5\n' for i in range(5)),
+        }
+        for needle, text in cases.items():
+            with self.assertRaises(riglib.ScenarioError) as ctx:
+                self.scenario(text)
+            self.assertIn(needle, str(ctx.exception))
+
+    def test_sizes(self):
+        self.assertEqual(riglib.parse_size("1G"), 1 << 30)
+        self.assertEqual(riglib.parse_size("512M"), 512 << 20)
+        self.assertEqual(riglib.parse_size("4096"), 4096)
+        with self.assertRaises(riglib.ScenarioError):
+            riglib.parse_size("lots")
+
+
+class FormatTests(unittest.TestCase):
+    def test_overlay_cpio_reads_back_with_cpio(self):
+        data = riglib.cpio_newc([("rig", 0o40755, None), ("init", 0o100755, b"#!/bin/sh\necho hi\n"),
+                                 ("rig/plan", 0o100644, b"NAME=a\n")])
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["cpio", "-id", "--quiet"], input=data, cwd=d, check=True)
+            self.assertEqual(riglib.read_bytes(os.path.join(d, "init")), b"#!/bin/sh\necho hi\n")
+            self.assertTrue(os.access(os.path.join(d, "init"), os.X_OK))
+            self.assertEqual(riglib.read_text(os.path.join(d, "rig", "plan")), "NAME=a\n")
+        self.assertEqual(len(data) % 4, 0)
+        gzip.decompress(gzip.compress(data))
+
+    def test_data_disk_partitions_are_aligned_and_consecutive(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "disk")
+            riglib.write_data_disk(path, [1 << 30, 300 << 20])
+            mbr = riglib.read_bytes(path)[:512]
+            self.assertEqual(mbr[510:], b"\x55\xaa")
+            parts = [struct.unpack_from("<II", mbr, 446 + 16 * i + 8) for i in range(2)]
+            self.assertEqual(parts[0], (2048, (1 << 30) // 512))
+            self.assertEqual(parts[1], (2048 + (1 << 30) // 512, (300 << 20) // 512))
+            self.assertEqual(mbr[446 + 4], 0x83)
+            self.assertEqual(os.path.getsize(path), (1 << 20) + (1 << 30) + (300 << 20) + (1 << 20))
+
+
+class ArithmeticTests(unittest.TestCase):
+    def test_percentiles_from_histogram_bins(self):
+        bins = {"1000": 50, "2000": 40, "9000": 9, "50000": 1}
+        self.assertEqual(riglib.percentile_from_bins(bins, 0.50), 1000)
+        self.assertEqual(riglib.percentile_from_bins(bins, 0.51), 2000)
+        self.assertEqual(riglib.percentile_from_bins(bins, 0.99), 9000)
+        self.assertEqual(riglib.percentile_from_bins(bins, 1.0), 50000)
+        self.assertIsNone(riglib.percentile_from_bins({}, 0.5))
+
+    def test_rates_from_cumulative_samples_add_up(self):
+        times = [0.0, 1.5, 2.5, 4.0]
+        counts = [0, 150, 250, 250]
+        rates = riglib.per_second_rates(times, counts, 0.0, 5)
+        self.assertEqual(rates, [100.0, 100.0, 50.0, 0.0, 0.0])
+        self.assertAlmostEqual(sum(rates), 250)
+
+    def test_fio_samples_spread_over_the_bins_they_cover(self):
+        go = 10_000
+        # 100 IOPS samples stamped 1.5 s, 2.5 s, 3.5 s after go: each covers the second before.
+        series = {(1, 0): [(go + 1500, 100.0), (go + 2500, 100.0), (go + 3500, 100.0)]}
+        self.assertEqual(riglib.per_second(series, go, 5), [50.0, 100.0, 100.0, 50.0, 0.0])
+
+    def test_assertions(self):
+        summary = {"domains": {
+            "a": {"iops": 10.0, "fio_read_ios": 1000, "fio_write_ios": 0, "backend": {"rd_req": 1009, "wr_req": 0}},
+            "b": {"iops": 0.0, "fio_read_ios": 1000, "fio_write_ios": 0, "backend": {"rd_req": 1011, "wr_req": 0}}}}
+        checks = riglib.evaluate_asserts(summary, {"min_iops": 0, "backend_matches_fio_pct": 1.0})
+        self.assertEqual([c["passed"] for c in checks], [True, True, False, False])
+
+
+if __name__ == "__main__":
+    unittest.main()
