@@ -3,6 +3,7 @@
 #   make demo       the main job (README)
 #   make test       every test: host crates, module build, QEMU tests
 #   make soak       the rig's functional tests with 20 create/destroy cycles
+#   make isolation  the noisy-neighbour isolation experiment (rig, rblkback, ~7 min)
 # KDIR may point at any Rust-enabled 6.12 build tree (see Documentation/user-guide.md).
 
 SHELL := /bin/bash
@@ -10,7 +11,7 @@ LLVM ?= -19
 KDIR ?= $(shell scripts/build-kernel --print-dir)
 export RBLKBACK_CACHE ?= /var/cache/rblkback
 
-.PHONY: all module deps kernel host-test lint qemu-test test soak demo clean
+.PHONY: all module deps kernel host-test lint qemu-test test soak isolation demo clean
 
 all: module
 
@@ -42,6 +43,9 @@ test: deps kernel
 # The rig's functional tests with 20 create/destroy cycles instead of make test's 3.
 soak: module
 	scripts/rig soak --rblkback-ko $(CURDIR)/rblkback.ko
+
+isolation: deps kernel module
+	tests/rig-isolation $(CURDIR)/rblkback.ko
 
 demo: deps kernel module
 	scripts/demo
