@@ -3,7 +3,7 @@
 #   make demo       the main job (README)
 #   make test       every test: host crates, module build, QEMU tests
 #   make soak       the rig's functional tests with 20 create/destroy cycles
-#   make isolation  the noisy-neighbour isolation experiment (rig, rblkback, ~7 min)
+#   make isolation  the noisy-neighbour isolation scenario alone (rig, rblkback, ~6 min)
 # KDIR may point at any Rust-enabled 6.12 build tree (see Documentation/user-guide.md).
 
 SHELL := /bin/bash
@@ -45,7 +45,7 @@ soak: module
 	scripts/rig soak --rblkback-ko $(CURDIR)/rblkback.ko
 
 isolation: deps kernel module
-	tests/rig-isolation $(CURDIR)/rblkback.ko
+	RIG_MODULE_PARAMS=burst=2 scripts/rig run isolation --backend rblkback --rblkback-ko $(CURDIR)/rblkback.ko --out results/isolation
 
 demo: deps kernel module
 	scripts/demo

@@ -179,9 +179,20 @@ def load_scenario(path):
         events.append({"at_s": float(e.get("at_s", 0)), "domain": e["domain"], "key": str(e["key"]),
                        "value": str(e["value"])})
     span = max(p["start_s"] + p["duration_s"] for d in domains for p in d["phases"])
+    for a in raw.get("assert", {}).get("isolation", []):
+        blocks = a.get("blocks", [])
+        if not set(a.get("domains", [])) <= names or not blocks or not all(
+                len(b) == 3 and 0 <= b[0] < b[1] <= span and b[2] in ("idle", "limited", "unlimited")
+                for b in blocks):
+            raise ScenarioError(f"{where}: [[assert.isolation]]: needs domains (of {sorted(names)}) and blocks "
+                                f"[[start_s, end_s, idle|limited|unlimited], ...] within the {span:g} s span")
+    # dom0 samples the backend's counters every sample_ms (finer for the reaction check).
+    sample_ms = raw.get("sample_ms", 1000)
+    if not isinstance(sample_ms, int) or not 50 <= sample_ms <= 1000:
+        raise ScenarioError(f"{where}: sample_ms must be an integer from 50 to 1000")
     return {"name": name, "description": raw.get("description", ""), "path": where,
             "domains": domains, "events": sorted(events, key=lambda e: e["at_s"]),
-            "asserts": raw.get("assert", {}), "span_s": int(math.ceil(span))}
+            "asserts": raw.get("assert", {}), "span_s": int(math.ceil(span)), "sample_ms": sample_ms}
 
 
 # ---------------------------------------------------------------------------- compile
@@ -301,7 +312,8 @@ on_crash = "destroy"
         boot_timeout = BOOT_TIMEOUT_PER_DOMAIN_S * len(scn["domains"]) + 60
         with open(os.path.join(run_dir, "run.env"), "w") as f:
             f.write(f'RUN={run_id}\nSCENARIO={scn["name"]}\nDOMAINS="{" ".join(d["name"] for d in scn["domains"])}"\n'
-                    f"SPAN_S={scn['span_s']}\nBOOT_TIMEOUT_S={boot_timeout}\nGRACE_S={GRACE_S}\n")
+                    f"SPAN_S={scn['span_s']}\nBOOT_TIMEOUT_S={boot_timeout}\nGRACE_S={GRACE_S}\n"
+                    f"SAMPLE_S={scn.get('sample_ms', 1000) / 1000:.3f}\n")
         with open(os.path.join(run_dir, "scenario.json"), "w") as f:
             json.dump(scn, f, indent=1)
         runs.append({"run": run_id, "scenario": scn["name"], "out": out_name if multiple else ".",
@@ -447,6 +459,38 @@ def backend_series(samples_csv, go_ms, length):
     for dom in doms:
         rd, wr = header.index(f"{dom}.rd_req"), header.index(f"{dom}.wr_req")
         out[dom] = per_second_rates(times, [r[rd] + r[wr] for r in rows], go_ms / 1000, length)
+    return out
+
+
+def backend_request_samples(samples_csv, go_ms):
+    """{domain: [[seconds after go, rd_req + wr_req], ...]}: dom0's raw samples of the
+    backend's request counters, on dom0's clock (the clock limits.log uses)."""
+    if not os.path.isfile(samples_csv):
+        return {}
+    lines = [l.strip().split(",") for l in read_lines(samples_csv) if l.strip()]
+    if len(lines) < 2:
+        return {}
+    header, out = lines[0], {}
+    for dom in sorted({h.split(".")[0] for h in header[1:]}):
+        rd, wr = header.index(f"{dom}.rd_req"), header.index(f"{dom}.wr_req")
+        pts = []
+        for r in lines[1:]:
+            try:
+                pts.append([round((int(r[0]) - go_ms) / 1000, 3), int(r[rd]) + int(r[wr])])
+            except (ValueError, IndexError):
+                pass
+        out[dom] = pts
+    return out
+
+
+def parse_module_params(path):
+    """{"module/parameters/name": value} from the "module ..." lines of backend-before.txt."""
+    out = {}
+    if os.path.isfile(path):
+        for line in read_lines(path):
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "module":
+                out[parts[1]] = parts[2]
     return out
 
 
@@ -598,25 +642,74 @@ def evaluate_limit_asserts(summary, asserts):
             checks.append({"check": f"{dom}: {key}: no settled {w}s window with a limit in [{start}, {end})",
                            "passed": False})
     for a in asserts.get("limit_reaction", []):
-        dom, key, tol = a["domain"], a["key"], float(a.get("tolerance_pct", 10))
-        series = rate_series(summary["domains"].get(dom, {}), key)
-        for e in limits:
-            if e["domain"] != dom or e["key"] != key or e["at_s"] < 0 or not e["value"]:
-                continue
-            b = int(math.floor(e["at_s"])) + 1          # the first whole second after the change
-            if b >= len(series) or series[b] is None:
-                checks.append({"check": f"{dom}: {key}={e['value']} at {e['at_s']:.2f}s: no sample for second {b}",
+        checks += limit_reaction_checks(summary, a)
+    return checks
+
+
+def limit_reaction_checks(summary, a):
+    """[[assert.limit_reaction]] (iops keys): after each change of the limit, the first full
+    second once it took effect (the next slice boundary: dom0's time of the change plus one
+    timeslice) delivers the new limit within tolerance_pct. Measured from dom0's samples of
+    the backend's request counters, on the clock limits.log uses: the guest's per-second
+    series start a fraction of a second off dom0's and would smear the old rate into it."""
+    dom, key, tol = a["domain"], a["key"], float(a.get("tolerance_pct", 10))
+    samples = summary["domains"].get(dom, {}).get("backend_requests") or []
+    slice_s = int(summary.get("module_params", {}).get("rblkback/parameters/timeslice_us", 10000)) / 1e6
+    times = [t for t, _ in samples]
+    checks = []
+    for e in summary.get("limits", []):
+        if e["domain"] != dom or e["key"] != key or e["at_s"] < 0 or not e["value"]:
+            continue
+        i = bisect.bisect_left(times, e["at_s"] + slice_s)
+        j = bisect.bisect_left(times, times[i] + 1.0) if i < len(times) else len(times)
+        if j >= len(times) or times[j] - times[i] > 1.5:
+            checks.append({"check": f"{dom}: {key} -> {e['value']} at {e['at_s']:.2f}s: no backend samples "
+                                    f"a second after it", "passed": False})
+            continue
+        dt = times[j] - times[i]
+        rate = (samples[j][1] - samples[i][1]) / dt
+        dev = (rate - e["value"]) / e["value"] * 100
+        checks.append({"check": f"{dom}: {key} -> {e['value']} at {e['at_s']:.2f}s: first full second "
+                                f"({times[i]:.2f}-{times[j]:.2f}s) delivered {rate:.1f}/s ({dev:+.1f}%, "
+                                f"within ±{tol:g}%)", "passed": abs(dev) <= tol})
+    return checks
+
+
+def isolation_checks(summary, a):
+    """[[assert.isolation]]: blocks = [[start_s, end_s, condition], ...] with condition idle,
+    limited or unlimited (what the noisy domain does in that block). For each domain in
+    `domains`, its mean guest IOPS over every block's seconds after settle_s, per condition;
+    asserts limited within within_pct of idle and reports how far unlimited fell. Interleaving
+    the conditions in one run cancels the drift of a shared TCG host's speed."""
+    settle, within = int(a.get("settle_s", 5)), float(a.get("within_pct", 15))
+    checks = []
+    for dom in a["domains"]:
+        series = summary["domains"].get(dom, {}).get("timeseries") or []
+        per = {}
+        for start, end, cond in a["blocks"]:
+            vals = series[int(start) + settle:int(end)]
+            if len(vals) < int(end) - int(start) - settle or any(v is None for v in vals):
+                checks.append({"check": f"{dom}: isolation block {start}-{end}s ({cond}): samples missing",
                                "passed": False})
                 continue
-            dev = (series[b] - e["value"]) / e["value"] * 100
-            checks.append({"check": f"{dom}: {key} -> {e['value']} at {e['at_s']:.2f}s: second {b}-{b + 1} "
-                                    f"delivered {series[b]:.0f} ({dev:+.1f}%, within ±{tol:g}%)",
-                           "passed": abs(dev) <= tol})
+            per.setdefault(cond, []).extend(vals)
+        if not all(per.get(c) for c in ("idle", "limited", "unlimited")):
+            checks.append({"check": f"{dom}: isolation: a condition has no samples", "passed": False})
+            continue
+        mean = {c: sum(v) / len(v) for c, v in per.items()}
+        dev = (mean["limited"] - mean["idle"]) / mean["idle"] * 100 if mean["idle"] else float("nan")
+        fall = (mean["unlimited"] - mean["idle"]) / mean["idle"] * 100 if mean["idle"] else float("nan")
+        checks.append({"check": f"{dom}: noisy neighbour idle {mean['idle']:.1f} IOPS ({len(per['idle'])} s), "
+                                f"limited {mean['limited']:.1f} ({dev:+.1f}%, within ±{within:g}%), "
+                                f"unlimited {mean['unlimited']:.1f} ({fall:+.1f}%)",
+                       "passed": mean["idle"] > 0 and abs(dev) <= within})
     return checks
 
 
 def evaluate_asserts(summary, asserts):
     checks = evaluate_limit_asserts(summary, asserts)
+    for a in asserts.get("isolation", []):
+        checks += isolation_checks(summary, a)
     min_iops = asserts.get("min_iops")
     pct = asserts.get("backend_matches_fio_pct")
     for name, d in summary["domains"].items():
@@ -671,6 +764,8 @@ def collect_run(share, run, dest, meta):
     length = scn["span_s"] + 30
     before, after = parse_snapshot(os.path.join(src, "backend-before.txt")), parse_snapshot(os.path.join(src, "backend-after.txt"))
     bseries = backend_series(os.path.join(src, "backend-samples.csv"), go_ms, length) if go_ms else {}
+    bsamples = backend_request_samples(os.path.join(src, "backend-samples.csv"), go_ms) if go_ms else {}
+    summary["module_params"] = parse_module_params(os.path.join(src, "backend-before.txt"))
     problems = [] if status == "ok" else [status]
     for dom in scn["domains"]:
         name = dom["name"]
@@ -690,6 +785,7 @@ def collect_run(share, run, dest, meta):
         if name in before and name in after:
             d["backend"] = {"vbd": info.get("vbd"), **{k: after[name][k] - before[name].get(k, 0) for k in after[name]}}
         d["backend_timeseries"] = bseries.get(name)
+        d["backend_requests"] = bsamples.get(name)
         d.update({k: info[k] for k in ("domid", "vbd", "target") if k in info})
         summary["domains"][name] = d
     last = max([scn["span_s"]] + [i + 1 for d in summary["domains"].values()

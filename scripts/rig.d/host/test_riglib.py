@@ -134,6 +134,35 @@ class ArithmeticTests(unittest.TestCase):
         checks = riglib.evaluate_asserts(summary, {"min_iops": 0, "backend_matches_fio_pct": 1.0})
         self.assertEqual([c["passed"] for c in checks], [True, True, False, False])
 
+    def test_reaction_uses_the_first_full_second_after_the_change(self):
+        # 20 requests/s until 10 s, then 60/s; samples every 0.1 s; the change at 9.995 s
+        # takes effect at the next 10 ms slice boundary.
+        samples = []
+        for k in range(200):
+            t = k / 10
+            samples.append([t, int(20 * t) if t <= 10 else 200 + int(60 * (t - 10))])
+        summary = {"module_params": {"rblkback/parameters/timeslice_us": "10000"},
+                   "limits": [{"at_s": 9.995, "domain": "a", "key": "iops_limit", "value": 60}],
+                   "domains": {"a": {"backend_requests": samples}}}
+        checks = riglib.limit_reaction_checks(summary, {"domain": "a", "key": "iops_limit", "tolerance_pct": 5})
+        self.assertEqual(len(checks), 1)
+        self.assertTrue(checks[0]["passed"], checks[0]["check"])
+        self.assertIn("delivered 60.0/s", checks[0]["check"])
+        summary["limits"][0]["value"] = 40
+        self.assertFalse(riglib.limit_reaction_checks(summary, {"domain": "a", "key": "iops_limit"})[0]["passed"])
+
+    def test_isolation_compares_interleaved_blocks(self):
+        series = [100.0] * 10 + [50.0] * 10 + [92.0] * 10        # idle, unlimited, limited
+        summary = {"domains": {"a": {"timeseries": series}}}
+        a = {"domains": ["a"], "settle_s": 2, "within_pct": 15,
+             "blocks": [[0, 10, "idle"], [10, 20, "unlimited"], [20, 30, "limited"]]}
+        checks = riglib.isolation_checks(summary, a)
+        self.assertTrue(checks[0]["passed"], checks[0]["check"])
+        self.assertIn("limited 92.0 (-8.0%", checks[0]["check"])
+        self.assertIn("unlimited 50.0 (-50.0%)", checks[0]["check"])
+        summary["domains"]["a"]["timeseries"] = series[:20] + [80.0] * 10
+        self.assertFalse(riglib.isolation_checks(summary, a)[0]["passed"])
+
 
 if __name__ == "__main__":
     unittest.main()
