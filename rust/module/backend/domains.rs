@@ -177,12 +177,15 @@ impl DomainFiles for Domain {
 
 struct DomainEntry {
     domain: Arc<Domain>,
+    /// Probed vbds of this domain; when the last one is removed the entry goes.
+    vbds: u32,
     _dir: Option<DomainDir<Domain>>,
 }
 
 #[derive(Default)]
 struct Registry {
-    entries: KVec<DomainEntry>,
+    /// A removed domain leaves a `None` for the next one to reuse (`KVec` cannot remove).
+    entries: KVec<Option<DomainEntry>>,
     /// Set at unload: no new sysfs directories.
     closed: bool,
 }
@@ -205,10 +208,48 @@ impl Domains {
         )
     }
 
-    /// The domain `domid`, created (with its sysfs directory) if new.
-    pub fn get_or_create(&self, domid: u16) -> Result<Arc<Domain>> {
+    /// A vbd of `domid` is probed: its domain, created if new, now counts it.
+    pub fn attach_vbd(&self, domid: u16) -> Result<Arc<Domain>> {
+        self.get_or_create(domid, 1)
+    }
+
+    /// A vbd of `domid` is removed. With its last vbd gone the domain is gone too (the
+    /// toolstack removes a dead domain's vbds), so its entry, limits, statistics and sysfs
+    /// directory are dropped: a later domain reusing the domid must not inherit them.
+    pub fn detach_vbd(&self, domid: u16) {
+        {
+            let mut registry = self.registry.lock();
+            let Some(slot) = registry
+                .entries
+                .iter_mut()
+                .find(|e| e.as_ref().is_some_and(|e| e.domain.domid == domid))
+            else {
+                return;
+            };
+            if let Some(entry) = slot.as_mut() {
+                entry.vbds = entry.vbds.saturating_sub(1);
+                if entry.vbds > 0 {
+                    return;
+                }
+            }
+            // Under the lock, so that a `limits` write for the same domid cannot create its
+            // directory again before this one is gone. Removing it waits for running
+            // show/store calls of its files, which never take the registry lock.
+            drop(slot.take());
+        }
+        pr_info!("domain {}: last vbd removed; its limits and statistics are dropped\n", domid);
+    }
+
+    /// The domain `domid`, created (with its sysfs directory) if new; `vbds` more vbds of it.
+    fn get_or_create(&self, domid: u16, vbds: u32) -> Result<Arc<Domain>> {
         let mut registry = self.registry.lock();
-        if let Some(e) = registry.entries.iter().find(|e| e.domain.domid == domid) {
+        if let Some(e) = registry
+            .entries
+            .iter_mut()
+            .flatten()
+            .find(|e| e.domain.domid == domid)
+        {
+            e.vbds += vbds;
             return Ok(e.domain.clone());
         }
         if registry.closed {
@@ -222,13 +263,15 @@ impl Domains {
                 None
             }
         };
-        registry.entries.push(
-            DomainEntry {
-                domain: domain.clone(),
-                _dir: dir,
-            },
-            GFP_KERNEL,
-        )?;
+        let entry = DomainEntry {
+            domain: domain.clone(),
+            vbds,
+            _dir: dir,
+        };
+        match registry.entries.iter_mut().find(|e| e.is_none()) {
+            Some(free) => *free = Some(entry),
+            None => registry.entries.push(Some(entry), GFP_KERNEL)?,
+        }
         Ok(domain)
     }
 
@@ -251,12 +294,12 @@ impl DomainsHandler for Domains {
     fn limits_write(&self, input: &[u8]) -> Result {
         match parse_limits_line(input).map_err(|_| EINVAL)? {
             LimitsCommand::Set { domid, overrides } => {
-                let domain = self.get_or_create(domid)?;
+                let domain = self.get_or_create(domid, 0)?;
                 domain.apply(|o| o.merge(&overrides));
                 pr_info!("domain {}: limits set\n", domid);
             }
             LimitsCommand::Clear { domid } => {
-                let domain = self.get_or_create(domid)?;
+                let domain = self.get_or_create(domid, 0)?;
                 domain.apply(|o| *o = Overrides::default());
                 pr_info!("domain {}: limits cleared\n", domid);
             }

@@ -58,6 +58,8 @@ pub struct Vbd {
     devid: u32,
     stats: Arc<VbdStats>,
     domain: Arc<Domain>,
+    /// The registry, told when this vbd is removed.
+    domains: Arc<Domains>,
     _module: ModuleRef,
     #[pin]
     state: Mutex<VbdState>,
@@ -79,9 +81,21 @@ fn read_key<'b>(dir: &CStr, key: &str, buf: &'b mut [u8]) -> Result<Option<&'b [
 
 impl Vbd {
     /// A new device: watch for the hotplug script and wait for the frontend.
-    pub fn probe(domains: &Domains, dev: XenbusDevice) -> Result<Arc<Self>> {
+    pub fn probe(domains: &Arc<Domains>, dev: XenbusDevice) -> Result<Arc<Self>> {
         let devid = devid_from_frontend_path(dev.otherend().as_bytes()).ok_or(EINVAL)?;
-        let domain = domains.get_or_create(dev.otherend_id())?;
+        let domain = domains.attach_vbd(dev.otherend_id())?;
+        Self::probe_attached(domains, dev, devid, domain).inspect_err(|_| {
+            // No `remove` follows a failed probe.
+            domains.detach_vbd(dev.otherend_id())
+        })
+    }
+
+    fn probe_attached(
+        domains: &Arc<Domains>,
+        dev: XenbusDevice,
+        devid: u32,
+        domain: Arc<Domain>,
+    ) -> Result<Arc<Self>> {
         let stats = Arc::new(VbdStats::default(), GFP_KERNEL)?;
         let vbd = Arc::pin_init(
             pin_init!(Vbd {
@@ -90,6 +104,7 @@ impl Vbd {
                 devid,
                 stats,
                 domain,
+                domains: domains.clone(),
                 _module: ModuleRef::get(),
                 state <- new_mutex!(VbdState::default(), "rblkback::Vbd::state"),
             }),
@@ -408,6 +423,7 @@ impl Vbd {
         }
         drop(backing);
         pr_info!("domain {} vbd {}: removed\n", self.domid, self.devid);
+        self.domains.detach_vbd(self.domid);
     }
 }
 
