@@ -237,7 +237,10 @@ impl Domains {
             // show/store calls of its files, which never take the registry lock.
             drop(slot.take());
         }
-        pr_info!("domain {}: last vbd removed; its limits and statistics are dropped\n", domid);
+        pr_info!(
+            "domain {}: last vbd removed; its limits and statistics are dropped\n",
+            domid
+        );
     }
 
     /// The domain `domid`, created (with its sysfs directory) if new; `vbds` more vbds of it.

@@ -13,14 +13,19 @@
 use super::domains::Domain;
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::{Abi, MAX_REQUEST_SIZE};
-use crate::blkif::protocol::Status;
-use crate::blkif::request::parse_request;
+use crate::blkif::indirect::{copy_len_for_page, table_len};
+use crate::blkif::protocol::{Status, MAX_INDIRECT_PAGES_PER_REQUEST};
+use crate::blkif::request::{parse_request, Request};
 use crate::blkif::response::Response;
 use crate::blkif::ring::{
     BackRing, RingGeometry, REQ_EVENT_OFFSET, REQ_PROD_OFFSET, RSP_EVENT_OFFSET, RSP_PROD_OFFSET,
 };
-use crate::blkif::validate::{validate, Action, DeviceInfo, Direction, ValidRequest, Validation};
-use crate::sys::block::{self, BioKind, BlockDevice, GrantPages, IoSlot, IoTracker, MAX_SEGMENTS};
+use crate::blkif::validate::{
+    validate, Action, DeviceInfo, Direction, PendingIndirect, Rejection, ValidRequest, Validation,
+};
+use crate::sys::block::{
+    self, BioKind, BlockDevice, GrantPages, IoSlot, IoTracker, DIRECT_SEGMENTS,
+};
 use crate::sys::evtchn::{EventChannel, EventHandler};
 use crate::sys::ring::{full_barrier, read_barrier, write_barrier, SharedRing};
 use crate::sys::time::WakeTimer;
@@ -70,8 +75,33 @@ pub struct RingParams {
 /// A request slot: pages for one request's grants and what to answer when it completes.
 struct RequestSlot {
     pages: GrantPages,
-    /// The request being served, if the slot is busy.
-    request: Option<ValidRequest<'static>>,
+    /// Scratch for the request's grant references and `(page, offset, len)` segments,
+    /// sized for the largest request once, so the hot path does not allocate.
+    grefs: KVec<u32>,
+    segments: KVec<(usize, u32, u32)>,
+    /// The response to send (its status set on completion), if the slot is busy.
+    response: Option<Response>,
+}
+
+impl RequestSlot {
+    fn new(io: Arc<IoSlot>, max_segments: usize) -> Result<Self> {
+        Ok(Self {
+            pages: GrantPages::new(io, max_segments)?,
+            grefs: KVec::from_elem(0, max_segments, GFP_KERNEL)?,
+            segments: KVec::from_elem((0, 0, 0), max_segments, GFP_KERNEL)?,
+            response: None,
+        })
+    }
+}
+
+/// What to do with the request at the ring's consumer index, decided before admission.
+enum Decision<'t> {
+    /// Valid: start it (after admission).
+    Start(ValidRequest<'t>),
+    /// Answer it at once with this response; log the rejection if it is the frontend's fault.
+    Answer(Response, Option<Rejection>),
+    /// An indirect request whose segment pages could not be mapped or read.
+    BadIndirectPages(Response, Error),
 }
 
 /// Everything only the worker touches (and teardown, after the worker stopped).
@@ -83,6 +113,10 @@ struct RingState {
     bdev: Arc<BlockDevice>,
     evtchn: Option<EventChannel<RingShared>>,
     slots: KVec<RequestSlot>,
+    /// Where an indirect request's segment pages are mapped while they are copied.
+    indirect_pages: GrantPages,
+    /// The private copy of the current indirect request's segment table.
+    segment_table: KVec<u8>,
     /// A protocol violation stopped consumption until the frontend reconnects.
     halted: bool,
     log_budget: u32,
@@ -137,17 +171,19 @@ impl RingConnection {
         })?;
         let worker = WorkerRef::new()?;
         let tracker = IoTracker::new(worker.clone())?;
+        let max_indirect = device.config().max_indirect_segments;
+        let max_segments = DIRECT_SEGMENTS.max(usize::from(max_indirect));
         let mut slots = KVec::new();
         for _ in 0..geometry.entries() {
             let io = IoSlot::new(tracker.clone())?;
-            slots.push(
-                RequestSlot {
-                    pages: GrantPages::new(io)?,
-                    request: None,
-                },
-                GFP_KERNEL,
-            )?;
+            slots.push(RequestSlot::new(io, max_segments)?, GFP_KERNEL)?;
         }
+        // Never submitted for I/O: its slot record only satisfies `GrantPages`.
+        let indirect_pages = GrantPages::new(
+            IoSlot::new(tracker.clone())?,
+            MAX_INDIRECT_PAGES_PER_REQUEST,
+        )?;
+        let segment_table = KVec::from_elem(0u8, table_len(max_indirect), GFP_KERNEL)?;
         let state = RingState {
             shared: shared_ring,
             back,
@@ -156,6 +192,8 @@ impl RingConnection {
             bdev,
             evtchn: None,
             slots,
+            indirect_pages,
+            segment_table,
             halted: false,
             log_budget: LOG_BUDGET,
         };
@@ -201,7 +239,7 @@ impl Drop for RingConnection {
         let mut st = self.shared.state.lock();
         for slot in st.slots.iter_mut() {
             let _ = slot.pages.io().take_completion();
-            slot.request = None;
+            slot.response = None;
             // Cannot fail: nothing is in flight any more.
             let _ = slot.pages.unmap();
         }
@@ -256,7 +294,7 @@ impl WorkerRun for RingShared {
 /// What a request costs against its domain's budget: its data for reads and writes;
 /// flushes and discards count as one operation without bytes (a discard moves no data,
 /// and charging its range would stall the domain for a trim).
-fn request_cost(valid: &ValidRequest<'static>) -> Cost {
+fn request_cost(valid: &ValidRequest<'_>) -> Cost {
     match valid.action() {
         Action::Io(io) => match io.direction() {
             Direction::Read => Cost::read(io.total_bytes()),
@@ -291,7 +329,7 @@ impl RingState {
             let Some(slot) = self.slots.get_mut(index) else {
                 break;
             };
-            let Some(request) = slot.request else {
+            let Some(mut response) = slot.response else {
                 continue;
             };
             let Some(err) = slot.pages.io().take_completion() else {
@@ -299,13 +337,13 @@ impl RingState {
             };
             // Cannot fail: the completion cleared the busy mark before it was seen.
             let _ = slot.pages.unmap();
-            slot.request = None;
-            let status = match err {
+            slot.response = None;
+            response.status = match err {
                 0 => Status::Okay,
                 e if e == EOPNOTSUPP_ERRNO => Status::NotSupported,
                 _ => Status::Error,
             };
-            self.respond(request.response(status));
+            self.respond(response);
             answered += 1;
         }
         answered
@@ -379,7 +417,7 @@ impl RingState {
                     return (taken, Stop::Halted);
                 }
             }
-            let Some(slot_index) = self.slots.iter().position(|s| s.request.is_none()) else {
+            let Some(slot_index) = self.slots.iter().position(|s| s.response.is_none()) else {
                 return (taken, Stop::NoFreeSlot);
             };
             // Private copy of the next entry, taken before deciding anything about it.
@@ -394,57 +432,136 @@ impl RingState {
                 return (taken, Stop::Halted);
             }
             let request = parse_request(self.abi, &copy);
-            let verdict = validate(&request, &self.device);
-            let cost = match &verdict {
-                Ok(Validation::Ready(valid)) => request_cost(valid),
+            // The segment table is moved out while a request borrows it.
+            let mut table = core::mem::replace(&mut self.segment_table, KVec::new());
+            let decision = self.decide(shared.domid, &request, &mut table);
+            let cost = match &decision {
+                Decision::Start(valid) => request_cost(valid),
                 _ => Cost::no_data(),
             };
             if let Admission::Hold { retry_at_us } = shared.domain.admit(shared.id, cost) {
+                // Decided again when the budget allows: the entry may even change meanwhile.
+                self.segment_table = table;
                 shared.retry_timer.arm_at(retry_at_us);
                 return (taken, Stop::Held);
             }
             if !matches!(self.back.consume_request(req_prod), Ok(Some(_))) {
+                self.segment_table = table;
                 return (taken, Stop::Empty);
             }
             taken += 1;
-            match verdict {
-                Ok(Validation::Ready(valid)) => self.start(shared, slot_index, valid),
-                Ok(Validation::NeedsSegmentTable(pending)) => {
-                    // Indirect descriptors are not advertised yet.
-                    self.log_frontend_fault(
-                        shared,
-                        format_args!("indirect request without the feature"),
-                    );
-                    self.respond(pending.response(Status::NotSupported));
-                }
-                Err(rejection) => {
-                    if rejection.is_frontend_fault() {
+            match decision {
+                Decision::Start(valid) => self.start(shared, slot_index, valid),
+                Decision::Answer(response, rejection) => {
+                    if let Some(rejection) = rejection.filter(|r| r.is_frontend_fault()) {
                         self.log_frontend_fault(shared, format_args!("bad request: {}", rejection));
                     }
-                    self.respond(Response::for_request(&request, rejection.status()));
+                    self.respond(response);
+                }
+                Decision::BadIndirectPages(response, e) => {
+                    self.log_frontend_fault(
+                        shared,
+                        format_args!("request {}: indirect pages unusable: {:?}", response.id, e),
+                    );
+                    self.respond(response);
                 }
             }
+            self.segment_table = table;
         }
     }
 
+    /// Validates `request`; for an indirect request, first copies its segment table into
+    /// `table` (mapping the indirect pages just for the copy), so that the returned
+    /// request only reads private memory.
+    fn decide<'t>(
+        &mut self,
+        domid: u16,
+        request: &Request,
+        table: &'t mut KVec<u8>,
+    ) -> Decision<'t> {
+        match validate(request, &self.device) {
+            Ok(Validation::Ready(valid)) => Decision::Start(valid),
+            Ok(Validation::NeedsSegmentTable(pending)) => {
+                let len = table_len(pending.nr_segments());
+                if let Err(e) = self.copy_segment_table(domid, &pending, table) {
+                    return Decision::BadIndirectPages(pending.response(Status::Error), e);
+                }
+                match pending.complete(&table[..len]) {
+                    Ok(valid) => Decision::Start(valid),
+                    Err(rejection) => {
+                        Decision::Answer(pending.response(rejection.status()), Some(rejection))
+                    }
+                }
+            }
+            Err(rejection) => Decision::Answer(
+                Response::for_request(request, rejection.status()),
+                Some(rejection),
+            ),
+        }
+    }
+
+    /// Maps the indirect pages of `pending` read-only, copies the entries it uses into
+    /// `table` and unmaps them again.
+    fn copy_segment_table(
+        &mut self,
+        domid: u16,
+        pending: &PendingIndirect,
+        table: &mut KVec<u8>,
+    ) -> Result {
+        let grefs = pending.indirect_grefs();
+        let nr_segments = pending.nr_segments();
+        if table.len() < table_len(nr_segments) {
+            // Validation already refused more segments than advertised.
+            return Err(EINVAL);
+        }
+        let mut refs = [0u32; MAX_INDIRECT_PAGES_PER_REQUEST];
+        for (dst, gref) in refs.iter_mut().zip(grefs) {
+            *dst = *gref;
+        }
+        self.indirect_pages.map(domid, &refs[..grefs.len()], true)?;
+        let mut at = 0;
+        let mut result = Ok(());
+        for page in 0..grefs.len() {
+            let n = copy_len_for_page(nr_segments, page);
+            let Some(dst) = table.get_mut(at..at + n) else {
+                result = Err(EINVAL);
+                break;
+            };
+            if let Err(e) = self.indirect_pages.read(page, 0, dst) {
+                result = Err(e);
+                break;
+            }
+            at += n;
+        }
+        // Cannot fail: these pages never go to a bio.
+        let _ = self.indirect_pages.unmap();
+        result
+    }
+
     /// Starts the I/O of a validated request in a free slot, or answers it with an error.
-    fn start(&mut self, shared: &RingShared, slot_index: usize, valid: ValidRequest<'static>) {
+    fn start(&mut self, shared: &RingShared, slot_index: usize, valid: ValidRequest<'_>) {
         let domid = shared.domid;
         let Some(slot) = self.slots.get_mut(slot_index) else {
             return;
         };
         let outcome = match valid.action() {
             Action::Io(io) => {
-                let mut grefs = [0u32; MAX_SEGMENTS];
-                let mut segments = [(0usize, 0u32, 0u32); MAX_SEGMENTS];
                 let mut n = 0;
                 for seg in io.segments() {
-                    if n == MAX_SEGMENTS {
+                    let (Some(gref), Some(segment)) =
+                        (slot.grefs.get_mut(n), slot.segments.get_mut(n))
+                    else {
                         break;
-                    }
-                    grefs[n] = seg.gref();
-                    segments[n] = (n, seg.offset_bytes(), seg.len_bytes());
+                    };
+                    *gref = seg.gref();
+                    *segment = (n, seg.offset_bytes(), seg.len_bytes());
                     n += 1;
+                }
+                if n != usize::from(io.nr_segments()) {
+                    // Cannot happen: slots have room for every segment count validation
+                    // lets through.
+                    self.respond(valid.response(Status::Error));
+                    return;
                 }
                 let (kind, counter, sectors) = match io.direction() {
                     Direction::Read => (BioKind::Read, &shared.stats.rd_req, &shared.stats.rd_sect),
@@ -459,7 +576,7 @@ impl RingState {
                 };
                 // The device reads guest pages for a write: map those read-only.
                 let readonly = matches!(io.direction(), Direction::Write);
-                match slot.pages.map(domid, &grefs[..n], readonly) {
+                match slot.pages.map(domid, &slot.grefs[..n], readonly) {
                     Err(e) => Err(e),
                     Ok(()) => {
                         let r = block::submit(
@@ -467,7 +584,7 @@ impl RingState {
                             kind,
                             io.start_sector(),
                             &slot.pages,
-                            &segments[..n],
+                            &slot.segments[..n],
                         );
                         if r.is_err() {
                             let _ = slot.pages.unmap();
@@ -489,7 +606,7 @@ impl RingState {
             Action::Discard(_) => Err(Error::from_errno(EOPNOTSUPP_ERRNO)),
         };
         match outcome {
-            Ok(()) => slot.request = Some(valid),
+            Ok(()) => slot.response = Some(valid.response(Status::Okay)),
             Err(e) => {
                 let status = if e.to_errno() == EOPNOTSUPP_ERRNO {
                     Status::NotSupported

@@ -12,15 +12,16 @@ use super::domains::{Domain, Domains};
 use super::ring::{RingConnection, RingParams};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::Abi;
-use crate::blkif::ring::MAX_RING_PAGE_ORDER;
 use crate::blkif::validate::{DeviceConfig, DeviceInfo};
 use crate::blkif::xenstore::{
     self as keys, devid_from_frontend_path, mode_is_writable, parse_physical_device, parse_u32,
 };
 use crate::sys::block::BlockDevice;
+use crate::sys::params;
 use crate::sys::xenbus::{
     self, ModuleRef, Transaction, Watch, WatchHandler, XenbusDevice, XenbusState,
 };
+use crate::throttle::params::Param;
 use kernel::prelude::*;
 use kernel::str::{CStr, CString};
 use kernel::sync::{Arc, Mutex};
@@ -28,6 +29,16 @@ use kernel::{c_str, fmt, new_mutex};
 
 /// Longest xenstore value we read (paths, numbers, protocol names).
 const VALUE_MAX: usize = 128;
+
+/// The ring page order this module accepts (`max_ring_page_order`, fixed at load).
+fn max_ring_page_order() -> u32 {
+    params::get(Param::MaxRingPageOrder) as u32
+}
+
+/// Segments per indirect request this module advertises (`max_indirect_segments`).
+fn max_indirect_segments() -> u16 {
+    params::get(Param::MaxIndirectSegments) as u16
+}
 
 /// The opened backing device and what the guest is told about it.
 struct Backing {
@@ -112,6 +123,8 @@ impl Vbd {
         )?;
         let watch = Watch::new(dev, c_str!("physical-device"), vbd.clone())?;
         vbd.state.lock().watch = Some(watch);
+        // What the frontend may choose before it sets up its rings.
+        vbd.write_keys(|w| w(keys::MAX_RING_PAGE_ORDER, fmt!("{}", max_ring_page_order())))?;
         dev.switch_state(XenbusState::InitWait)?;
         pr_info!("domain {} vbd {}: probed\n", vbd.domid, vbd.devid);
         Ok(vbd)
@@ -195,7 +208,7 @@ impl Vbd {
             secure_discard: false,
             flush_cache: writable,
             barrier: false,
-            max_indirect_segments: 0,
+            max_indirect_segments: max_indirect_segments(),
         };
         let info = match DeviceInfo::new(config) {
             Ok(i) => i,
@@ -288,8 +301,7 @@ impl Vbd {
             None => None,
             Some(v) => Some(parse_u32(v).ok_or(EINVAL)?),
         };
-        // Multi-page rings are not advertised yet: only order 0 is accepted.
-        if order.is_some_and(|o| o > 0 || o > MAX_RING_PAGE_ORDER) {
+        if order.is_some_and(|o| o > max_ring_page_order()) {
             return Err(EINVAL);
         }
         if let Some(v) = read_key(dir, keys::MULTI_QUEUE_NUM_QUEUES, &mut buf)? {
@@ -297,20 +309,28 @@ impl Vbd {
                 return Err(EINVAL);
             }
         }
-        let ring_key = if order.is_some() {
-            "ring-ref0"
-        } else {
-            keys::RING_REF
-        };
-        let gref = parse_u32(read_key(dir, ring_key, &mut buf)?.ok_or(EINVAL)?).ok_or(EINVAL)?;
+        // One page: `ring-ref`; 2^order pages: `ring-ref0` .. `ring-ref<2^order - 1>`
+        // (a frontend that writes ring-page-order uses the numbered keys even for order 0).
+        let mut ring_refs = KVec::new();
+        match order {
+            None => {
+                let v = read_key(dir, keys::RING_REF, &mut buf)?.ok_or(EINVAL)?;
+                ring_refs.push(parse_u32(v).ok_or(EINVAL)?, GFP_KERNEL)?;
+            }
+            Some(order) => {
+                for i in 0..(1u32 << order) {
+                    let key = cstring(fmt!("{}{}", keys::RING_REF, i))?;
+                    let v = xenbus::read(dir, &key, &mut buf)?;
+                    ring_refs.push(parse_u32(v).ok_or(EINVAL)?, GFP_KERNEL)?;
+                }
+            }
+        }
         let port = parse_u32(read_key(dir, keys::EVENT_CHANNEL, &mut buf)?.ok_or(EINVAL)?)
             .ok_or(EINVAL)?;
-        let mut ring_refs = KVec::new();
-        ring_refs.push(gref, GFP_KERNEL)?;
         Ok(RingParams {
             abi,
             ring_refs,
-            order: 0,
+            order: order.unwrap_or(0),
             port,
         })
     }
@@ -364,33 +384,45 @@ impl Vbd {
 
     /// Writes size and features for the frontend, in one transaction.
     fn publish_device(&self, backing: &Backing) -> Result {
-        let dir = self.dev.nodename();
         let config = backing.info.config();
         let info = if config.read_only {
             keys::VDISK_READONLY
         } else {
             0
         };
+        self.write_keys(|w| {
+            w(
+                keys::FEATURE_FLUSH_CACHE,
+                fmt!("{}", u32::from(config.flush_cache)),
+            )?;
+            w(
+                keys::FEATURE_MAX_INDIRECT_SEGMENTS,
+                fmt!("{}", config.max_indirect_segments),
+            )?;
+            w(keys::SECTORS, fmt!("{}", config.sectors))?;
+            w(keys::INFO, fmt!("{}", info))?;
+            w(keys::SECTOR_SIZE, fmt!("{}", config.logical_block_size))?;
+            w(
+                keys::PHYSICAL_SECTOR_SIZE,
+                fmt!("{}", backing.bdev.physical_block_size()),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Writes keys of our backend directory in one transaction, retried on conflict.
+    /// `f` gets a writer taking a key and its formatted value.
+    fn write_keys(
+        &self,
+        f: impl Fn(&dyn Fn(&str, core::fmt::Arguments<'_>) -> Result) -> Result,
+    ) -> Result {
+        let dir = self.dev.nodename();
         loop {
             let xbt = Transaction::start()?;
-            let result = (|| -> Result {
-                let w = |key: &str, value: core::fmt::Arguments<'_>| -> Result {
-                    xbt.write(dir, &cstring(fmt!("{}", key))?, &cstring(value)?)
-                };
-                w(
-                    keys::FEATURE_FLUSH_CACHE,
-                    fmt!("{}", u32::from(config.flush_cache)),
-                )?;
-                w(keys::SECTORS, fmt!("{}", config.sectors))?;
-                w(keys::INFO, fmt!("{}", info))?;
-                w(keys::SECTOR_SIZE, fmt!("{}", config.logical_block_size))?;
-                w(
-                    keys::PHYSICAL_SECTOR_SIZE,
-                    fmt!("{}", backing.bdev.physical_block_size()),
-                )?;
-                Ok(())
-            })();
-            if let Err(e) = result {
+            let w = |key: &str, value: core::fmt::Arguments<'_>| -> Result {
+                xbt.write(dir, &cstring(fmt!("{}", key))?, &cstring(value)?)
+            };
+            if let Err(e) = f(&w) {
                 let _ = xbt.end(true);
                 return Err(e);
             }

@@ -20,6 +20,8 @@ static u64 rblk_param_values[RBLK_PARAM_COUNT] = {
 	[RBLK_PARAM_DEFAULT_BPS] = RBLK_DEFAULT_DEFAULT_BPS,
 	[RBLK_PARAM_BURST] = RBLK_DEFAULT_BURST,
 	[RBLK_PARAM_OP_SIZE] = RBLK_DEFAULT_OP_SIZE,
+	[RBLK_PARAM_MAX_INDIRECT_SEGMENTS] = RBLK_DEFAULT_MAX_INDIRECT_SEGMENTS,
+	[RBLK_PARAM_MAX_RING_PAGE_ORDER] = RBLK_DEFAULT_MAX_RING_PAGE_ORDER,
 };
 
 static int rblk_param_set(const char *val, const struct kernel_param *kp)
@@ -76,3 +78,13 @@ module_param_cb(burst, &rblk_param_ops, &rblk_param_values[RBLK_PARAM_BURST], 06
 MODULE_PARM_DESC(burst, "Timeslices of unused budget an idle domain may bank (0..10000)");
 module_param_cb(op_size, &rblk_param_ops, &rblk_param_values[RBLK_PARAM_OP_SIZE], 0644);
 MODULE_PARM_DESC(op_size, "Bytes that count as one operation (0 = one per request, else a multiple of 512)");
+/*
+ * Protocol maxima, read-only after load like stock xen-blkback's: they are advertised in
+ * xenstore when a device is probed and checked again when its frontend connects.
+ */
+module_param_cb(max_indirect_segments, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_MAX_INDIRECT_SEGMENTS], 0444);
+MODULE_PARM_DESC(max_indirect_segments, "Segments per indirect request advertised (0 = no indirect requests, max 256, default 256)");
+module_param_cb(max_ring_page_order, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_MAX_RING_PAGE_ORDER], 0444);
+MODULE_PARM_DESC(max_ring_page_order, "Largest shared ring page order accepted (0..4, default 4)");

@@ -20,7 +20,9 @@ enum rblk_param_id {
 	RBLK_PARAM_DEFAULT_BPS = 2,
 	RBLK_PARAM_BURST = 3,
 	RBLK_PARAM_OP_SIZE = 4,
-	RBLK_PARAM_COUNT = 5,
+	RBLK_PARAM_MAX_INDIRECT_SEGMENTS = 5,
+	RBLK_PARAM_MAX_RING_PAGE_ORDER = 6,
+	RBLK_PARAM_COUNT = 7,
 };
 
 /* Defaults; Rust asserts at compile time that they equal throttle::params' defaults. */
@@ -29,6 +31,8 @@ enum rblk_param_id {
 #define RBLK_DEFAULT_DEFAULT_BPS 0ULL
 #define RBLK_DEFAULT_BURST 0ULL
 #define RBLK_DEFAULT_OP_SIZE 0ULL
+#define RBLK_DEFAULT_MAX_INDIRECT_SEGMENTS 256ULL
+#define RBLK_DEFAULT_MAX_RING_PAGE_ORDER 4ULL
 
 /* C: current value of a module parameter (a racy read is fine: each value is one u64). */
 u64 rblk_param_get(unsigned int id);

@@ -9,6 +9,7 @@
 #include <linux/err.h>
 #include <linux/fs.h>
 #include <linux/interrupt.h>
+#include <linux/highmem.h>
 #include <linux/hrtimer.h>
 #include <linux/kobject.h>
 #include <linux/kref.h>
@@ -560,6 +561,13 @@ void rblk_grants_unmap(struct page **pages, const u32 *handles, unsigned int nr)
 		gnttab_set_unmap_op(&unmap[i], rblk_page_vaddr(pages[i]), GNTMAP_host_map,
 				    handles[i]);
 	WARN_ON_ONCE(gnttab_unmap_refs(unmap, NULL, pages, nr));
+}
+
+void rblk_page_read(struct page *page, unsigned int offset, void *dst, unsigned int len)
+{
+	if (WARN_ON_ONCE(offset > PAGE_SIZE || len > PAGE_SIZE - offset))
+		return;
+	memcpy_from_page(dst, page, offset, len);
 }
 
 /* ---------------------------------------------------------------- block device */

@@ -122,6 +122,8 @@ void rblk_pages_free(unsigned int nr, struct page **pages);
 int rblk_grants_map(u16 domid, const u32 *grefs, struct page **pages, u32 *handles,
 		    unsigned int nr, bool readonly);
 void rblk_grants_unmap(struct page **pages, const u32 *handles, unsigned int nr);
+/* Copies len bytes at offset of a (mapped) page to dst; offset + len <= PAGE_SIZE. */
+void rblk_page_read(struct page *page, unsigned int offset, void *dst, unsigned int len);
 
 /* --- backing block device --- */
 struct file *rblk_bdev_open(u32 major, u32 minor, bool writable, int *err);

@@ -13,8 +13,11 @@ use kernel::error::{to_result, Error};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// Most segments one [`GrantPages`] holds (a direct request's maximum).
-pub const MAX_SEGMENTS: usize = 11;
+/// Segments of a direct request: the pages every [`GrantPages`] allocates up front.
+pub const DIRECT_SEGMENTS: usize = 11;
+
+/// Most grants the C side maps or unmaps in one call (`RBLK_GRANT_BATCH`).
+const GRANT_BATCH: usize = bindings::RBLK_GRANT_BATCH as usize;
 
 /// A backing block device opened from `major:minor`; closed on drop.
 pub struct BlockDevice(*mut bindings::file);
@@ -156,9 +159,15 @@ impl IoSlot {
 }
 
 /// Pages into which a request's granted guest pages are mapped.
+///
+/// Holds up to `capacity` pages. The first [`DIRECT_SEGMENTS`] are allocated at once; more
+/// are allocated when a request needs them (an indirect request) and kept for the next
+/// one, so memory follows what the frontend actually uses, up to `capacity` per slot.
 pub struct GrantPages {
-    pages: [*mut bindings::page; MAX_SEGMENTS],
-    handles: [u32; MAX_SEGMENTS],
+    /// `capacity` entries; the first `allocated` are pages we own.
+    pages: KVec<*mut bindings::page>,
+    handles: KVec<u32>,
+    allocated: usize,
     mapped: usize,
     io: Arc<IoSlot>,
 }
@@ -170,17 +179,17 @@ unsafe impl Send for GrantPages {}
 unsafe impl Sync for GrantPages {}
 
 impl GrantPages {
-    /// Allocates pages for up to [`MAX_SEGMENTS`] grants, completing into `io`.
-    pub fn new(io: Arc<IoSlot>) -> Result<Self> {
-        let mut pages = [core::ptr::null_mut(); MAX_SEGMENTS];
-        // SAFETY: `pages` has room for MAX_SEGMENTS page pointers.
-        to_result(unsafe { bindings::rblk_pages_alloc(MAX_SEGMENTS as u32, pages.as_mut_ptr()) })?;
-        Ok(Self {
-            pages,
-            handles: [0; MAX_SEGMENTS],
+    /// Room for up to `capacity` grants, completing into `io`.
+    pub fn new(io: Arc<IoSlot>, capacity: usize) -> Result<Self> {
+        let mut this = Self {
+            pages: KVec::from_elem(core::ptr::null_mut(), capacity, GFP_KERNEL)?,
+            handles: KVec::from_elem(0, capacity, GFP_KERNEL)?,
+            allocated: 0,
             mapped: 0,
             io,
-        })
+        };
+        this.reserve(DIRECT_SEGMENTS.min(capacity))?;
+        Ok(this)
     }
 
     /// The completion record of these pages.
@@ -188,25 +197,76 @@ impl GrantPages {
         &self.io
     }
 
-    /// Maps `grefs` of domain `domid` (read-only when the device will only read them).
-    pub fn map(&mut self, domid: u16, grefs: &[u32], readonly: bool) -> Result {
-        if self.mapped != 0 || grefs.is_empty() || grefs.len() > MAX_SEGMENTS {
+    /// Makes sure at least `nr` pages are allocated.
+    fn reserve(&mut self, nr: usize) -> Result {
+        if nr > self.pages.len() {
             return Err(EINVAL);
         }
-        let nr = grefs.len() as u32;
-        // SAFETY: `pages` holds MAX_SEGMENTS >= nr allocated, unmapped pages; `grefs` and
-        // `handles` have room for `nr` entries; the C side maps all or nothing.
-        to_result(unsafe {
-            bindings::rblk_grants_map(
-                domid,
-                grefs.as_ptr(),
-                self.pages.as_mut_ptr(),
-                self.handles.as_mut_ptr(),
-                nr,
-                readonly,
+        if nr <= self.allocated {
+            return Ok(());
+        }
+        let more = nr - self.allocated;
+        let tail = self.pages.get_mut(self.allocated..nr).ok_or(EINVAL)?;
+        // SAFETY: `tail` has room for `more` page pointers, which C fills on success
+        // (and leaves to us to free) or leaves unallocated on failure.
+        to_result(unsafe { bindings::rblk_pages_alloc(more as u32, tail.as_mut_ptr()) })?;
+        self.allocated = nr;
+        Ok(())
+    }
+
+    /// Maps `grefs` of domain `domid` (read-only when the device will only read them),
+    /// all or nothing.
+    pub fn map(&mut self, domid: u16, grefs: &[u32], readonly: bool) -> Result {
+        if self.mapped != 0 || grefs.is_empty() {
+            return Err(EINVAL);
+        }
+        self.reserve(grefs.len())?;
+        let mut done = 0;
+        while done < grefs.len() {
+            let n = (grefs.len() - done).min(GRANT_BATCH);
+            // SAFETY: pages `done..done + n` are allocated (reserved above) and unmapped;
+            // `grefs` and `handles` have entries there; the C side maps all `n` or none.
+            let r = to_result(unsafe {
+                bindings::rblk_grants_map(
+                    domid,
+                    grefs.as_ptr().add(done),
+                    self.pages.as_mut_ptr().add(done),
+                    self.handles.as_mut_ptr().add(done),
+                    n as u32,
+                    readonly,
+                )
+            });
+            if let Err(e) = r {
+                // Undo the batches that did map: all or nothing for the request too.
+                self.mapped = done;
+                self.unmap_all();
+                return Err(e);
+            }
+            done += n;
+        }
+        self.mapped = done;
+        Ok(())
+    }
+
+    /// Copies `dst.len()` bytes at `offset` of mapped page `index` into `dst` (the
+    /// private copy of an indirect segment page).
+    pub fn read(&self, index: usize, offset: usize, dst: &mut [u8]) -> Result {
+        let in_page = offset
+            .checked_add(dst.len())
+            .is_some_and(|end| end <= super::ring::XEN_PAGE_SIZE);
+        if index >= self.mapped || !in_page {
+            return Err(EINVAL);
+        }
+        // SAFETY: page `index` is mapped (index < mapped) and stays mapped while `&self`
+        // is borrowed (unmapping needs `&mut self`); offset + len is within the page.
+        unsafe {
+            bindings::rblk_page_read(
+                self.pages[index],
+                offset as u32,
+                dst.as_mut_ptr().cast(),
+                dst.len() as u32,
             )
-        })?;
-        self.mapped = grefs.len();
+        };
         Ok(())
     }
 
@@ -215,19 +275,27 @@ impl GrantPages {
         if self.io.is_busy() {
             return Err(EBUSY);
         }
-        if self.mapped != 0 {
-            // SAFETY: the first `mapped` pages are mapped with `handles`, and no I/O uses
-            // them (checked above).
+        self.unmap_all();
+        Ok(())
+    }
+
+    /// Unmaps the first `mapped` pages, in batches.
+    fn unmap_all(&mut self) {
+        let mut done = 0;
+        while done < self.mapped {
+            let n = (self.mapped - done).min(GRANT_BATCH);
+            // SAFETY: pages `done..done + n` are mapped with `handles` there, and no I/O
+            // uses them (callers check the slot is not busy, or never submitted any).
             unsafe {
                 bindings::rblk_grants_unmap(
-                    self.pages.as_mut_ptr(),
-                    self.handles.as_ptr(),
-                    self.mapped as u32,
+                    self.pages.as_mut_ptr().add(done),
+                    self.handles.as_ptr().add(done),
+                    n as u32,
                 )
             };
-            self.mapped = 0;
+            done += n;
         }
-        Ok(())
+        self.mapped = 0;
     }
 }
 
@@ -235,11 +303,14 @@ impl Drop for GrantPages {
     fn drop(&mut self) {
         if self.unmap().is_err() {
             // A bio still uses the pages: leaking them is the only safe choice.
-            pr_warn!("leaking {} pages still under I/O\n", MAX_SEGMENTS);
+            pr_warn!("leaking {} pages still under I/O\n", self.allocated);
             return;
         }
-        // SAFETY: the pages were allocated in `new`, are unmapped and unused.
-        unsafe { bindings::rblk_pages_free(MAX_SEGMENTS as u32, self.pages.as_mut_ptr()) }
+        if self.allocated > 0 {
+            // SAFETY: the first `allocated` pages were allocated in `reserve`, and are
+            // unmapped and unused.
+            unsafe { bindings::rblk_pages_free(self.allocated as u32, self.pages.as_mut_ptr()) }
+        }
     }
 }
 

@@ -16,6 +16,14 @@ const _: () = {
     assert!(bindings::RBLK_DEFAULT_DEFAULT_BPS as u64 == Param::DefaultBps.default_value());
     assert!(bindings::RBLK_DEFAULT_BURST as u64 == Param::Burst.default_value());
     assert!(bindings::RBLK_DEFAULT_OP_SIZE as u64 == Param::OpSize.default_value());
+    assert!(
+        bindings::RBLK_DEFAULT_MAX_INDIRECT_SEGMENTS as u64
+            == Param::MaxIndirectSegments.default_value()
+    );
+    assert!(
+        bindings::RBLK_DEFAULT_MAX_RING_PAGE_ORDER as u64
+            == Param::MaxRingPageOrder.default_value()
+    );
     assert!(bindings::rblk_param_id_RBLK_PARAM_COUNT as usize == ALL.len());
 };
 
@@ -27,6 +35,8 @@ const fn c_id(param: Param) -> u32 {
         Param::DefaultBps => bindings::rblk_param_id_RBLK_PARAM_DEFAULT_BPS,
         Param::Burst => bindings::rblk_param_id_RBLK_PARAM_BURST,
         Param::OpSize => bindings::rblk_param_id_RBLK_PARAM_OP_SIZE,
+        Param::MaxIndirectSegments => bindings::rblk_param_id_RBLK_PARAM_MAX_INDIRECT_SEGMENTS,
+        Param::MaxRingPageOrder => bindings::rblk_param_id_RBLK_PARAM_MAX_RING_PAGE_ORDER,
     }
 }
 

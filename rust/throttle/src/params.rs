@@ -18,15 +18,23 @@ pub enum Param {
     Burst,
     /// Request size that counts as one operation (0 = every request is one operation).
     OpSize,
+    /// Segments per indirect request the backend advertises (0 = no indirect requests).
+    /// A protocol feature rather than a limit, kept in this one table so that every
+    /// parameter is checked the same way.
+    MaxIndirectSegments,
+    /// Largest shared-ring page order the backend accepts (`max-ring-page-order`).
+    MaxRingPageOrder,
 }
 
 /// Every parameter, in the order the kernel glue registers them.
-pub const ALL: [Param; 5] = [
+pub const ALL: [Param; 7] = [
     Param::TimesliceUs,
     Param::DefaultIops,
     Param::DefaultBps,
     Param::Burst,
     Param::OpSize,
+    Param::MaxIndirectSegments,
+    Param::MaxRingPageOrder,
 ];
 
 /// Shortest timeslice: below this, timer overhead would dominate the slice.
@@ -43,6 +51,11 @@ pub const MAX_BURST: u64 = 10_000;
 pub const MIN_OP_SIZE: u64 = 512;
 /// Largest `op_size` (16 MiB).
 pub const MAX_OP_SIZE: u64 = 16 << 20;
+/// Most segments of an indirect request: one bio's worth of pages (`BIO_MAX_VECS`), and
+/// what stock `xen-blkback` advertises (1 MiB requests).
+pub const MAX_INDIRECT_SEGMENTS: u64 = 256;
+/// Largest ring page order: 16 pages, xenbus' limit (`XENBUS_MAX_RING_GRANT_ORDER`).
+pub const MAX_RING_PAGE_ORDER: u64 = 4;
 
 /// Why a parameter value was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +80,8 @@ impl Param {
             Param::DefaultBps => "default_bps",
             Param::Burst => "burst",
             Param::OpSize => "op_size",
+            Param::MaxIndirectSegments => "max_indirect_segments",
+            Param::MaxRingPageOrder => "max_ring_page_order",
         }
     }
 
@@ -75,6 +90,8 @@ impl Param {
         match self {
             Param::TimesliceUs => 10_000,
             Param::DefaultIops | Param::DefaultBps | Param::Burst | Param::OpSize => 0,
+            Param::MaxIndirectSegments => MAX_INDIRECT_SEGMENTS,
+            Param::MaxRingPageOrder => MAX_RING_PAGE_ORDER,
         }
     }
 
@@ -91,6 +108,8 @@ impl Param {
             Param::DefaultBps => (0, MAX_BPS),
             Param::Burst => (0, MAX_BURST),
             Param::OpSize => (0, MAX_OP_SIZE),
+            Param::MaxIndirectSegments => (0, MAX_INDIRECT_SEGMENTS),
+            Param::MaxRingPageOrder => (0, MAX_RING_PAGE_ORDER),
         }
     }
 }
@@ -168,5 +187,14 @@ mod tests {
             Err(ParamError::NotSectorMultiple)
         );
         assert!(validate(Param::OpSize, MAX_OP_SIZE + 512).is_err());
+    }
+
+    #[test]
+    fn protocol_maxima_stay_within_what_the_backend_can_serve() {
+        assert_eq!(validate(Param::MaxIndirectSegments, 0), Ok(()));
+        assert_eq!(validate(Param::MaxIndirectSegments, 256), Ok(()));
+        assert!(validate(Param::MaxIndirectSegments, 257).is_err());
+        assert_eq!(validate(Param::MaxRingPageOrder, 4), Ok(()));
+        assert!(validate(Param::MaxRingPageOrder, 5).is_err());
     }
 }
