@@ -1,0 +1,385 @@
+//! Building the line written to `domains/limits`, checked by the kernel's own parser.
+//!
+//! The kernel refuses a bad line whole with `EINVAL`, which tells the operator nothing
+//! about which token was wrong. So the line is checked here first with the same parser
+//! (`throttle::control::parse_limits_line`), one token at a time: the line made of the
+//! domain id and the first `n` settings is parsed for `n = 1, 2, ...`, and the first
+//! prefix that fails names the token at fault. A line that passes here is exactly one the
+//! kernel accepts, and nothing is written unless it passes.
+//!
+//! The only syntax added on top is for values, and it is turned into the plain decimal
+//! number the kernel expects before the check: `unlimited` for 0, and binary units on
+//! byte values (`20M` = `20MiB` = 20971520).
+
+use std::fmt;
+
+use throttle::control::{
+    meter_from_key, meter_key, parse_limits_line, parse_u64, ControlError, LimitsCommand,
+    DOMID_FIRST_RESERVED,
+};
+use throttle::Meter;
+
+/// A line for the `limits` file that the kernel's parser accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LimitsLine {
+    /// With the trailing newline `echo` would add; the kernel strips one.
+    text: String,
+}
+
+impl LimitsLine {
+    /// The line as written, newline included.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The line without its newline, for messages.
+    pub(crate) fn command(&self) -> &str {
+        self.text.trim_end_matches('\n')
+    }
+}
+
+/// A token of the command line the kernel would refuse, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct InvalidToken {
+    /// What the operator typed.
+    token: String,
+    /// Why it is refused.
+    reason: String,
+}
+
+impl InvalidToken {
+    fn new(token: &str, reason: impl Into<String>) -> InvalidToken {
+        InvalidToken {
+            token: token.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for InvalidToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "'{}': {}", self.token, self.reason)
+    }
+}
+
+impl From<InvalidToken> for String {
+    fn from(invalid: InvalidToken) -> String {
+        invalid.to_string()
+    }
+}
+
+/// Checks a domain id as the kernel does (`0..DOMID_FIRST_RESERVED`).
+pub(crate) fn parse_domid(text: &str) -> Result<u16, String> {
+    check_single_field(text)?;
+    // `<domid> clear` is the smallest line that says nothing but the domain id.
+    match parse_limits_line(format!("{text} clear").as_bytes()) {
+        Ok(LimitsCommand::Clear { domid }) => Ok(domid),
+        Ok(LimitsCommand::Set { .. }) => unreachable!("a clear line parsed as a set"),
+        Err(error) => Err(InvalidToken::new(text, domid_reason(error, text)).into()),
+    }
+}
+
+/// The line `<domid> clear`.
+pub(crate) fn clear_line(domid: &str) -> Result<LimitsLine, String> {
+    let domid = parse_domid(domid)?;
+    Ok(LimitsLine {
+        text: format!("{domid} clear\n"),
+    })
+}
+
+/// The line `<domid> key=value ...`, each value as the plain decimal the kernel reads,
+/// in the operator's order.
+pub(crate) fn set_line(domid: &str, settings: &[String]) -> Result<LimitsLine, String> {
+    let domid = parse_domid(domid)?;
+    if settings.is_empty() {
+        return Err("no key=value given".to_string());
+    }
+    let mut accepted: Vec<String> = Vec::with_capacity(settings.len());
+    for setting in settings {
+        check_single_field(setting)?;
+        if setting == "clear" {
+            return Err(InvalidToken::new(
+                setting,
+                format!("not a key=value; to drop the limits use 'rblkctl clear {domid}'"),
+            )
+            .into());
+        }
+        let normalized = expand_value(setting)?;
+        let mut line = domid.to_string();
+        for field in accepted.iter().chain(std::iter::once(&normalized)) {
+            line.push(' ');
+            line.push_str(field);
+        }
+        match parse_limits_line(line.as_bytes()) {
+            Ok(LimitsCommand::Set { overrides, .. }) => {
+                // The key is good, or the parser would have refused it; rebuild the
+                // field from the parsed value so that e.g. `0500` is written as `500`.
+                let key = normalized.split_once('=').map_or("", |(key, _)| key);
+                let meter = meter_from_key(key.as_bytes());
+                let value = meter.and_then(|meter| overrides.get(meter));
+                match (meter, value) {
+                    (Some(meter), Some(value)) => {
+                        accepted.push(format!("{}={value}", meter_key(meter)));
+                    }
+                    _ => unreachable!("an accepted field without its key: {normalized}"),
+                }
+            }
+            Ok(LimitsCommand::Clear { .. }) => unreachable!("a set line parsed as clear"),
+            Err(error) => {
+                return Err(InvalidToken::new(setting, setting_reason(error, &normalized)).into())
+            }
+        }
+    }
+    Ok(LimitsLine {
+        text: format!("{domid} {}\n", accepted.join(" ")),
+    })
+}
+
+/// The kernel splits on spaces and tabs and strips only one trailing newline: a token
+/// holding either would not mean what the operator sees, so it is refused.
+fn check_single_field(token: &str) -> Result<(), InvalidToken> {
+    if token.is_empty() {
+        return Err(InvalidToken::new(token, "empty"));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(InvalidToken::new(
+            token,
+            "contains a space or control character; give each key=value as its own argument",
+        ));
+    }
+    Ok(())
+}
+
+fn domid_reason(error: ControlError, text: &str) -> String {
+    let below = format!("a domain id must be below {DOMID_FIRST_RESERVED} (DOMID_FIRST_RESERVED)");
+    match error {
+        ControlError::BadDomain => below,
+        ControlError::NotANumber if text.bytes().all(|b| b.is_ascii_digit()) => below,
+        ControlError::NotANumber if text.starts_with(['-', '+']) => {
+            "a domain id is an unsigned decimal number (no sign)".to_string()
+        }
+        _ => "a domain id is an unsigned decimal number".to_string(),
+    }
+}
+
+/// Why the kernel's parser refused `field` (the setting after value expansion).
+fn setting_reason(error: ControlError, field: &str) -> String {
+    let (key, value) = field.split_once('=').unwrap_or((field, ""));
+    let meter = meter_from_key(key.as_bytes());
+    match (error, meter) {
+        (ControlError::Malformed, _) => "expected key=value, e.g. iops=500".to_string(),
+        (ControlError::UnknownKey, _) => format!(
+            "unknown key '{key}'; the keys are {}",
+            Meter::ALL.map(meter_key).join(", ")
+        ),
+        (ControlError::DuplicateKey, _) => format!("'{key}' is given more than once"),
+        (ControlError::Empty, _) => format!("no value after '{key}='"),
+        (ControlError::TooLarge, Some(meter)) => too_large(meter),
+        // The parser also says "not a number" for digits that overflow u64.
+        (ControlError::NotANumber, Some(meter)) if value.bytes().all(|b| b.is_ascii_digit()) => {
+            too_large(meter)
+        }
+        (ControlError::NotANumber, meter) => {
+            let sign = if value.starts_with(['-', '+']) {
+                " (no sign)"
+            } else {
+                ""
+            };
+            let units = if meter.is_some_and(Meter::counts_bytes) {
+                ", 'unlimited', or bytes with a unit: K, M, G, T, KiB, MiB, GiB, TiB"
+            } else {
+                " or 'unlimited'"
+            };
+            format!("the value must be an unsigned decimal number{sign}{units}")
+        }
+        (error, _) => format!("refused ({error:?})"),
+    }
+}
+
+fn too_large(meter: Meter) -> String {
+    let max = meter.max_limit();
+    if meter.counts_bytes() {
+        format!(
+            "too large: the most {} accepts is {max} ({})",
+            meter_key(meter),
+            crate::report::exact_bytes(max)
+        )
+    } else {
+        format!("too large: the most {} accepts is {max}", meter_key(meter))
+    }
+}
+
+/// Binary units a byte value may carry, lower-cased, with their multipliers.
+const BYTE_UNITS: [(&str, u64); 13] = [
+    ("b", 1),
+    ("k", 1 << 10),
+    ("ki", 1 << 10),
+    ("kib", 1 << 10),
+    ("m", 1 << 20),
+    ("mi", 1 << 20),
+    ("mib", 1 << 20),
+    ("g", 1 << 30),
+    ("gi", 1 << 30),
+    ("gib", 1 << 30),
+    ("t", 1 << 40),
+    ("ti", 1 << 40),
+    ("tib", 1 << 40),
+];
+
+/// Rewrites the friendlier value syntax of a `key=value` token into the plain decimal
+/// the kernel reads; anything else is left for the kernel's parser to judge.
+fn expand_value(setting: &str) -> Result<String, InvalidToken> {
+    let Some((key, value)) = setting.split_once('=') else {
+        return Ok(setting.to_string());
+    };
+    if value == "unlimited" {
+        return Ok(format!("{key}=0"));
+    }
+    let Some(meter) = meter_from_key(key.as_bytes()) else {
+        return Ok(setting.to_string());
+    };
+    if !meter.counts_bytes() {
+        return Ok(setting.to_string());
+    }
+    let digits_end = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(digits_end);
+    if digits.is_empty() || unit.is_empty() {
+        return Ok(setting.to_string());
+    }
+    let unit_lower = unit.to_ascii_lowercase();
+    // dd and friends read KB as 1000 and K as 1024; others differ. Guessing would set
+    // the wrong limit without a word, so ask.
+    if matches!(unit_lower.as_str(), "kb" | "mb" | "gb" | "tb") {
+        let prefix = unit.get(..1).unwrap_or_default();
+        return Err(InvalidToken::new(
+            setting,
+            format!(
+                "'{unit}' is ambiguous (powers of 1000 or of 1024?): write {prefix} or {prefix}iB \
+                 for powers of 1024, or the number of bytes"
+            ),
+        ));
+    }
+    let Some(&(_, multiplier)) = BYTE_UNITS.iter().find(|(name, _)| *name == unit_lower) else {
+        return Ok(setting.to_string());
+    };
+    let bytes = parse_u64(digits.as_bytes())
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| InvalidToken::new(setting, too_large(meter)))?;
+    Ok(format!("{key}={bytes}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(domid: &str, settings: &[&str]) -> Result<String, String> {
+        let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+        set_line(domid, &settings).map(|line| line.text().to_string())
+    }
+
+    #[test]
+    fn accepted_lines_are_written_as_plain_decimals_in_the_given_order() {
+        assert_eq!(
+            set("7", &["iops=500", "bps=20971520"]),
+            Ok("7 iops=500 bps=20971520\n".into())
+        );
+        assert_eq!(
+            set("007", &["write_bps=0", "read_iops=0500"]),
+            Ok("7 write_bps=0 read_iops=500\n".into())
+        );
+        assert_eq!(
+            set("0", &["iops=10000000", "bps=1099511627776"]),
+            Ok("0 iops=10000000 bps=1099511627776\n".into())
+        );
+        assert_eq!(clear_line("32751").unwrap().text(), "32751 clear\n");
+        assert_eq!(clear_line("12").unwrap().command(), "12 clear");
+    }
+
+    #[test]
+    fn byte_units_and_unlimited_become_the_exact_number() {
+        assert_eq!(set("7", &["bps=20M"]), Ok("7 bps=20971520\n".into()));
+        assert_eq!(set("7", &["bps=20MiB"]), Ok("7 bps=20971520\n".into()));
+        assert_eq!(set("7", &["read_bps=4k"]), Ok("7 read_bps=4096\n".into()));
+        assert_eq!(
+            set("7", &["write_bps=1Gi"]),
+            Ok("7 write_bps=1073741824\n".into())
+        );
+        assert_eq!(set("7", &["bps=1T"]), Ok("7 bps=1099511627776\n".into()));
+        assert_eq!(set("7", &["bps=512B"]), Ok("7 bps=512\n".into()));
+        assert_eq!(
+            set("7", &["iops=unlimited", "bps=unlimited"]),
+            Ok("7 iops=0 bps=0\n".into())
+        );
+    }
+
+    fn refusal(domid: &str, settings: &[&str]) -> String {
+        match set(domid, settings) {
+            Err(message) => message,
+            Ok(line) => panic!("{domid} {settings:?} was accepted as {line:?}"),
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_token_and_the_reason() {
+        let cases: &[(&str, &[&str], &str)] = &[
+            ("7", &["iop=1"], "'iop=1': unknown key 'iop'; the keys are iops, bps, read_iops, write_iops, read_bps, write_bps"),
+            ("7", &["iops=abc"], "'iops=abc': the value must be an unsigned decimal number or 'unlimited'"),
+            ("7", &["iops=-1"], "'iops=-1': the value must be an unsigned decimal number (no sign) or 'unlimited'"),
+            ("7", &["iops=+1"], "(no sign)"),
+            ("7", &["iops=5k"], "'iops=5k': the value must be an unsigned decimal number or 'unlimited'"),
+            ("7", &["bps=1.5M"], "'bps=1.5M': the value must be an unsigned decimal number, 'unlimited', or bytes with a unit"),
+            ("7", &["iops=10000001"], "'iops=10000001': too large: the most iops accepts is 10000000"),
+            ("7", &["iops=99999999999999999999"], "'iops=99999999999999999999': too large: the most iops accepts is 10000000"),
+            ("7", &["bps=1099511627777"], "'bps=1099511627777': too large: the most bps accepts is 1099511627776 (1TiB)"),
+            ("7", &["bps=2T"], "'bps=2T': too large"),
+            ("7", &["bps=20ib"], "'bps=20ib': the value must be an unsigned decimal number"),
+            ("7", &["bps=20kB"], "'bps=20kB': 'kB' is ambiguous (powers of 1000 or of 1024?): write k or kiB"),
+            ("7", &["bps=99999999999T"], "'bps=99999999999T': too large"),
+            ("7", &["bps=20MB"], "'bps=20MB': 'MB' is ambiguous (powers of 1000 or of 1024?): write M or MiB for powers of 1024, or the number of bytes"),
+            ("7", &["iops"], "'iops': expected key=value, e.g. iops=500"),
+            ("7", &["=5"], "'=5': unknown key ''"),
+            ("7", &["iops="], "'iops=': no value after 'iops='"),
+            ("7", &["iops=1", "bps=2", "iops=3"], "'iops=3': 'iops' is given more than once"),
+            ("7", &["iops=1", "clear"], "'clear': not a key=value; to drop the limits use 'rblkctl clear 7'"),
+            ("7", &["iops=1 bps=2"], "'iops=1 bps=2': contains a space or control character"),
+            ("7", &["iops=1\n"], "contains a space or control character"),
+            ("7", &[""], "'': empty"),
+            ("32752", &["iops=1"], "'32752': a domain id must be below 32752 (DOMID_FIRST_RESERVED)"),
+            ("99999999999999999999999", &["iops=1"], "a domain id must be below 32752"),
+            ("-7", &["iops=1"], "'-7': a domain id is an unsigned decimal number (no sign)"),
+            ("x", &["iops=1"], "'x': a domain id is an unsigned decimal number"),
+            ("7 8", &["iops=1"], "'7 8': contains a space"),
+        ];
+        for (domid, settings, expected) in cases {
+            let message = refusal(domid, settings);
+            assert!(
+                message.starts_with(expected) || message.contains(expected),
+                "{domid} {settings:?}: {message}"
+            );
+        }
+        assert_eq!(set("7", &[]), Err("no key=value given".into()));
+        assert!(clear_line("32752").unwrap_err().starts_with("'32752'"));
+    }
+
+    #[test]
+    fn every_accepted_line_is_one_the_kernel_parser_accepts_unchanged() {
+        let inputs: &[&[&str]] = &[
+            &["iops=1"],
+            &["bps=3G", "write_iops=0"],
+            &["read_bps=unlimited"],
+        ];
+        for settings in inputs {
+            let line = set("12", settings).unwrap();
+            assert!(
+                matches!(
+                    parse_limits_line(line.as_bytes()),
+                    Ok(LimitsCommand::Set { domid: 12, .. })
+                ),
+                "{line}"
+            );
+        }
+    }
+}

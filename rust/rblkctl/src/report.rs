@@ -1,0 +1,465 @@
+//! What `status`, `get` and `top` print: a table for people, JSON for scripts.
+//!
+//! The JSON shape is documented in `Documentation/user-guide.md` ("The rblkctl tool");
+//! keys are only ever added to it. Numbers are exact in JSON; the table rounds and
+//! uses binary units.
+
+use std::time::Duration;
+
+use serde::ser::{Serialize, Serializer};
+use throttle::control::meter_key;
+use throttle::params::Param;
+use throttle::{Limits, Meter};
+
+use crate::rates::{self, Rates};
+use crate::sysfs::{Counters, DomainSample, Snapshot};
+
+/// One domain with its rates, if they were measured.
+struct DomainView {
+    sample: DomainSample,
+    rates: Option<Rates>,
+}
+
+/// A snapshot ready to print, with the rates since an earlier one.
+pub(crate) struct Status {
+    params: Vec<(Param, Option<u64>)>,
+    /// The time between the two samples; `None` when only one was taken.
+    interval: Option<Duration>,
+    domains: Vec<DomainView>,
+}
+
+impl Status {
+    /// `after` as it is, with rates since `before` for the domains found in both.
+    pub(crate) fn new(after: &Snapshot, before: Option<&Snapshot>) -> Status {
+        let interval = before.map(|before| after.taken_at.duration_since(before.taken_at));
+        let domains = after
+            .domains
+            .iter()
+            .map(|sample| {
+                let rates = before
+                    .and_then(|before| before.domain(sample.domid))
+                    .zip(interval)
+                    .and_then(|(earlier, interval)| {
+                        rates::between(&earlier.counters, &sample.counters, interval)
+                    });
+                DomainView {
+                    sample: *sample,
+                    rates,
+                }
+            })
+            .collect();
+        Status {
+            params: after.params.clone(),
+            interval,
+            domains,
+        }
+    }
+
+    /// The same status with only domain `domid` in it.
+    pub(crate) fn only_domain(mut self, domid: u16) -> Status {
+        self.domains.retain(|d| d.sample.domid == domid);
+        self
+    }
+
+    fn interval_s(&self) -> Option<f64> {
+        self.interval
+            .map(|interval| (interval.as_secs_f64() * 1000.0).round() / 1000.0)
+    }
+
+    /// `{"params": {...}, "interval_s": ..., "domains": [...]}`, pretty-printed.
+    pub(crate) fn to_json(&self) -> String {
+        let json = StatusJson {
+            params: ParamsJson(&self.params),
+            interval_s: self.interval_s(),
+            domains: self.domains.iter().map(DomainJson::from).collect(),
+        };
+        to_json_text(&json)
+    }
+
+    /// The first domain's object alone (`get --json`), or `null` if there is none.
+    pub(crate) fn domain_json(&self) -> String {
+        to_json_text(&self.domains.first().map(DomainJson::from))
+    }
+
+    /// A header line with the parameters, then one row per domain.
+    pub(crate) fn to_table(&self) -> String {
+        let mut header = String::from("rblkback");
+        for (param, value) in &self.params {
+            if let Some(value) = value {
+                header.push_str(&format!("  {}={value}", param.name()));
+            }
+        }
+        if let Some(interval) = self.interval {
+            header.push_str(&format!("  (rates over {:.2} s)", interval.as_secs_f64()));
+        }
+        header.push('\n');
+        if self.domains.is_empty() {
+            header.push_str("(no domains)\n");
+            return header;
+        }
+        let with_rates = self.interval.is_some();
+        let mut rows = vec![column_names(with_rates)];
+        rows.extend(self.domains.iter().map(|d| row(d, with_rates)));
+        header + &align_right(&rows)
+    }
+}
+
+fn to_json_text(value: &impl Serialize) -> String {
+    // Serialising these plain structs cannot fail: every key is a string, every number
+    // finite (rates are quotients by a positive interval).
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string());
+    text.push('\n');
+    text
+}
+
+#[derive(serde::Serialize)]
+struct StatusJson<'a> {
+    params: ParamsJson<'a>,
+    interval_s: Option<f64>,
+    domains: Vec<DomainJson>,
+}
+
+#[derive(serde::Serialize)]
+struct DomainJson {
+    domid: u16,
+    limits: LimitsJson,
+    counters: Counters,
+    rates: Option<Rates>,
+}
+
+impl From<&DomainView> for DomainJson {
+    fn from(view: &DomainView) -> DomainJson {
+        DomainJson {
+            domid: view.sample.domid,
+            limits: LimitsJson(view.sample.limits),
+            counters: view.sample.counters,
+            rates: view.rates,
+        }
+    }
+}
+
+/// The parameters as an object in the module's order, named as their sysfs files.
+struct ParamsJson<'a>(&'a [(Param, Option<u64>)]);
+
+impl Serialize for ParamsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(param, value)| (param.name(), value)))
+    }
+}
+
+/// The limits as an object keyed as in the `limits` file (`iops`, `bps`, ...).
+struct LimitsJson(Limits);
+
+impl Serialize for LimitsJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(
+            Meter::ALL
+                .into_iter()
+                .map(|meter| (meter_key(meter), self.0.get(meter))),
+        )
+    }
+}
+
+fn column_names(with_rates: bool) -> Vec<String> {
+    let mut names = vec!["DOMID"];
+    names.extend(["IOPS", "BPS", "RD_IOPS", "WR_IOPS", "RD_BPS", "WR_BPS"]);
+    if with_rates {
+        names.extend(["OPS/S", "BYTES/S", "HELD%"]);
+    }
+    names.extend([
+        "REQUESTS",
+        "OPS",
+        "BYTES",
+        "HOLDS",
+        "THR_SLICES",
+        "THR_TIME",
+    ]);
+    names.into_iter().map(String::from).collect()
+}
+
+fn row(domain: &DomainView, with_rates: bool) -> Vec<String> {
+    let DomainSample {
+        domid,
+        limits,
+        counters,
+    } = domain.sample;
+    let mut cells = vec![domid.to_string()];
+    // Meter::ALL's order (total, reads, writes) is the header's.
+    cells.extend(Meter::ALL.map(|meter| limit_cell(meter, limits.get(meter))));
+    if with_rates {
+        match domain.rates {
+            Some(rates) => cells.extend([
+                format!("{:.1}", rates.ops_per_s),
+                approximate_bytes(rates.bytes_per_s),
+                format!("{:.1}", rates.held_pct),
+            ]),
+            // A domain that appeared (or restarted) between the samples.
+            None => cells.extend(["n/a", "n/a", "n/a"].map(String::from)),
+        }
+    }
+    cells.extend([
+        counters.admitted_requests.to_string(),
+        counters.admitted_ops.to_string(),
+        approximate_bytes(counters.admitted_bytes as f64),
+        counters.holds.to_string(),
+        counters.throttled_slices.to_string(),
+        format!("{:.1}s", counters.throttled_us as f64 / 1e6),
+    ]);
+    cells
+}
+
+fn limit_cell(meter: Meter, limit: u64) -> String {
+    match (limit, meter.counts_bytes()) {
+        (0, _) => "-".to_string(),
+        (bytes, true) => exact_bytes(bytes),
+        (ops, false) => ops.to_string(),
+    }
+}
+
+const BINARY_UNITS: [(&str, u64); 4] = [
+    ("TiB", 1 << 40),
+    ("GiB", 1 << 30),
+    ("MiB", 1 << 20),
+    ("KiB", 1 << 10),
+];
+
+/// A byte count in the largest binary unit that divides it (`20MiB`), else the plain
+/// number: a limit is shown as what it exactly is.
+pub(crate) fn exact_bytes(bytes: u64) -> String {
+    BINARY_UNITS
+        .iter()
+        .find(|(_, size)| bytes != 0 && bytes % size == 0)
+        .map_or_else(
+            || bytes.to_string(),
+            |(unit, size)| format!("{}{unit}", bytes / size),
+        )
+}
+
+/// A byte count or rate to one decimal in the largest binary unit it reaches (`19.9MiB`).
+fn approximate_bytes(bytes: f64) -> String {
+    match BINARY_UNITS.iter().find(|(_, size)| bytes >= *size as f64) {
+        Some((unit, size)) => format!("{:.1}{unit}", bytes / *size as f64),
+        None => format!("{bytes:.0}B"),
+    }
+}
+
+/// Pads every cell to its column's width, right-aligned, two spaces between columns.
+fn align_right(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|column| {
+            rows.iter()
+                .filter_map(|row| row.get(column))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut text = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:>width$}"))
+            .collect();
+        text.push_str(&cells.join("  "));
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysfs::LIMIT_PARAMS;
+    use std::time::Instant;
+
+    fn snapshot(taken_at: Instant, domains: Vec<DomainSample>) -> Snapshot {
+        Snapshot {
+            params: LIMIT_PARAMS
+                .into_iter()
+                .map(|p| (p, Some(p.default_value())))
+                .collect(),
+            domains,
+            taken_at,
+        }
+    }
+
+    fn domain(domid: u16, limits: Limits, ops: u64, bytes: u64, held_us: u64) -> DomainSample {
+        DomainSample {
+            domid,
+            limits,
+            counters: Counters {
+                admitted_requests: ops,
+                admitted_ops: ops,
+                admitted_bytes: bytes,
+                holds: 3,
+                throttled_slices: 2,
+                throttled_us: held_us,
+            },
+        }
+    }
+
+    #[test]
+    fn byte_formats() {
+        assert_eq!(exact_bytes(20 << 20), "20MiB");
+        assert_eq!(exact_bytes(1 << 40), "1TiB");
+        assert_eq!(exact_bytes(1536), "1536");
+        assert_eq!(exact_bytes(3 << 10), "3KiB");
+        assert_eq!(exact_bytes(1_000_000), "1000000");
+        assert_eq!(exact_bytes(0), "0");
+        assert_eq!(approximate_bytes(512.0), "512B");
+        assert_eq!(approximate_bytes(1536.0), "1.5KiB");
+        assert_eq!(approximate_bytes(20.0 * 1048576.0), "20.0MiB");
+        assert_eq!(limit_cell(Meter::Ops, 0), "-");
+        assert_eq!(limit_cell(Meter::WriteBytes, 0), "-");
+        assert_eq!(limit_cell(Meter::Ops, 500), "500");
+        assert_eq!(limit_cell(Meter::Bytes, 20 << 20), "20MiB");
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let now = Instant::now();
+        let before = snapshot(now, vec![domain(7, Limits::iops(500), 100, 4096, 0)]);
+        let after = snapshot(
+            now + Duration::from_secs(2),
+            vec![
+                domain(3, Limits::UNLIMITED, 0, 0, 0),
+                domain(7, Limits::iops(500), 1100, 4096 + 8192, 500_000),
+            ],
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&Status::new(&after, Some(&before)).to_json()).unwrap();
+        let expected = serde_json::json!({
+            "params": {
+                "timeslice_us": 10000, "default_iops": 0, "default_bps": 0, "burst": 0,
+                "op_size": 0
+            },
+            "interval_s": 2.0,
+            "domains": [
+                {
+                    "domid": 3,
+                    "limits": {"iops": 0, "bps": 0, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
+                    "counters": {"admitted_requests": 0, "admitted_ops": 0, "admitted_bytes": 0, "holds": 3, "throttled_slices": 2, "throttled_us": 0},
+                    "rates": null
+                },
+                {
+                    "domid": 7,
+                    "limits": {"iops": 500, "bps": 0, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
+                    "counters": {"admitted_requests": 1100, "admitted_ops": 1100, "admitted_bytes": 12288, "holds": 3, "throttled_slices": 2, "throttled_us": 500000},
+                    "rates": {"requests_per_s": 500.0, "ops_per_s": 500.0, "bytes_per_s": 4096.0, "held_pct": 25.0}
+                }
+            ]
+        });
+        assert_eq!(json, expected);
+        // Keys in the documented order, not sorted.
+        let text = Status::new(&after, None).to_json();
+        let order = ["\"params\"", "\"interval_s\": null", "\"domains\""];
+        let positions: Vec<usize> = order.iter().map(|key| text.find(key).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert!(text.find("\"timeslice_us\"") < text.find("\"default_iops\""));
+    }
+
+    #[test]
+    fn get_prints_the_domain_object_alone() {
+        let after = snapshot(
+            Instant::now(),
+            vec![
+                domain(3, Limits::UNLIMITED, 0, 0, 0),
+                domain(9, Limits::bps(1 << 20), 1, 2, 0),
+            ],
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&Status::new(&after, None).only_domain(9).domain_json()).unwrap();
+        assert_eq!(json["domid"], 9);
+        assert_eq!(json["limits"]["bps"], 1 << 20);
+        assert_eq!(json["rates"], serde_json::Value::Null);
+        assert_eq!(
+            Status::new(&after, None).only_domain(4).domain_json(),
+            "null\n"
+        );
+    }
+
+    #[test]
+    fn table_shows_unlimited_as_a_dash_and_aligns_columns() {
+        let now = Instant::now();
+        let before = snapshot(now, vec![domain(7, Limits::iops(500), 0, 0, 0)]);
+        let after = snapshot(
+            now + Duration::from_secs(1),
+            vec![
+                domain(7, Limits::iops(500), 500, 20 << 20, 300_000),
+                domain(
+                    12,
+                    Limits {
+                        read_bps: 20 << 20,
+                        ..Limits::UNLIMITED
+                    },
+                    5,
+                    5,
+                    0,
+                ),
+            ],
+        );
+        let table = Status::new(&after, Some(&before)).to_table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "rblkback  timeslice_us=10000  default_iops=0  default_bps=0  burst=0  op_size=0  \
+             (rates over 1.00 s)"
+        );
+        let columns = |line: &str| {
+            line.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            columns(lines[1]),
+            [
+                "DOMID",
+                "IOPS",
+                "BPS",
+                "RD_IOPS",
+                "WR_IOPS",
+                "RD_BPS",
+                "WR_BPS",
+                "OPS/S",
+                "BYTES/S",
+                "HELD%",
+                "REQUESTS",
+                "OPS",
+                "BYTES",
+                "HOLDS",
+                "THR_SLICES",
+                "THR_TIME"
+            ]
+        );
+        assert_eq!(
+            columns(lines[2]),
+            [
+                "7", "500", "-", "-", "-", "-", "-", "500.0", "20.0MiB", "30.0", "500", "500",
+                "20.0MiB", "3", "2", "0.3s"
+            ]
+        );
+        assert_eq!(
+            columns(lines[3]),
+            [
+                "12", "-", "-", "-", "-", "20MiB", "-", "n/a", "n/a", "n/a", "5", "5", "5B", "3",
+                "2", "0.0s"
+            ]
+        );
+        let width = lines[1].len();
+        assert!(lines[2..].iter().all(|line| line.len() == width), "{table}");
+    }
+
+    #[test]
+    fn table_without_rates_or_domains() {
+        let after = snapshot(Instant::now(), vec![domain(1, Limits::UNLIMITED, 0, 0, 0)]);
+        let table = Status::new(&after, None).to_table();
+        assert!(
+            !table.contains("OPS/S") && !table.contains("rates over"),
+            "{table}"
+        );
+        let empty = Status::new(&snapshot(Instant::now(), Vec::new()), None).to_table();
+        assert!(empty.ends_with("\n(no domains)\n"), "{empty}");
+    }
+}

@@ -1,0 +1,335 @@
+//! Reading and writing rblkback's sysfs files (`/sys/module/rblkback/...`).
+//!
+//! Domains come and go while we read: an entry is removed with the domain's last vbd. A
+//! domain whose directory disappears halfway through a snapshot is left out of it, as if
+//! it had gone a moment earlier; any other missing or unreadable file is an error.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use throttle::control::{meter_key, parse_u64, DOMID_FIRST_RESERVED};
+use throttle::params::Param;
+use throttle::{Limits, Meter};
+
+use crate::error::Error;
+use crate::limits_line::LimitsLine;
+
+/// A domain's counters, named as their sysfs files; all count up from the entry's
+/// creation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Counters {
+    pub(crate) admitted_requests: u64,
+    pub(crate) admitted_ops: u64,
+    pub(crate) admitted_bytes: u64,
+    pub(crate) holds: u64,
+    pub(crate) throttled_slices: u64,
+    pub(crate) throttled_us: u64,
+}
+
+impl Counters {
+    /// The counter files, in the order of the struct's fields.
+    const FILES: [&'static str; 6] = [
+        "admitted_requests",
+        "admitted_ops",
+        "admitted_bytes",
+        "holds",
+        "throttled_slices",
+        "throttled_us",
+    ];
+
+    fn from_values(values: [u64; 6]) -> Counters {
+        let [admitted_requests, admitted_ops, admitted_bytes, holds, throttled_slices, throttled_us] =
+            values;
+        Counters {
+            admitted_requests,
+            admitted_ops,
+            admitted_bytes,
+            holds,
+            throttled_slices,
+            throttled_us,
+        }
+    }
+}
+
+/// The module parameters that shape the limits, in the module's order: what rblkctl
+/// shows. The protocol maxima (indirect segments, ring order and the like) are not limits,
+/// and a fixed list keeps the JSON shape fixed as the module gains parameters.
+pub(crate) const LIMIT_PARAMS: [Param; 5] = [
+    Param::TimesliceUs,
+    Param::DefaultIops,
+    Param::DefaultBps,
+    Param::Burst,
+    Param::OpSize,
+];
+
+/// One domain as read at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DomainSample {
+    pub(crate) domid: u16,
+    /// The limits in force or pending (0 = unlimited), from the `<key>_limit` files.
+    pub(crate) limits: Limits,
+    pub(crate) counters: Counters,
+}
+
+/// Everything rblkctl shows, read at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Snapshot {
+    /// The parameters in [`LIMIT_PARAMS`], `None` if its file is missing.
+    pub(crate) params: Vec<(Param, Option<u64>)>,
+    /// Sorted by domain id.
+    pub(crate) domains: Vec<DomainSample>,
+    /// When the reading started.
+    pub(crate) taken_at: Instant,
+}
+
+impl Snapshot {
+    /// The domain `domid`, if it has an entry.
+    pub(crate) fn domain(&self, domid: u16) -> Option<&DomainSample> {
+        self.domains.iter().find(|d| d.domid == domid)
+    }
+}
+
+/// The sysfs tree under a root directory (`/sys`, or a fake one in tests).
+pub(crate) struct Sysfs {
+    root: PathBuf,
+}
+
+impl Sysfs {
+    pub(crate) fn new(root: PathBuf) -> Sysfs {
+        Sysfs { root }
+    }
+
+    fn module_dir(&self) -> PathBuf {
+        self.root.join("module").join("rblkback")
+    }
+
+    fn domains_dir(&self) -> PathBuf {
+        self.module_dir().join("domains")
+    }
+
+    fn limits_file(&self) -> PathBuf {
+        self.domains_dir().join("limits")
+    }
+
+    /// The directory of domain `domid`'s entry.
+    pub(crate) fn domain_dir(&self, domid: u16) -> PathBuf {
+        self.domains_dir().join(domid.to_string())
+    }
+
+    /// Reads the parameters and every domain.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot, Error> {
+        let taken_at = Instant::now();
+        let domains_dir = self.domains_dir();
+        let entries = fs::read_dir(&domains_dir).map_err(|error| match error.kind() {
+            ErrorKind::NotFound => not_loaded(&domains_dir),
+            _ => cannot("read", &domains_dir, &error),
+        })?;
+        let params = self.read_params()?;
+        let mut domains = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|error| cannot("read", &domains_dir, &error))?;
+            // Entries are named by domid; `limits` and anything else is not a domain.
+            let Some(domid) = entry.file_name().to_str().and_then(domid_from_name) else {
+                continue;
+            };
+            if !entry.path().is_dir() {
+                continue;
+            }
+            if let Some(domain) = self.read_domain(domid)? {
+                domains.push(domain);
+            }
+        }
+        domains.sort_by_key(|d| d.domid);
+        Ok(Snapshot {
+            params,
+            domains,
+            taken_at,
+        })
+    }
+
+    fn read_params(&self) -> Result<Vec<(Param, Option<u64>)>, Error> {
+        let dir = self.module_dir().join("parameters");
+        LIMIT_PARAMS
+            .into_iter()
+            .map(|param| {
+                let value = match read_number(&dir.join(param.name())) {
+                    Ok(value) => Some(value),
+                    Err(ReadError::Missing) => None,
+                    Err(ReadError::Failed(error)) => return Err(error),
+                };
+                Ok((param, value))
+            })
+            .collect()
+    }
+
+    /// One domain, or `None` if its entry went away while we read it.
+    fn read_domain(&self, domid: u16) -> Result<Option<DomainSample>, Error> {
+        let dir = self.domain_dir(domid);
+        let read = |name: &str| {
+            let path = dir.join(name);
+            match read_number(&path) {
+                Ok(value) => Ok(Some(value)),
+                Err(ReadError::Missing) if !dir.exists() => Ok(None),
+                Err(ReadError::Missing) => Err(Error::Failed(format!(
+                    "{} is missing (is this rblkback's sysfs tree?)",
+                    path.display()
+                ))),
+                Err(ReadError::Failed(error)) => Err(error),
+            }
+        };
+        let mut limits = Limits::UNLIMITED;
+        for meter in Meter::ALL {
+            let Some(value) = read(&format!("{}_limit", meter_key(meter)))? else {
+                return Ok(None);
+            };
+            limits.set(meter, value);
+        }
+        let mut values = [0; 6];
+        for (value, name) in values.iter_mut().zip(Counters::FILES) {
+            let Some(read_value) = read(name)? else {
+                return Ok(None);
+            };
+            *value = read_value;
+        }
+        Ok(Some(DomainSample {
+            domid,
+            limits,
+            counters: Counters::from_values(values),
+        }))
+    }
+
+    /// Writes `line` to `domains/limits` in one `write(2)`, as the kernel takes one
+    /// command per write.
+    pub(crate) fn write_limits(&self, line: &LimitsLine) -> Result<(), Error> {
+        let path = self.limits_file();
+        let mut file = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|error| match error.kind() {
+                ErrorKind::NotFound => not_loaded(&path),
+                _ => cannot("open", &path, &error),
+            })?;
+        let bytes = line.text().as_bytes();
+        match file.write(bytes) {
+            Ok(written) if written == bytes.len() => Ok(()),
+            Ok(written) => Err(Error::Failed(format!(
+                "{}: only {written} of {} bytes of \"{}\" were written",
+                path.display(),
+                bytes.len(),
+                line.command()
+            ))),
+            Err(error) => Err(write_refused(&path, line, &error)),
+        }
+    }
+}
+
+/// Why a write of `line` failed, in the operator's terms.
+fn write_refused(path: &Path, line: &LimitsLine, error: &io::Error) -> Error {
+    match error.kind() {
+        // EINVAL: the kernel's parser said no. rblkctl checked the line with the same
+        // parser, so the module must follow other rules than this rblkctl.
+        ErrorKind::InvalidInput => Error::Failed(format!(
+            "the kernel refused \"{}\" ({error}); rblkctl accepts it, so the loaded rblkback \
+             may be a different version than rblkctl",
+            line.command()
+        )),
+        _ => cannot("write", path, error),
+    }
+}
+
+fn not_loaded(missing: &Path) -> Error {
+    Error::Failed(format!("rblkback is not loaded (no {})", missing.display()))
+}
+
+fn cannot(what: &str, path: &Path, error: &io::Error) -> Error {
+    let hint = match error.kind() {
+        ErrorKind::PermissionDenied => " (changing limits needs root)",
+        _ => "",
+    };
+    Error::Failed(format!("cannot {what} {}: {error}{hint}", path.display()))
+}
+
+/// The domain id a directory name stands for, as the kernel names them (`%u`).
+fn domid_from_name(name: &str) -> Option<u16> {
+    let domid = parse_u64(name.as_bytes()).ok()?;
+    if domid >= u64::from(DOMID_FIRST_RESERVED) || name != domid.to_string() {
+        return None;
+    }
+    u16::try_from(domid).ok()
+}
+
+enum ReadError {
+    /// The file does not exist.
+    Missing,
+    /// It exists but could not be read or holds no number.
+    Failed(Error),
+}
+
+/// Reads a sysfs number (`%llu\n`).
+fn read_number(path: &Path) -> Result<u64, ReadError> {
+    let text = fs::read_to_string(path).map_err(|error| match error.kind() {
+        ErrorKind::NotFound => ReadError::Missing,
+        _ => ReadError::Failed(cannot("read", path, &error)),
+    })?;
+    let number = text.strip_suffix('\n').unwrap_or(&text);
+    parse_u64(number.as_bytes()).map_err(|_| {
+        ReadError::Failed(Error::Failed(format!(
+            "{}: expected a number, found {text:?}",
+            path.display()
+        )))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_canonical_domain_ids_name_domain_directories() {
+        assert_eq!(domid_from_name("0"), Some(0));
+        assert_eq!(domid_from_name("7"), Some(7));
+        assert_eq!(domid_from_name("32751"), Some(32751));
+        assert_eq!(domid_from_name("32752"), None);
+        assert_eq!(domid_from_name("007"), None);
+        assert_eq!(domid_from_name("limits"), None);
+        assert_eq!(domid_from_name(""), None);
+    }
+
+    #[test]
+    fn a_refused_write_says_whether_the_kernel_or_the_system_refused() {
+        let line = crate::limits_line::clear_line("7").unwrap();
+        let path = Path::new("/sys/module/rblkback/domains/limits");
+        let einval = write_refused(path, &line, &io::Error::from_raw_os_error(22));
+        let Error::Failed(message) = einval else {
+            panic!("{einval:?}")
+        };
+        assert!(
+            message.starts_with("the kernel refused \"7 clear\""),
+            "{message}"
+        );
+        let eacces = write_refused(path, &line, &io::Error::from_raw_os_error(13));
+        assert_eq!(
+            eacces,
+            Error::Failed(format!(
+                "cannot write {}: {} (changing limits needs root)",
+                path.display(),
+                io::Error::from_raw_os_error(13)
+            ))
+        );
+    }
+
+    #[test]
+    fn a_missing_tree_means_the_module_is_not_loaded() {
+        let sysfs = Sysfs::new(PathBuf::from("/nonexistent-rblkctl-root"));
+        let expected =
+            "rblkback is not loaded (no /nonexistent-rblkctl-root/module/rblkback/domains)";
+        assert_eq!(
+            sysfs.snapshot().unwrap_err(),
+            Error::Failed(expected.into())
+        );
+    }
+}

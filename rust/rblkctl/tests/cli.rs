@@ -1,0 +1,555 @@
+//! The built `rblkctl` binary against a fake sysfs tree in a temporary directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const LIMIT_FILES: [&str; 6] = [
+    "iops_limit",
+    "bps_limit",
+    "read_iops_limit",
+    "write_iops_limit",
+    "read_bps_limit",
+    "write_bps_limit",
+];
+const COUNTER_FILES: [&str; 6] = [
+    "admitted_requests",
+    "admitted_ops",
+    "admitted_bytes",
+    "holds",
+    "throttled_slices",
+    "throttled_us",
+];
+/// What the fake `limits` file holds until rblkctl writes it; the kernel's file reads
+/// as nothing, but this makes "not even opened for writing" visible.
+const UNWRITTEN: &str = "(not written)\n";
+
+/// `/sys` as rblkback lays it out, in a temporary directory.
+struct FakeSysfs {
+    root: tempfile::TempDir,
+}
+
+impl FakeSysfs {
+    /// The module loaded with these parameters and no domain yet.
+    fn loaded() -> FakeSysfs {
+        let fake = FakeSysfs {
+            root: tempfile::tempdir().expect("temporary directory"),
+        };
+        let params = fake.module_dir().join("parameters");
+        fs::create_dir_all(&params).unwrap();
+        for (name, value) in [
+            ("timeslice_us", 10000),
+            ("default_iops", 100),
+            ("default_bps", 0),
+            ("burst", 2),
+            ("op_size", 4096),
+            ("max_indirect_segments", 256),
+            ("max_ring_page_order", 4),
+        ] {
+            fs::write(params.join(name), format!("{value}\n")).unwrap();
+        }
+        fs::create_dir_all(fake.domains_dir()).unwrap();
+        fs::write(fake.limits_file(), UNWRITTEN).unwrap();
+        fake
+    }
+
+    /// No module at all.
+    fn empty() -> FakeSysfs {
+        FakeSysfs {
+            root: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    fn module_dir(&self) -> PathBuf {
+        self.root().join("module/rblkback")
+    }
+
+    fn domains_dir(&self) -> PathBuf {
+        self.module_dir().join("domains")
+    }
+
+    fn limits_file(&self) -> PathBuf {
+        self.domains_dir().join("limits")
+    }
+
+    /// Creates domain `domid`'s entry with these limits and counters (sysfs order).
+    fn add_domain(&self, domid: u16, limits: [u64; 6], counters: [u64; 6]) {
+        let dir = self.domains_dir().join(domid.to_string());
+        fs::create_dir_all(&dir).unwrap();
+        for (name, value) in LIMIT_FILES.iter().zip(limits) {
+            fs::write(dir.join(name), format!("{value}\n")).unwrap();
+        }
+        write_counters(self.root(), domid, counters);
+    }
+
+    fn limits_written(&self) -> String {
+        fs::read_to_string(self.limits_file()).unwrap()
+    }
+
+    /// Runs rblkctl on this tree.
+    fn run(&self, args: &[&str]) -> Output {
+        let mut command = rblkctl();
+        command.arg("--sysfs-root").arg(self.root()).args(args);
+        command.output().expect("rblkctl runs")
+    }
+}
+
+/// Replaces domain `domid`'s counters under `root`, each file atomically so that a reader
+/// never sees half of one.
+fn write_counters(root: &Path, domid: u16, counters: [u64; 6]) {
+    let dir = root.join("module/rblkback/domains").join(domid.to_string());
+    for (name, value) in COUNTER_FILES.iter().zip(counters) {
+        let staging = root.join(format!("staging-{domid}-{name}"));
+        fs::write(&staging, format!("{value}\n")).unwrap();
+        fs::rename(&staging, dir.join(name)).unwrap();
+    }
+}
+
+/// The binary under test, with no sysfs root from our own environment.
+fn rblkctl() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rblkctl"));
+    command.env_remove("RBLKCTL_SYSFS_ROOT");
+    command
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("UTF-8 stdout")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).expect("UTF-8 stderr")
+}
+
+fn status(output: &Output) -> i32 {
+    output.status.code().expect("exited, not killed")
+}
+
+fn json_of(output: &Output) -> Value {
+    assert_eq!(status(output), 0, "stderr: {}", stderr(output));
+    serde_json::from_str(&stdout(output)).expect("stdout is JSON")
+}
+
+#[test]
+fn help_names_every_subcommand_and_each_has_its_own() {
+    let output = rblkctl().arg("--help").output().unwrap();
+    assert_eq!(status(&output), 0);
+    let help = stdout(&output);
+    for word in [
+        "status",
+        "top",
+        "get",
+        "set",
+        "clear",
+        "help",
+        "--json",
+        "--interval",
+        "--sysfs-root",
+        "RBLKCTL_SYSFS_ROOT",
+        "--version",
+        "iops, bps, read_iops, write_iops, read_bps, write_bps",
+    ] {
+        assert!(help.contains(word), "--help lacks {word}:\n{help}");
+    }
+    for subcommand in ["status", "top", "get", "set", "clear", "help"] {
+        for args in [vec![subcommand, "--help"], vec!["help", subcommand]] {
+            let output = rblkctl().args(&args).output().unwrap();
+            assert_eq!(status(&output), 0, "{args:?}");
+            let own = stdout(&output);
+            assert!(
+                own.starts_with(&format!("Usage: rblkctl {subcommand}")),
+                "{args:?}: {own}"
+            );
+        }
+    }
+    let set_help = stdout(&rblkctl().args(["set", "-h"]).output().unwrap());
+    assert!(set_help.contains("20M = 20MiB = 20971520"), "{set_help}");
+}
+
+#[test]
+fn version_is_the_crate_version() {
+    let output = rblkctl().arg("--version").output().unwrap();
+    assert_eq!(status(&output), 0);
+    assert_eq!(
+        stdout(&output),
+        format!("rblkctl {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_point_at_help() {
+    for (args, message) in [
+        (vec![], "rblkctl: no command given\nTry 'rblkctl --help' for more information.\n"),
+        (vec!["frobnicate"], "rblkctl: unknown command 'frobnicate'\nTry 'rblkctl --help' for more information.\n"),
+        (vec!["status", "--bogus"], "rblkctl: unknown option '--bogus'\nTry 'rblkctl --help' for more information.\n"),
+        (vec!["set", "7"], "rblkctl: set needs at least one key=value after the domain id\nTry 'rblkctl set --help' for more information.\n"),
+        (vec!["top", "--interval", "0"], "rblkctl: top needs an --interval above 0\nTry 'rblkctl top --help' for more information.\n"),
+        (vec!["status", "--interval", "-1"], "rblkctl: --interval '-1': expected seconds between 0 and 3600, e.g. 1 or 0.5\nTry 'rblkctl status --help' for more information.\n"),
+    ] {
+        let output = rblkctl().args(&args).output().unwrap();
+        assert_eq!(status(&output), 2, "{args:?}");
+        assert_eq!(stderr(&output), message, "{args:?}");
+        assert_eq!(stdout(&output), "", "{args:?}");
+    }
+}
+
+#[test]
+fn set_writes_exactly_the_kernel_line() {
+    let fake = FakeSysfs::loaded();
+    let output = fake.run(&["set", "7", "iops=500", "bps=20M"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        (stdout(&output), stderr(&output)),
+        (String::new(), String::new())
+    );
+    assert_eq!(fake.limits_written(), "7 iops=500 bps=20971520\n");
+
+    let output = fake.run(&[
+        "set",
+        "12",
+        "read_iops=0100",
+        "write_bps=4KiB",
+        "read_bps=unlimited",
+    ]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        fake.limits_written(),
+        "12 read_iops=100 write_bps=4096 read_bps=0\n"
+    );
+}
+
+#[test]
+fn clear_writes_the_clear_line() {
+    let fake = FakeSysfs::loaded();
+    let output = fake.run(&["clear", "7"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(fake.limits_written(), "7 clear\n");
+}
+
+#[test]
+fn dry_run_prints_the_line_and_writes_nothing() {
+    let fake = FakeSysfs::loaded();
+    let output = fake.run(&["set", "7", "bps=1G", "--dry-run"]);
+    assert_eq!(status(&output), 0);
+    assert_eq!(stdout(&output), "7 bps=1073741824\n");
+    let output = fake.run(&["clear", "--dry-run", "9"]);
+    assert_eq!(stdout(&output), "9 clear\n");
+    assert_eq!(fake.limits_written(), UNWRITTEN);
+}
+
+#[test]
+fn invalid_limits_are_refused_naming_the_token_and_nothing_is_written() {
+    let fake = FakeSysfs::loaded();
+    let cases: &[(&[&str], &str)] = &[
+        (&["set", "7", "iop=500"], "'iop=500': unknown key 'iop'"),
+        (
+            &["set", "7", "iops=fast"],
+            "'iops=fast': the value must be an unsigned decimal number",
+        ),
+        (
+            &["set", "7", "iops=-5"],
+            "'iops=-5': the value must be an unsigned decimal number (no sign)",
+        ),
+        (
+            &["set", "7", "iops=10000001"],
+            "'iops=10000001': too large: the most iops accepts is 10000000",
+        ),
+        (
+            &["set", "7", "bps=18446744073709551616"],
+            "'bps=18446744073709551616': too large: the most bps accepts is 1099511627776 (1TiB)",
+        ),
+        (&["set", "7", "bps=2T"], "'bps=2T': too large"),
+        (&["set", "7", "iops500"], "'iops500': expected key=value"),
+        (
+            &["set", "7", "iops=1", "iops=2"],
+            "'iops=2': 'iops' is given more than once",
+        ),
+        (&["set", "7", "iops=1", "clear"], "'clear': not a key=value"),
+        (
+            &["set", "32752", "iops=1"],
+            "'32752': a domain id must be below 32752",
+        ),
+        (
+            &["set", "-1", "iops=1"],
+            "'-1': a domain id is an unsigned decimal number (no sign)",
+        ),
+        (
+            &["set", "dom7", "iops=1"],
+            "'dom7': a domain id is an unsigned decimal number",
+        ),
+        (
+            &["set", "7", "iops=1 bps=2"],
+            "'iops=1 bps=2': contains a space",
+        ),
+        (
+            &["clear", "40000"],
+            "'40000': a domain id must be below 32752",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = fake.run(args);
+        assert_eq!(status(&output), 2, "{args:?}: {}", stderr(&output));
+        let message = stderr(&output);
+        assert!(
+            message.starts_with(&format!("rblkctl: {expected}")),
+            "{args:?}: {message}"
+        );
+        assert_eq!(
+            fake.limits_written(),
+            UNWRITTEN,
+            "{args:?} wrote the limits file"
+        );
+    }
+}
+
+#[test]
+fn module_not_loaded_is_an_io_error_naming_the_missing_path() {
+    let fake = FakeSysfs::empty();
+    let domains = fake.root().join("module/rblkback/domains");
+    for args in [&["status"][..], &["top", "--count", "1"], &["get", "7"]] {
+        let output = fake.run(args);
+        assert_eq!(status(&output), 1, "{args:?}");
+        assert_eq!(
+            stderr(&output),
+            format!(
+                "rblkctl: rblkback is not loaded (no {})\n",
+                domains.display()
+            ),
+            "{args:?}"
+        );
+    }
+    let output = fake.run(&["set", "7", "iops=1"]);
+    assert_eq!(status(&output), 1);
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rblkctl: rblkback is not loaded (no {})\n",
+            domains.join("limits").display()
+        )
+    );
+}
+
+#[test]
+fn a_failing_write_is_an_io_error() {
+    let fake = FakeSysfs::loaded();
+    // A directory where the control file should be: open(2) fails with EISDIR.
+    fs::remove_file(fake.limits_file()).unwrap();
+    fs::create_dir(fake.limits_file()).unwrap();
+    let output = fake.run(&["clear", "7"]);
+    assert_eq!(status(&output), 1);
+    let message = stderr(&output);
+    assert!(
+        message.starts_with(&format!(
+            "rblkctl: cannot open {}: ",
+            fake.limits_file().display()
+        )),
+        "{message}"
+    );
+}
+
+fn two_domains() -> FakeSysfs {
+    let fake = FakeSysfs::loaded();
+    fake.add_domain(12, [0, 0, 50, 0, 0, 10 << 20], [9, 10, 40960, 0, 0, 0]);
+    fake.add_domain(
+        7,
+        [500, 20 << 20, 0, 0, 0, 0],
+        [1000, 1200, 4 << 20, 30, 25, 250_000],
+    );
+    // Not domains: the control file, a stray file with a number for a name, a
+    // non-canonical name.
+    fs::write(fake.domains_dir().join("99"), "x").unwrap();
+    fs::create_dir(fake.domains_dir().join("007")).unwrap();
+    fake
+}
+
+#[test]
+fn status_json_has_every_domain_with_exact_values() {
+    let fake = two_domains();
+    let json = json_of(&fake.run(&["status", "--json", "--interval", "0"]));
+    assert_eq!(
+        json,
+        json!({
+            "params": {
+                "timeslice_us": 10000, "default_iops": 100, "default_bps": 0, "burst": 2,
+                "op_size": 4096
+            },
+            "interval_s": null,
+            "domains": [
+                {
+                    "domid": 7,
+                    "limits": {"iops": 500, "bps": 20971520, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
+                    "counters": {"admitted_requests": 1000, "admitted_ops": 1200, "admitted_bytes": 4194304, "holds": 30, "throttled_slices": 25, "throttled_us": 250000},
+                    "rates": null
+                },
+                {
+                    "domid": 12,
+                    "limits": {"iops": 0, "bps": 0, "read_iops": 50, "write_iops": 0, "read_bps": 0, "write_bps": 10485760},
+                    "counters": {"admitted_requests": 9, "admitted_ops": 10, "admitted_bytes": 40960, "holds": 0, "throttled_slices": 0, "throttled_us": 0},
+                    "rates": null
+                }
+            ]
+        })
+    );
+}
+
+#[test]
+fn a_missing_parameter_is_null() {
+    let fake = FakeSysfs::loaded();
+    fs::remove_file(fake.module_dir().join("parameters/op_size")).unwrap();
+    let json = json_of(&fake.run(&["status", "--json", "--interval=0"]));
+    assert_eq!(json["params"]["op_size"], Value::Null);
+    assert_eq!(json["params"]["timeslice_us"], 10000);
+    assert_eq!(json["domains"], json!([]));
+}
+
+#[test]
+fn status_table_shows_limits_with_dashes_for_unlimited() {
+    let fake = two_domains();
+    let output = fake.run(&["status", "--interval", "0"]);
+    assert_eq!(status(&output), 0);
+    let table = stdout(&output);
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0][..3],
+        ["rblkback", "timeslice_us=10000", "default_iops=100"]
+    );
+    assert_eq!(
+        lines[1][..7],
+        ["DOMID", "IOPS", "BPS", "RD_IOPS", "WR_IOPS", "RD_BPS", "WR_BPS"]
+    );
+    assert_eq!(lines[2][..7], ["7", "500", "20MiB", "-", "-", "-", "-"]);
+    assert_eq!(lines[3][..7], ["12", "-", "-", "50", "-", "-", "10MiB"]);
+    assert_eq!(lines.len(), 4, "{table}");
+}
+
+#[test]
+fn get_shows_one_domain_and_fails_for_an_absent_one() {
+    let fake = two_domains();
+    let json = json_of(&fake.run(&["get", "12", "--json", "--interval", "0"]));
+    assert_eq!(json["domid"], 12);
+    assert_eq!(json["limits"]["write_bps"], 10 << 20);
+    assert_eq!(json["counters"]["admitted_ops"], 10);
+    assert_eq!(json["rates"], Value::Null);
+
+    let output = fake.run(&["get", "12", "--interval", "0"]);
+    assert_eq!(stdout(&output).lines().count(), 3, "{}", stdout(&output));
+
+    // Refused before any waiting, even with the default one-second interval.
+    let output = fake.run(&["get", "5"]);
+    assert_eq!(status(&output), 1);
+    let expected = fake.domains_dir().join("5");
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rblkctl: domain 5 has no entry (no {})\n",
+            expected.display()
+        )
+    );
+    assert_eq!(status(&fake.run(&["get", "99999"])), 2);
+}
+
+/// Makes `path` a named pipe: a reader's open(2) blocks until we write, which tells this
+/// test exactly when rblkctl starts a sample.
+fn make_fifo(path: &Path) {
+    fs::remove_file(path).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+}
+
+#[test]
+fn rates_come_from_two_samples() {
+    let fake = two_domains();
+    // Each sample reads the parameters before the domains; `burst` as a pipe makes the
+    // start of each sample visible, so the counters change between the samples.
+    let burst = fake.module_dir().join("parameters/burst");
+    make_fifo(&burst);
+    let root = fake.root().to_path_buf();
+    let changer = thread::spawn(move || {
+        fs::write(&burst, "2\n").unwrap(); // first sample has started
+                                           // It reads a dozen small files; then the counters move on.
+        thread::sleep(Duration::from_millis(300));
+        write_counters(
+            &root,
+            7,
+            [1500, 1700, (4 << 20) + (1 << 20), 35, 40, 500_000],
+        );
+        write_counters(&root, 12, [5, 5, 0, 0, 0, 0]); // went backwards: recreated
+        fs::write(&burst, "2\n").unwrap(); // second sample
+    });
+    let output = fake.run(&["status", "--json", "--interval", "1"]);
+    let json = json_of(&output);
+    changer.join().unwrap();
+
+    let interval = json["interval_s"].as_f64().unwrap();
+    assert!((1.0..1.5).contains(&interval), "interval {interval}");
+    let rates = &json["domains"][0]["rates"];
+    let close = |key: &str, over_one_second: f64| {
+        let value = rates[key].as_f64().unwrap();
+        let expected = over_one_second / interval;
+        assert!(
+            (value - expected).abs() < 0.02 * expected + 0.01,
+            "{key}: {value}, expected {expected}"
+        );
+    };
+    close("requests_per_s", 500.0);
+    close("ops_per_s", 500.0);
+    close("bytes_per_s", 1048576.0);
+    close("held_pct", 25.0);
+    assert_eq!(json["domains"][0]["counters"]["admitted_ops"], 1700);
+    assert_eq!(json["domains"][1]["rates"], Value::Null);
+}
+
+#[test]
+fn top_prints_plain_tables_when_not_on_a_terminal() {
+    let fake = two_domains();
+    let output = fake.run(&["top", "--interval", "0.1", "--count", "3"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(!text.contains('\x1b'), "escape codes in {text:?}");
+    let tables: Vec<&str> = text.split("\n\n").collect();
+    assert_eq!(tables.len(), 3, "{text}");
+    for table in tables {
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].starts_with("rblkback  timeslice_us=10000")
+                && lines[0].contains("(rates over"),
+            "{table}"
+        );
+        assert!(
+            lines[1].contains("OPS/S") && lines[1].contains("HELD%"),
+            "{table}"
+        );
+        assert_eq!(lines.len(), 4, "{table}");
+    }
+}
+
+#[test]
+fn the_sysfs_root_may_come_from_the_environment() {
+    let fake = two_domains();
+    let output = rblkctl()
+        .env("RBLKCTL_SYSFS_ROOT", fake.root())
+        .args(["status", "--json", "--interval", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&output)["domains"][1]["domid"], 12);
+    let output = rblkctl()
+        .env("RBLKCTL_SYSFS_ROOT", fake.root())
+        .args(["set", "3", "write_iops=7"])
+        .output()
+        .unwrap();
+    assert_eq!(status(&output), 0);
+    assert_eq!(fake.limits_written(), "3 write_iops=7\n");
+}
