@@ -1,0 +1,869 @@
+//! The hostile cases: each sends one kind of bad input `count` times and reports what the
+//! backend did with it.
+
+use crate::blkreq::{self, Segment, ENTRY_SIZE, OP_READ, OP_WRITE};
+use crate::frontend::{state, Frontend, Tally, DATA_PAGES};
+use crate::Error;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// Every case, in the order `--case all` runs them, with its default count.
+pub(crate) const CASES: &[(&str, u64)] = &[
+    ("prod-overrun", 6),
+    ("bad-op", 254),
+    ("too-many-segments", 56),
+    ("first-after-last", 48),
+    ("past-end", 48),
+    ("ungranted-gref", 48),
+    ("revoked-gref", 48),
+    ("indirect-garbage", 60),
+    ("double-fetch", 40),
+    ("notify-storm", 100_000),
+    ("disconnect-mid-request", 6),
+    ("reconnect-order", 6),
+];
+
+/// A small xorshift generator: garbage needs no quality, only reproducibility.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (0 is replaced).
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next 64 random bits.
+    pub(crate) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Fills `out` with random bytes.
+    pub(crate) fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// The outcome of one case.
+pub(crate) struct CaseResult {
+    /// Case name.
+    pub(crate) case: &'static str,
+    /// Bad inputs tried.
+    pub(crate) count: u64,
+    /// Responses to them.
+    pub(crate) tally: Tally,
+    /// The ring no longer answered a valid READ afterwards.
+    pub(crate) ring_halted: bool,
+    /// The backend's xenbus state at the end.
+    pub(crate) backend_state: u32,
+    /// What happened, in words.
+    pub(crate) notes: Vec<String>,
+    /// Wall time of the case.
+    pub(crate) elapsed: Duration,
+}
+
+impl CaseResult {
+    fn new(case: &'static str, count: u64) -> CaseResult {
+        CaseResult {
+            case,
+            count,
+            tally: Tally::default(),
+            ring_halted: false,
+            backend_state: 0,
+            notes: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+/// Connects with a one-page ring (if not connected) and checks that a READ works.
+pub(crate) fn ensure_connected(f: &mut Frontend) -> Result<(), Error> {
+    if f.conn.is_none() {
+        if let Err(s) = f.connect(0, false)? {
+            return Err(Error(format!(
+                "backend refused a plain one-page ring (state {s})"
+            )));
+        }
+    }
+    if !f.probe()? {
+        // Try once more from scratch: the previous case may have broken the ring.
+        f.close()?;
+        if let Err(s) = f.connect(0, false)? {
+            return Err(Error(format!(
+                "backend refused a plain one-page ring (state {s})"
+            )));
+        }
+        if !f.probe()? {
+            return Err(Error("a fresh ring does not answer a valid READ".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Runs case `name` with `count` bad inputs.
+pub(crate) fn run(
+    f: &mut Frontend,
+    name: &str,
+    count: u64,
+    rng: &mut Rng,
+) -> Result<CaseResult, Error> {
+    let start = Instant::now();
+    ensure_connected(f)?;
+    let (&case, _) = CASES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, c)| (n, c))
+        .ok_or_else(|| Error(format!("unknown case {name}")))?;
+    let mut r = CaseResult::new(case, count);
+    match case {
+        "prod-overrun" => prod_overrun(f, &mut r)?,
+        "bad-op" => bad_op(f, &mut r, rng)?,
+        "too-many-segments" => too_many_segments(f, &mut r)?,
+        "first-after-last" => first_after_last(f, &mut r)?,
+        "past-end" => past_end(f, &mut r)?,
+        "ungranted-gref" => ungranted_gref(f, &mut r)?,
+        "revoked-gref" => revoked_gref(f, &mut r)?,
+        "indirect-garbage" => indirect_garbage(f, &mut r, rng)?,
+        "double-fetch" => double_fetch(f, &mut r)?,
+        "notify-storm" => notify_storm(f, &mut r)?,
+        "disconnect-mid-request" => disconnect_mid_request(f, &mut r)?,
+        "reconnect-order" => reconnect_order(f, &mut r)?,
+        _ => unreachable!("every case in CASES has a function"),
+    }
+    if f.conn.is_some() && !matches!(case, "prod-overrun" | "notify-storm" | "reconnect-order") {
+        r.ring_halted = !f.probe()?;
+    }
+    r.backend_state = f.backend_state();
+    r.elapsed = start.elapsed();
+    Ok(r)
+}
+
+/// Groups request ids' statuses by a key (e.g. the variant) into "key: okay N, error M".
+fn summarize<K: Ord + Clone + std::fmt::Display>(
+    tally: &Tally,
+    key_of: &HashMap<u64, K>,
+) -> Vec<String> {
+    let mut by: BTreeMap<K, [u64; 5]> = BTreeMap::new();
+    for (id, k) in key_of {
+        let e = by.entry(k.clone()).or_default();
+        match tally.status_of.get(id) {
+            Some(0) => e[0] += 1,
+            Some(-1) => e[1] += 1,
+            Some(-2) => e[2] += 1,
+            Some(_) => e[3] += 1,
+            None => e[4] += 1,
+        }
+    }
+    by.into_iter()
+        .map(|(k, c)| {
+            let mut parts = Vec::new();
+            for (n, label) in c
+                .iter()
+                .zip(["okay", "error", "eopnotsupp", "other", "no response"])
+            {
+                if *n > 0 {
+                    parts.push(format!("{label} {n}"));
+                }
+            }
+            format!("{k}: {}", parts.join(", "))
+        })
+        .collect()
+}
+
+/// Runs `count` requests built by `build(f, i, id, ring_index)`, labelling each by the
+/// variant `label(i)`; adds the per-variant summary to the notes.
+fn variants(
+    f: &mut Frontend,
+    r: &mut CaseResult,
+    label: impl Fn(u64) -> String,
+    mut build: impl FnMut(&mut Frontend, u64, u64, u32) -> [u8; ENTRY_SIZE],
+) -> Result<(), Error> {
+    let mut key_of = HashMap::new();
+    let mut i = 0u64;
+    let t = f.run_batch(r.count, |f, id, index| {
+        key_of.insert(id, label(i));
+        let e = build(f, i, id, index);
+        i += 1;
+        e
+    })?;
+    r.notes.extend(summarize(&t, &key_of));
+    r.tally.add(&t);
+    Ok(())
+}
+
+fn sectors(f: &mut Frontend) -> u64 {
+    f.c().info.sectors
+}
+
+/// req_prod far ahead of the ring (or backwards): the backend must stop consuming that
+/// ring and nothing else. Reconnects for every try.
+fn prod_overrun(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    let mut halted = 0;
+    for i in 0..r.count {
+        if i > 0 {
+            f.close()?;
+            ensure_connected(f)?;
+        }
+        let timeout = f.timeout.min(Duration::from_secs(3));
+        let base = f.c().ring.req_prod_pvt;
+        let entries = f.c().ring.entries;
+        // Fill every slot with a valid READ, then publish a producer index that lies.
+        let mut pending = HashMap::new();
+        for _ in 0..entries {
+            let id = f.id();
+            let index = f.c().ring.req_prod_pvt;
+            let e = f.valid_read(id, index);
+            f.c().ring.put(&e);
+            pending.insert(id, ());
+        }
+        let (what, value) = match i % 3 {
+            0 => (
+                "req_prod one past a full ring",
+                base.wrapping_add(entries + 1),
+            ),
+            1 => ("req_prod 2^31 ahead", base.wrapping_add(0x8000_0000)),
+            _ => ("req_prod moved backwards by 1", base.wrapping_sub(1)),
+        };
+        f.c().ring.set_req_prod(value);
+        f.notify()?;
+        let mut t = Tally {
+            sent: 1,
+            ..Tally::default()
+        };
+        let answered_before = t.okay;
+        f.collect(&mut pending, &mut t, timeout)?;
+        let filler_answers = t.okay + t.error + t.eopnotsupp + t.other_status - answered_before;
+        // A probe with a sane producer: does the ring still work?
+        f.c().ring.req_prod_pvt = base;
+        let id = f.id();
+        let e = f.valid_read(id, base);
+        f.c().ring.put(&e);
+        f.c().ring.push();
+        f.notify()?;
+        let mut probe = Tally::default();
+        let mut p = HashMap::from([(id, ())]);
+        f.collect(&mut p, &mut probe, timeout)?;
+        let ring_halted = probe.okay == 0;
+        halted += u64::from(ring_halted);
+        r.notes.push(format!(
+            "{what}: {filler_answers} of {entries} filler requests answered, ring {}",
+            if ring_halted {
+                "halted"
+            } else {
+                "still answering"
+            }
+        ));
+        // The lie counts as one bad input; filler answers are not responses to it.
+        r.tally.sent += 1;
+        r.tally.no_response += u64::from(ring_halted);
+        r.tally.okay += u64::from(!ring_halted);
+        r.tally.bogus_rsp_prod |= t.bogus_rsp_prod || probe.bogus_rsp_prod;
+    }
+    r.ring_halted = halted > 0;
+    r.notes
+        .push(format!("ring halted after {halted} of {} lies", r.count));
+    f.close()?;
+    Ok(())
+}
+
+/// Operation codes other than READ and WRITE (2..=255), the rest of the entry random;
+/// DISCARD (5) as a well-formed discard of 8 sectors, which neither backend advertises
+/// here unless the disk supports it.
+fn bad_op(f: &mut Frontend, r: &mut CaseResult, rng: &mut Rng) -> Result<(), Error> {
+    let mut op_of: HashMap<u64, u8> = HashMap::new();
+    let mut i = 0u64;
+    let t = f.run_batch(r.count, |_f, id, _index| {
+        let op = 2 + (i % 254) as u8;
+        i += 1;
+        op_of.insert(id, op);
+        if op == 5 {
+            return blkreq::discard(0, id, 0, 8);
+        }
+        let mut e = [0u8; ENTRY_SIZE];
+        rng.fill(&mut e);
+        e[0] = op;
+        e
+    })?;
+    // Group the codes by outcome: "eopnotsupp: 4, 7-255".
+    let mut by_status: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (id, op) in &op_of {
+        let s = match t.status_of.get(id) {
+            Some(0) => "okay",
+            Some(-1) => "error",
+            Some(-2) => "eopnotsupp",
+            Some(_) => "other status",
+            None => "no response",
+        };
+        by_status.entry(s.to_string()).or_default().push(*op);
+    }
+    for (s, mut ops) in by_status {
+        ops.sort_unstable();
+        ops.dedup();
+        r.notes.push(format!("{s}: op {}", ranges(&ops)));
+    }
+    r.tally.add(&t);
+    Ok(())
+}
+
+/// "2, 4-9, 11" for a sorted list.
+fn ranges(v: &[u8]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            v[i].to_string()
+        } else {
+            format!("{}-{}", v[i], v[j])
+        });
+        i = j + 1;
+    }
+    out.join(", ")
+}
+
+/// Fills indirect page `page` with `n` valid whole-page segments over the data pool.
+fn valid_indirect_page(f: &Frontend, page: u32, n: usize) {
+    let segs: Vec<Segment> = (0..n.min(blkreq::SEGMENTS_PER_PAGE))
+        .map(|k| Segment::page(f.data_gref(k as u32)))
+        .collect();
+    f.fill_indirect(page, &segs);
+}
+
+/// More segments than the protocol or the backend allows, or none.
+fn too_many_segments(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    let max_ind = f.c().info.max_indirect;
+    let labels = [
+        "direct nr_segments 12-255".to_string(),
+        "direct nr_segments 255".into(),
+        "direct READ nr_segments 0".into(),
+        format!("indirect nr_segments {} (max+1)", max_ind + 1),
+        "indirect nr_segments 4097 (9 pages)".into(),
+        "indirect nr_segments 65535".into(),
+        "indirect nr_segments 0".into(),
+    ];
+    let n_variants = labels.len() as u64;
+    variants(
+        f,
+        r,
+        |i| labels[(i % n_variants) as usize].clone(),
+        |f, i, id, index| {
+            let segs: Vec<Segment> = (0..11)
+                .map(|k| Segment::page(f.data_gref(index + k)))
+                .collect();
+            let page = index % crate::frontend::INDIRECT_PAGES as u32;
+            let (gref, _) = f.indirect_page(page);
+            let grefs = [gref; 8];
+            match i % n_variants {
+                0 => blkreq::rw(
+                    OP_READ,
+                    (12 + (i / n_variants) % 244) as u8,
+                    0,
+                    id,
+                    0,
+                    &segs,
+                ),
+                1 => blkreq::rw(OP_READ, 255, 0, id, 0, &segs),
+                2 => blkreq::rw(OP_READ, 0, 0, id, 0, &segs),
+                v => {
+                    valid_indirect_page(f, page, blkreq::SEGMENTS_PER_PAGE);
+                    let n = match v {
+                        3 => (max_ind + 1).min(u16::MAX.into()) as u16,
+                        4 => 4097,
+                        5 => u16::MAX,
+                        _ => 0,
+                    };
+                    blkreq::indirect(OP_READ, n, 0, id, 0, &grefs)
+                }
+            }
+        },
+    )
+}
+
+/// Segments whose sector range is empty, reversed or outside the page.
+fn first_after_last(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    const BAD: [(u8, u8); 7] = [(7, 0), (1, 0), (4, 3), (0, 8), (8, 8), (0, 255), (255, 0)];
+    let n_variants = BAD.len() as u64 + 1;
+    variants(
+        f,
+        r,
+        |i| match (i % n_variants) as usize {
+            v if v < BAD.len() => format!("first_sect {} last_sect {}", BAD[v].0, BAD[v].1),
+            _ => "segment 4 of 6 with first_sect 5 last_sect 2".into(),
+        },
+        |f, i, id, index| {
+            let v = (i % n_variants) as usize;
+            if v < BAD.len() {
+                let seg = Segment {
+                    gref: f.data_gref(index),
+                    first_sect: BAD[v].0,
+                    last_sect: BAD[v].1,
+                };
+                blkreq::rw(OP_READ, 1, 0, id, 0, &[seg])
+            } else {
+                let mut segs: Vec<Segment> = (0..6)
+                    .map(|k| Segment::page(f.data_gref(index + k)))
+                    .collect();
+                segs[3] = Segment {
+                    gref: f.data_gref(index + 3),
+                    first_sect: 5,
+                    last_sect: 2,
+                };
+                blkreq::rw(OP_READ, 6, 0, id, 0, &segs)
+            }
+        },
+    )
+}
+
+/// Sector ranges that end past the disk or wrap around.
+fn past_end(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    let n = sectors(f);
+    let starts: [(&str, u64); 7] = [
+        ("start = size (8 sectors)", n),
+        ("start = size - 4 (8 sectors, straddles the end)", n - 4),
+        ("start = size - 1", n - 1),
+        ("start = size + 2^32", n + (1 << 32)),
+        ("start = 2^64 - 8 (end wraps to 0)", u64::MAX - 7),
+        ("start = 2^63", 1 << 63),
+        ("start = 2^64 - 1", u64::MAX),
+    ];
+    let n_variants = starts.len() as u64 + 1;
+    variants(
+        f,
+        r,
+        |i| match (i % n_variants) as usize {
+            v if v < starts.len() => starts[v].0.to_string(),
+            _ => "indirect 8 pages at size - 32 (straddles)".into(),
+        },
+        |f, i, id, index| {
+            let v = (i % n_variants) as usize;
+            if v < starts.len() {
+                blkreq::rw(
+                    OP_READ,
+                    1,
+                    0,
+                    id,
+                    starts[v].1,
+                    &[Segment::page(f.data_gref(index))],
+                )
+            } else {
+                let page = index % crate::frontend::INDIRECT_PAGES as u32;
+                valid_indirect_page(f, page, 8);
+                let (gref, _) = f.indirect_page(page);
+                blkreq::indirect(OP_READ, 8, 0, id, n - 32, &[gref])
+            }
+        },
+    )?;
+    // Control: the last 8 sectors are readable.
+    let t = f.run_batch(1, |f, id, index| {
+        blkreq::rw(
+            OP_READ,
+            1,
+            0,
+            id,
+            n - 8,
+            &[Segment::page(f.data_gref(index))],
+        )
+    })?;
+    r.notes.push(format!(
+        "control READ of the last 8 sectors ({}..{}): {}",
+        n - 8,
+        n,
+        if t.okay == 1 { "okay" } else { "FAILED" }
+    ));
+    Ok(())
+}
+
+/// Grant references that were never granted to the backend (or only read-only).
+fn ungranted_gref(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    let highest = f
+        .data
+        .grefs()
+        .iter()
+        .chain(f.indirect.grefs())
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let free_in_table = highest + 1000;
+    let ro = f.gnt.alloc(f.backend_id, 1, false)?;
+    let ro_gref = ro.grefs()[0];
+    let labels = [
+        "READ into gref 0xffffffff".to_string(),
+        "READ into gref 0x7fffffff".into(),
+        "READ into gref 0x100000".into(),
+        format!("READ into unused in-table gref {free_in_table}"),
+        "WRITE from unused in-table gref".into(),
+        "READ into a read-only grant".into(),
+        "6-segment READ, segment 3 ungranted".into(),
+        "WRITE from gref 0xffffffff".into(),
+    ];
+    let n_variants = labels.len() as u64;
+    variants(
+        f,
+        r,
+        |i| labels[(i % n_variants) as usize].clone(),
+        |f, i, id, index| {
+            let one = |op, g| blkreq::rw(op, 1, 0, id, 0, &[Segment::page(g)]);
+            match i % n_variants {
+                0 => one(OP_READ, u32::MAX),
+                1 => one(OP_READ, 0x7fff_ffff),
+                2 => one(OP_READ, 0x10_0000),
+                3 => one(OP_READ, free_in_table + (i / n_variants) as u32),
+                4 => one(OP_WRITE, free_in_table + 500 + (i / n_variants) as u32),
+                5 => one(OP_READ, ro_gref),
+                6 => {
+                    let mut segs: Vec<Segment> = (0..6)
+                        .map(|k| Segment::page(f.data_gref(index + k)))
+                        .collect();
+                    segs[2].gref = free_in_table + 900;
+                    blkreq::rw(OP_READ, 6, 0, id, 0, &segs)
+                }
+                _ => one(OP_WRITE, u32::MAX),
+            }
+        },
+    )?;
+    drop(ro);
+    Ok(())
+}
+
+/// Grant references revoked before the request (READ and WRITE), and right after the
+/// notification (a race the backend may win or lose).
+fn revoked_gref(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    let labels = [
+        "READ, revoked before",
+        "WRITE, revoked before",
+        "READ, revoked right after notify",
+    ];
+    let mut key_of = HashMap::new();
+    let mut total = Tally::default();
+    for i in 0..r.count {
+        let v = (i % 3) as usize;
+        let mut page = f.gnt.alloc(f.backend_id, 1, true)?;
+        let gref = page.grefs()[0];
+        if v < 2 {
+            page.revoke()?;
+        }
+        let op = if v == 1 { OP_WRITE } else { OP_READ };
+        let id = f.id();
+        key_of.insert(id, labels[v].to_string());
+        let e = blkreq::rw(op, 1, 0, id, 0, &[Segment::page(gref)]);
+        f.c().ring.put(&e);
+        f.c().ring.push();
+        f.notify()?;
+        if v == 2 {
+            page.revoke()?;
+        }
+        let mut t = Tally {
+            sent: 1,
+            ..Tally::default()
+        };
+        let mut p = HashMap::from([(id, ())]);
+        let timeout = f.timeout;
+        f.collect(&mut p, &mut t, timeout)?;
+        total.add(&t);
+    }
+    r.notes.extend(summarize(&total, &key_of));
+    r.tally.add(&total);
+    Ok(())
+}
+
+/// Indirect requests whose indirect pages are not granted, or are granted but hold
+/// garbage.
+fn indirect_garbage(f: &mut Frontend, r: &mut CaseResult, rng: &mut Rng) -> Result<(), Error> {
+    let max_ind = f.c().info.max_indirect.clamp(1, 4096) as u64;
+    let highest = f
+        .data
+        .grefs()
+        .iter()
+        .chain(f.indirect.grefs())
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let labels = [
+        "indirect gref 0xffffffff (never granted)",
+        "indirect gref unused in-table",
+        "granted page of random bytes",
+        "granted page, random grefs, valid sectors",
+        "valid segments, indirect_op garbage",
+        "valid segments but the last first>last",
+    ];
+    let n_variants = labels.len() as u64;
+    variants(
+        f,
+        r,
+        |i| labels[(i % n_variants) as usize].to_string(),
+        |f, i, id, index| {
+            let page = index % crate::frontend::INDIRECT_PAGES as u32;
+            let (gref, _) = f.indirect_page(page);
+            match i % n_variants {
+                0 => blkreq::indirect(OP_READ, 8, 0, id, 0, &[u32::MAX]),
+                1 => blkreq::indirect(OP_READ, 8, 0, id, 0, &[highest + 2000 + i as u32]),
+                2 => {
+                    let mut bytes = vec![0u8; 4096];
+                    rng.fill(&mut bytes);
+                    f.fill_indirect_raw(page, &bytes);
+                    let n = 1 + rng.next() % max_ind;
+                    blkreq::indirect(OP_READ, n as u16, 0, id, 0, &[gref])
+                }
+                3 => {
+                    let segs: Vec<Segment> = (0..64)
+                        .map(|_| Segment::page((rng.next() as u32) | 0x1000_0000))
+                        .collect();
+                    f.fill_indirect(page, &segs);
+                    blkreq::indirect(OP_READ, 64, 0, id, 0, &[gref])
+                }
+                4 => {
+                    valid_indirect_page(f, page, 8);
+                    let ops = [2u8, 3, 5, 6, 7, 200];
+                    blkreq::indirect(ops[((i / n_variants) % 6) as usize], 8, 0, id, 0, &[gref])
+                }
+                _ => {
+                    let mut segs: Vec<Segment> =
+                        (0..16).map(|k| Segment::page(f.data_gref(k))).collect();
+                    segs[15] = Segment {
+                        gref: f.data_gref(15),
+                        first_sect: 6,
+                        last_sect: 1,
+                    };
+                    f.fill_indirect(page, &segs);
+                    blkreq::indirect(OP_READ, 16, 0, id, 0, &[gref])
+                }
+            }
+        },
+    )
+}
+
+/// A valid request, notified, then rewritten with garbage (in the ring entry, or in its
+/// indirect page) as fast as we can while the backend reads it.
+fn double_fetch(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    const REWRITES: u32 = 2000;
+    let mut key_of = HashMap::new();
+    let mut total = Tally::default();
+    for i in 0..r.count {
+        let id = f.id();
+        let index = f.c().ring.req_prod_pvt;
+        let sector = (i * 8) % (sectors(f) - 64);
+        let gref = f.data_gref(index);
+        let valid = blkreq::rw(OP_READ, 1, 0, id, sector, &[Segment::page(gref)]);
+        let mut t = Tally {
+            sent: 1,
+            ..Tally::default()
+        };
+        if i % 2 == 0 {
+            key_of.insert(id, "ring entry rewritten".to_string());
+            // The same id in every version, so whichever copy the backend took is answered.
+            let garbage = [
+                blkreq::rw(OP_READ, 200, 0, id, sector, &[Segment::page(gref)]),
+                blkreq::rw(77, 1, 0, id, sector, &[Segment::page(gref)]),
+                blkreq::rw(OP_READ, 1, 0, id, sector, &[Segment::page(u32::MAX)]),
+                blkreq::rw(OP_READ, 1, 0, id, u64::MAX - 3, &[Segment::page(gref)]),
+                blkreq::rw(
+                    OP_READ,
+                    1,
+                    0,
+                    id,
+                    sector,
+                    &[Segment {
+                        gref,
+                        first_sect: 7,
+                        last_sect: 0,
+                    }],
+                ),
+                blkreq::indirect(OP_READ, 4000, 0, id, sector, &[u32::MAX; 8]),
+            ];
+            f.c().ring.put(&valid);
+            f.c().ring.push();
+            f.notify()?;
+            for k in 0..REWRITES {
+                let e = if k % 2 == 0 {
+                    &garbage[(k / 2) as usize % garbage.len()]
+                } else {
+                    &valid
+                };
+                f.c().ring.rewrite(index, e);
+            }
+            f.c().ring.rewrite(index, &garbage[0]);
+        } else {
+            key_of.insert(id, "indirect page rewritten".to_string());
+            let page = index % crate::frontend::INDIRECT_PAGES as u32;
+            valid_indirect_page(f, page, 8);
+            let (igref, _) = f.indirect_page(page);
+            let e = blkreq::indirect(OP_READ, 8, 0, id, sector, &[igref]);
+            f.c().ring.put(&e);
+            f.c().ring.push();
+            f.notify()?;
+            let bad_gref: Vec<Segment> = (0..8).map(|_| Segment::page(u32::MAX)).collect();
+            let bad_sect: Vec<Segment> = (0..8)
+                .map(|k| Segment {
+                    gref: f.data_gref(k),
+                    first_sect: 7,
+                    last_sect: 0,
+                })
+                .collect();
+            for k in 0..REWRITES {
+                match k % 3 {
+                    0 => f.fill_indirect(page, &bad_gref),
+                    1 => f.fill_indirect(page, &bad_sect),
+                    _ => valid_indirect_page(f, page, 8),
+                }
+            }
+            f.fill_indirect(page, &bad_gref);
+        }
+        let mut p = HashMap::from([(id, ())]);
+        let timeout = f.timeout;
+        f.collect(&mut p, &mut t, timeout)?;
+        total.add(&t);
+    }
+    r.notes.extend(summarize(&total, &key_of));
+    r.notes.push(format!(
+        "each request rewritten {REWRITES} times after the notification; okay = the backend used a valid copy, error = a garbage copy"
+    ));
+    r.tally.add(&total);
+    Ok(())
+}
+
+/// Notifications in a tight loop with nothing on the ring.
+fn notify_storm(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    let t0 = Instant::now();
+    let before = f.probe()?;
+    let probe_before = t0.elapsed();
+    let port = f.c().port;
+    let start = Instant::now();
+    let mut failed = 0u64;
+    for _ in 0..r.count {
+        if f.evt.notify(port).is_err() {
+            failed += 1;
+        }
+    }
+    let storm = start.elapsed();
+    let t1 = Instant::now();
+    let after = f.probe()?;
+    let probe_after = t1.elapsed();
+    r.ring_halted = !after;
+    r.notes.push(format!(
+        "{} notifications in {:.2} s ({:.0}/s), {failed} failed",
+        r.count,
+        storm.as_secs_f64(),
+        r.count as f64 / storm.as_secs_f64().max(1e-9)
+    ));
+    r.notes.push(format!(
+        "READ before the storm {} in {} ms, after it {} in {} ms",
+        if before { "okay" } else { "FAILED" },
+        probe_before.as_millis(),
+        if after { "okay" } else { "FAILED" },
+        probe_after.as_millis()
+    ));
+    Ok(())
+}
+
+/// A full ring of requests, then Closing/Closed (or a bogus Initialising) at once, the
+/// ring and data pages revoked without waiting for a single response, as if the frontend
+/// exited.
+fn disconnect_mid_request(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    let mut total = Tally::default();
+    for i in 0..r.count {
+        if f.conn.is_none() {
+            ensure_connected(f)?;
+        }
+        let data = f.gnt.alloc(f.backend_id, 32, true)?;
+        let sectors = sectors(f);
+        let entries = f.c().ring.entries;
+        for k in 0..entries {
+            let id = f.id();
+            let segs: Vec<Segment> = (0..8)
+                .map(|s| Segment::page(data.grefs()[((k * 8 + s) % 32) as usize]))
+                .collect();
+            let op = if k % 2 == 0 { OP_READ } else { OP_WRITE };
+            let sector = (u64::from(k) * 64 + i * 4096) % (sectors - 64);
+            f.c().ring.put(&blkreq::rw(op, 8, 0, id, sector, &segs));
+        }
+        f.c().ring.push();
+        f.notify()?;
+        let what = match i % 3 {
+            0 => {
+                f.set_state(state::CLOSING)?;
+                f.set_state(state::CLOSED)?;
+                "Closing+Closed"
+            }
+            1 => {
+                f.set_state(state::CLOSED)?;
+                "Closed"
+            }
+            _ => {
+                f.set_state(state::INITIALISING)?;
+                f.set_state(state::CLOSED)?;
+                "Initialising then Closed"
+            }
+        };
+        // Gone without waiting: ring, port and data pages revoked now.
+        f.drop_connection();
+        drop(data);
+        total.sent += u64::from(entries);
+        total.no_response += u64::from(entries);
+        let t0 = Instant::now();
+        let s = f.wait_backend(&[state::CLOSED], Duration::from_secs(30));
+        r.notes.push(format!(
+            "{entries} requests (8 x 4 KiB, reads and writes) then {what}: backend {} after {} ms",
+            match s {
+                Ok(_) => "Closed".to_string(),
+                Err(s) => format!("still in state {s}"),
+            },
+            t0.elapsed().as_millis()
+        ));
+    }
+    r.tally.add(&total);
+    ensure_connected(f)?;
+    Ok(())
+}
+
+/// Reconnects with ring page orders 2, above the backend's maximum, 0 (as an order key),
+/// 4, 1 and 32, filling each ring with READs where the backend accepts it.
+fn reconnect_order(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    let max = f.c().info.max_order;
+    let orders = [2, max + 1, 0, 4, 1, 32];
+    for i in 0..r.count {
+        let order = orders[(i % orders.len() as u64) as usize];
+        f.close()?;
+        let t0 = Instant::now();
+        match f.connect(order, true)? {
+            Ok(()) => {
+                let entries = f.c().ring.entries;
+                let t = f.run_batch(u64::from(entries) * 2, |f, id, index| {
+                    f.valid_read(id, index % DATA_PAGES as u32)
+                })?;
+                r.notes.push(format!(
+                    "order {order}: connected ({} pages, {entries} entries) in {} ms; {} of {} READs okay",
+                    1u32 << order.min(5),
+                    t0.elapsed().as_millis(),
+                    t.okay,
+                    t.sent
+                ));
+                r.tally.add(&t);
+            }
+            Err(s) => {
+                r.notes.push(format!(
+                    "order {order}: refused by the backend (state {s}){}",
+                    if order > max {
+                        " as it must"
+                    } else {
+                        " BUT IT IS WITHIN max-ring-page-order"
+                    }
+                ));
+            }
+        }
+    }
+    f.close()?;
+    ensure_connected(f)?;
+    r.ring_halted = !f.probe()?;
+    r.notes.push(format!("backend max-ring-page-order {max}"));
+    Ok(())
+}
