@@ -23,6 +23,7 @@
 
 pub mod abi;
 pub mod indirect;
+pub mod persistent;
 pub mod protocol;
 pub mod request;
 pub mod response;
