@@ -178,6 +178,9 @@ pub(crate) struct Tally {
     pub(crate) no_response: u64,
     /// Responses whose id we did not send (or had already been answered).
     pub(crate) unexpected: u64,
+    /// Requests answered whose response we overwrote ourselves before reading it (the
+    /// double-fetch case rewrites ring slots that responses reuse).
+    pub(crate) status_lost: u64,
     /// Statuses per request id (for cases that need them).
     pub(crate) status_of: HashMap<u64, i16>,
     /// The backend's response producer ran ahead of our requests.
@@ -194,6 +197,7 @@ impl Tally {
         self.other_status += o.other_status;
         self.no_response += o.no_response;
         self.unexpected += o.unexpected;
+        self.status_lost += o.status_lost;
         self.bogus_rsp_prod |= o.bogus_rsp_prod;
         self.status_of
             .extend(o.status_of.iter().map(|(k, v)| (*k, *v)));

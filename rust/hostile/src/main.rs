@@ -138,6 +138,7 @@ fn case_json(r: &cases::CaseResult, pass: u32, connections: u32) -> serde_json::
         "responses": {"okay": t.okay, "error": t.error, "eopnotsupp": t.eopnotsupp, "other": t.other_status},
         "no_response": t.no_response,
         "unexpected_responses": t.unexpected,
+        "answered_status_lost": t.status_lost,
         "bogus_rsp_prod": t.bogus_rsp_prod,
         "ring_halted": r.ring_halted,
         "backend_state": r.backend_state,
