@@ -17,6 +17,7 @@ use crate::sys::worker::WorkerRef;
 use crate::throttle::control::{
     meter_key, parse_limit_value, parse_limits_line, LimitsCommand, Overrides,
 };
+use crate::throttle::log_limit::{LogLimiter, LogVerdict, DEFAULT_BURST, DEFAULT_INTERVAL_US};
 use crate::throttle::params::Param;
 use crate::throttle::{Admission, Cost, DomainBudget, Limits, Meter, SliceConfig};
 use kernel::new_mutex;
@@ -48,6 +49,9 @@ struct DomainState {
     overrides: Overrides,
     /// Attached rings; a detached ring leaves a `None` for the next one to reuse.
     rings: KVec<Option<RingEntry>>,
+    /// Log lines about this domain's frontends, shared by its rings and kept across
+    /// reconnects, so a guest cannot flood dom0's log.
+    log: LogLimiter,
 }
 
 /// One guest domain's budget, shared by all its vbds and rings.
@@ -61,10 +65,12 @@ pub struct Domain {
 impl Domain {
     fn new(domid: u16) -> Result<Arc<Self>> {
         let (limits, config) = defaults();
+        let now = monotonic_us();
         let state = DomainState {
-            budget: DomainBudget::new(limits, config, monotonic_us()),
+            budget: DomainBudget::new(limits, config, now),
             overrides: Overrides::default(),
             rings: KVec::new(),
+            log: LogLimiter::new(DEFAULT_BURST, DEFAULT_INTERVAL_US, now),
         };
         Arc::pin_init(
             pin_init!(Domain { domid, state <- new_mutex!(state, "rblkback::Domain::state") }),
@@ -75,6 +81,15 @@ impl Domain {
     /// The domain id.
     pub fn domid(&self) -> u16 {
         self.domid
+    }
+
+    /// Whether a line about this domain's frontend may be logged now: `Some(n)` if so, `n`
+    /// lines having been suppressed since the last one printed.
+    pub fn may_log(&self) -> Option<u32> {
+        match self.state.lock().log.check(monotonic_us()) {
+            LogVerdict::Print { suppressed } => Some(suppressed),
+            LogVerdict::Suppress => None,
+        }
     }
 
     /// Registers a ring; its worker is kicked when a limit change may release it.

@@ -14,6 +14,7 @@ use super::domains::Domain;
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::{Abi, MAX_REQUEST_SIZE};
 use crate::blkif::indirect::{copy_len_for_page, table_len};
+use crate::blkif::persistent::{CacheSlot, GrantCache, IndexEntry, Lookup};
 use crate::blkif::protocol::{Status, MAX_INDIRECT_PAGES_PER_REQUEST};
 use crate::blkif::request::{parse_request, Request};
 use crate::blkif::response::Response;
@@ -21,14 +22,16 @@ use crate::blkif::ring::{
     BackRing, RingGeometry, REQ_EVENT_OFFSET, REQ_PROD_OFFSET, RSP_EVENT_OFFSET, RSP_PROD_OFFSET,
 };
 use crate::blkif::validate::{
-    validate, Action, DeviceInfo, Direction, PendingIndirect, Rejection, ValidRequest, Validation,
+    validate, Action, DeviceInfo, Direction, FlushMode, IoRequest, PendingIndirect, Rejection,
+    ValidRequest, Validation,
 };
 use crate::sys::block::{
-    self, BioKind, BlockDevice, GrantPages, IoSlot, IoTracker, DIRECT_SEGMENTS,
+    self, BioKind, BioSegment, BlockDevice, GrantPages, IoSlot, IoTracker, PersistentPages,
+    SegmentPage, DIRECT_SEGMENTS,
 };
 use crate::sys::evtchn::{EventChannel, EventHandler};
 use crate::sys::ring::{full_barrier, read_barrier, write_barrier, SharedRing};
-use crate::sys::time::WakeTimer;
+use crate::sys::time::{monotonic_us, WakeTimer};
 use crate::sys::worker::{Worker, WorkerRef, WorkerRun};
 use crate::sys::xenbus::XenbusDevice;
 use crate::throttle::{Admission, Cost};
@@ -41,8 +44,8 @@ use kernel::sync::{Arc, Mutex};
 /// `-EOPNOTSUPP`, which the kernel crate of 6.12 does not name.
 const EOPNOTSUPP_ERRNO: i32 = -95;
 
-/// How many log lines one ring may print about a misbehaving frontend.
-const LOG_BUDGET: u32 = 20;
+/// Least time between two purges of a ring's persistent grants, as in stock xen-blkback.
+const PURGE_INTERVAL_US: u64 = 100_000;
 
 /// Source of ring ids, unique for the module's lifetime.
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
@@ -54,6 +57,9 @@ enum Stop {
     Empty,
     /// Requests wait, but every request slot is busy: a completion will kick the worker.
     NoFreeSlot,
+    /// The next request is a barrier and requests are still in flight: the last
+    /// completion will kick the worker.
+    Draining,
     /// The domain's budget is spent: the slice timer will kick the worker.
     Held,
     /// The ring is halted after a protocol violation.
@@ -70,15 +76,25 @@ pub struct RingParams {
     pub order: u32,
     /// The frontend's event channel port.
     pub port: u32,
+    /// Queue number (0 for the first or only ring of the device).
+    pub queue: u32,
+    /// Both ends offered persistent grants: keep up to this many mapped (0 = none).
+    pub persistent_grants: u16,
+    /// How long an unused persistent grant stays mapped (0 = no limit).
+    pub persistent_unused_us: u64,
 }
 
 /// A request slot: pages for one request's grants and what to answer when it completes.
 struct RequestSlot {
+    /// Pages for the grants mapped for this request only (not persistent).
     pages: GrantPages,
-    /// Scratch for the request's grant references and `(page, offset, len)` segments,
-    /// sized for the largest request once, so the hot path does not allocate.
+    /// Scratch for those grant references and the bio's segments, sized for the largest
+    /// request once, so the hot path does not allocate.
     grefs: KVec<u32>,
-    segments: KVec<(usize, u32, u32)>,
+    segments: KVec<BioSegment>,
+    /// Persistent grant slots the request uses; the first `nr_held` are valid.
+    held: KVec<u16>,
+    nr_held: usize,
     /// The response to send (its status set on completion), if the slot is busy.
     response: Option<Response>,
 }
@@ -88,9 +104,135 @@ impl RequestSlot {
         Ok(Self {
             pages: GrantPages::new(io, max_segments)?,
             grefs: KVec::from_elem(0, max_segments, GFP_KERNEL)?,
-            segments: KVec::from_elem((0, 0, 0), max_segments, GFP_KERNEL)?,
+            segments: KVec::from_elem(BioSegment::EMPTY, max_segments, GFP_KERNEL)?,
+            held: KVec::from_elem(0, max_segments, GFP_KERNEL)?,
+            nr_held: 0,
             response: None,
         })
+    }
+}
+
+/// A ring's persistent grants (`feature-persistent`): which grants stay mapped (the
+/// shared cache logic) and the pages mapping them.
+struct PersistentGrants {
+    cache: GrantCache<KVec<CacheSlot>, KVec<IndexEntry>>,
+    pages: PersistentPages,
+    unused_us: u64,
+    /// No purge before this time.
+    next_purge_us: u64,
+    /// When the purge timer is armed for, if it is.
+    timer_at: Option<u64>,
+    /// Scratch: grants the current request made persistent, to map in one call; the first
+    /// `nr_new` are valid.
+    new_grants: KVec<(u16, u32)>,
+    nr_new: usize,
+    /// Scratch: slots a purge chose.
+    purged: KVec<u16>,
+}
+
+impl PersistentGrants {
+    fn new(capacity: u16, unused_us: u64, max_segments: usize) -> Result<Self> {
+        let n = usize::from(capacity);
+        let cache = GrantCache::new(
+            KVec::from_elem(CacheSlot::default(), n, GFP_KERNEL)?,
+            KVec::from_elem(IndexEntry::default(), n, GFP_KERNEL)?,
+        )
+        .map_err(|_| EINVAL)?;
+        Ok(Self {
+            cache,
+            pages: PersistentPages::new(n)?,
+            unused_us,
+            next_purge_us: 0,
+            timer_at: None,
+            new_grants: KVec::from_elem(
+                (0, 0),
+                max_segments.max(MAX_INDIRECT_PAGES_PER_REQUEST),
+                GFP_KERNEL,
+            )?,
+            nr_new: 0,
+            purged: KVec::from_elem(0, n, GFP_KERNEL)?,
+        })
+    }
+
+    /// The page for grant `gref` of a request: a persistent grant already mapped (`Some`,
+    /// now in use), a newly cached one queued in `new_grants` for mapping (`Some`), or
+    /// `None` when the grant must be mapped for this request only (cache full, or the
+    /// frontend uses the grant in two requests at once).
+    fn assign(&mut self, gref: u32) -> Option<u16> {
+        match self.cache.acquire(gref) {
+            Lookup::Hit(slot) => Some(slot),
+            Lookup::Busy => None,
+            Lookup::Miss => {
+                // Room for every segment of the largest request (or its indirect pages).
+                let entry = self.new_grants.get_mut(self.nr_new)?;
+                let slot = self.cache.insert(gref)?;
+                *entry = (slot, gref);
+                self.nr_new += 1;
+                Some(slot)
+            }
+        }
+    }
+
+    /// Maps the grants `assign` queued; on failure forgets them again.
+    fn map_new(&mut self, domid: u16) -> Result {
+        let result = match self.new_grants.get(..self.nr_new) {
+            Some([]) => Ok(()),
+            Some(new) => self.pages.map(domid, new),
+            None => Err(EINVAL),
+        };
+        if result.is_err() {
+            self.abandon_new();
+        }
+        self.nr_new = 0;
+        result
+    }
+
+    /// Forgets the grants `assign` queued without mapping them.
+    fn abandon_new(&mut self) {
+        for &(slot, _) in self.new_grants.iter().take(self.nr_new) {
+            self.cache.remove(slot);
+        }
+        self.nr_new = 0;
+    }
+
+    /// Ends a request's use of `slots` (its I/O is done, or it never started).
+    fn release(&mut self, slots: &[u16], now_us: u64) {
+        for &slot in slots {
+            self.pages.finish_use(slot);
+            self.cache.release(slot, now_us);
+        }
+    }
+
+    /// Unmaps the grants unused for too long, and after an overflow the least recently
+    /// used ones; at most once per `PURGE_INTERVAL_US`.
+    fn purge(&mut self, now_us: u64) {
+        if now_us < self.next_purge_us {
+            return;
+        }
+        let expiring = self
+            .cache
+            .next_expiry(self.unused_us)
+            .is_some_and(|t| t <= now_us);
+        if !expiring && !self.cache.overflowed() {
+            return;
+        }
+        self.next_purge_us = now_us + PURGE_INTERVAL_US;
+        let n = self.cache.purge(now_us, self.unused_us, &mut self.purged);
+        for i in 0..n {
+            let slot = self.purged[i];
+            // An idle grant has no bio in flight, so this cannot be refused; if it were,
+            // the slot would stay evicted (mapped, unused) until the ring goes.
+            if self.pages.unmap(slot).is_ok() {
+                self.cache.free(slot);
+            }
+        }
+    }
+
+    /// When the worker should next look at idle grants, if any may expire.
+    fn next_deadline(&self) -> Option<u64> {
+        self.cache
+            .next_expiry(self.unused_us)
+            .map(|t| t.max(self.next_purge_us))
     }
 }
 
@@ -113,13 +255,15 @@ struct RingState {
     bdev: Arc<BlockDevice>,
     evtchn: Option<EventChannel<RingShared>>,
     slots: KVec<RequestSlot>,
-    /// Where an indirect request's segment pages are mapped while they are copied.
+    /// Where an indirect request's segment pages are mapped while they are copied (those
+    /// that are not persistent grants).
     indirect_pages: GrantPages,
+    /// Persistent grants, if both ends use them.
+    persistent: Option<PersistentGrants>,
     /// The private copy of the current indirect request's segment table.
     segment_table: KVec<u8>,
     /// A protocol violation stopped consumption until the frontend reconnects.
     halted: bool,
-    log_budget: u32,
 }
 
 /// The ring as seen from interrupt handlers and the worker.
@@ -131,6 +275,8 @@ pub struct RingShared {
     domain: Arc<Domain>,
     /// Wakes the worker when a held ring may try again.
     retry_timer: WakeTimer,
+    /// Wakes the worker when idle persistent grants are due to be unmapped.
+    purge_timer: WakeTimer,
     stats: Arc<VbdStats>,
     worker: WorkerRef,
     tracker: Arc<IoTracker>,
@@ -184,6 +330,15 @@ impl RingConnection {
             MAX_INDIRECT_PAGES_PER_REQUEST,
         )?;
         let segment_table = KVec::from_elem(0u8, table_len(max_indirect), GFP_KERNEL)?;
+        let persistent = if params.persistent_grants > 0 {
+            Some(PersistentGrants::new(
+                params.persistent_grants,
+                params.persistent_unused_us,
+                max_segments,
+            )?)
+        } else {
+            None
+        };
         let state = RingState {
             shared: shared_ring,
             back,
@@ -193,12 +348,13 @@ impl RingConnection {
             evtchn: None,
             slots,
             indirect_pages,
+            persistent,
             segment_table,
             halted: false,
-            log_budget: LOG_BUDGET,
         };
         let worker_for_kicks = worker.clone();
         let retry_timer = WakeTimer::new(&worker)?;
+        let purge_timer = WakeTimer::new(&worker)?;
         let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
         domain.attach_ring(id, worker.clone())?;
         let shared = Arc::pin_init(
@@ -208,6 +364,7 @@ impl RingConnection {
                 id,
                 domain: domain.clone(),
                 retry_timer,
+                purge_timer,
                 stats,
                 worker: worker_for_kicks,
                 tracker,
@@ -222,7 +379,7 @@ impl RingConnection {
             shared: shared.clone(),
             worker: None,
         };
-        conn.worker = Some(Worker::start(&worker, shared, domid, devid)?);
+        conn.worker = Some(Worker::start(&worker, shared, domid, devid, params.queue)?);
         Ok(conn)
     }
 }
@@ -243,7 +400,8 @@ impl Drop for RingConnection {
             // Cannot fail: nothing is in flight any more.
             let _ = slot.pages.unmap();
         }
-        // Pages are freed and the ring unmapped when the state goes with the last Arc.
+        // Persistent grants are unmapped (nothing is in flight) and their pages freed, and
+        // the ring unmapped, when the state goes with the last Arc.
     }
 }
 
@@ -274,6 +432,11 @@ impl WorkerRun for RingShared {
                         break;
                     }
                 }
+                Stop::Draining => {
+                    if reaped == 0 {
+                        break;
+                    }
+                }
                 // The retry timer is armed; held requests stay on the ring.
                 Stop::Held | Stop::Halted => break,
                 Stop::Empty => {
@@ -283,6 +446,7 @@ impl WorkerRun for RingShared {
                 }
             }
         }
+        st.tend_persistent_grants(self);
         if had_event {
             if let Some(evtchn) = &st.evtchn {
                 evtchn.eoi(!found_work);
@@ -304,27 +468,47 @@ fn request_cost(valid: &ValidRequest<'_>) -> Cost {
     }
 }
 
-impl RingState {
-    fn log_frontend_fault(&mut self, shared: &RingShared, what: core::fmt::Arguments<'_>) {
-        if self.log_budget > 0 {
-            self.log_budget -= 1;
+/// Logs a warning about a domain's frontend (vbd `devid`), within the domain's log rate
+/// limit, saying how many lines the limit dropped before it.
+pub fn log_about_domain(domain: &Domain, devid: u32, what: core::fmt::Arguments<'_>) {
+    if let Some(suppressed) = domain.may_log() {
+        if suppressed > 0 {
             pr_warn!(
-                "domain {} vbd {}: {}{}\n",
-                shared.domid,
-                shared.devid,
+                "domain {} vbd {}: {} ({} earlier lines about this domain suppressed)\n",
+                domain.domid(),
+                devid,
                 what,
-                if self.log_budget == 0 {
-                    " (further messages suppressed)"
-                } else {
-                    ""
-                }
+                suppressed
             );
+        } else {
+            pr_warn!("domain {} vbd {}: {}\n", domain.domid(), devid, what);
         }
+    }
+}
+
+/// Whether the decided request is a barrier (`WRITE_BARRIER`), which waits for the ring's
+/// requests in flight to complete before it starts.
+fn decision_drains(decision: &Decision<'_>) -> bool {
+    let Decision::Start(valid) = decision else {
+        return false;
+    };
+    match valid.action() {
+        Action::Flush(mode) => *mode == FlushMode::DrainThenFlush,
+        Action::Io(io) => io.preflush() == Some(FlushMode::DrainThenFlush),
+        Action::Discard(_) => false,
+    }
+}
+
+impl RingState {
+    /// Logs a line about the frontend's misbehaviour, within the domain's log rate limit.
+    fn log_frontend_fault(&mut self, shared: &RingShared, what: core::fmt::Arguments<'_>) {
+        log_about_domain(shared.domain.as_ref(), shared.devid, what);
     }
 
     /// Answers completed requests; returns how many.
     fn reap(&mut self) -> u32 {
         let mut answered = 0;
+        let now = monotonic_us();
         for index in 0..self.slots.len() {
             let Some(slot) = self.slots.get_mut(index) else {
                 break;
@@ -337,6 +521,10 @@ impl RingState {
             };
             // Cannot fail: the completion cleared the busy mark before it was seen.
             let _ = slot.pages.unmap();
+            if let Some(p) = self.persistent.as_mut() {
+                p.release(&slot.held[..slot.nr_held], now);
+            }
+            slot.nr_held = 0;
             slot.response = None;
             response.status = match err {
                 0 => Status::Okay,
@@ -347,6 +535,25 @@ impl RingState {
             answered += 1;
         }
         answered
+    }
+
+    /// Unmaps persistent grants that are due, and arms the purge timer for the next ones,
+    /// so that an idle ring gives its grants back without a periodic wake-up.
+    fn tend_persistent_grants(&mut self, shared: &RingShared) {
+        let Some(p) = self.persistent.as_mut() else {
+            return;
+        };
+        let now = monotonic_us();
+        p.purge(now);
+        if p.timer_at.is_some_and(|at| at <= now) {
+            p.timer_at = None;
+        }
+        if let Some(deadline) = p.next_deadline() {
+            if p.timer_at.map_or(true, |at| deadline < at) {
+                shared.purge_timer.arm_at(deadline);
+                p.timer_at = Some(deadline);
+            }
+        }
     }
 
     fn respond(&mut self, response: Response) {
@@ -435,6 +642,12 @@ impl RingState {
             // The segment table is moved out while a request borrows it.
             let mut table = core::mem::replace(&mut self.segment_table, KVec::new());
             let decision = self.decide(shared.domid, &request, &mut table);
+            // A barrier starts only once everything before it has completed; it is not
+            // admitted (charged) before then.
+            if decision_drains(&decision) && self.slots.iter().any(|s| s.response.is_some()) {
+                self.segment_table = table;
+                return (taken, Stop::Draining);
+            }
             let cost = match &decision {
                 Decision::Start(valid) => request_cost(valid),
                 _ => Cost::no_data(),
@@ -500,8 +713,9 @@ impl RingState {
         }
     }
 
-    /// Maps the indirect pages of `pending` read-only, copies the entries it uses into
-    /// `table` and unmaps them again.
+    /// Copies the indirect pages of `pending` (the entries it uses) into `table`: pages
+    /// that are persistent grants are read where they are mapped; the others are mapped
+    /// read-only just for the copy.
     fn copy_segment_table(
         &mut self,
         domid: u16,
@@ -514,99 +728,209 @@ impl RingState {
             // Validation already refused more segments than advertised.
             return Err(EINVAL);
         }
-        let mut refs = [0u32; MAX_INDIRECT_PAGES_PER_REQUEST];
-        for (dst, gref) in refs.iter_mut().zip(grefs) {
-            *dst = *gref;
+        // Where each indirect page is: a persistent slot, or page n of `indirect_pages`.
+        let mut source = [SegmentPage::Request(0); MAX_INDIRECT_PAGES_PER_REQUEST];
+        let mut temp_refs = [0u32; MAX_INDIRECT_PAGES_PER_REQUEST];
+        let mut held = [0u16; MAX_INDIRECT_PAGES_PER_REQUEST];
+        let (mut temps, mut nr_held) = (0, 0);
+        for (i, gref) in grefs.iter().enumerate() {
+            match self.persistent.as_mut().and_then(|p| p.assign(*gref)) {
+                Some(slot) => {
+                    source[i] = SegmentPage::Persistent(slot);
+                    held[nr_held] = slot;
+                    nr_held += 1;
+                }
+                None => {
+                    source[i] = SegmentPage::Request(temps);
+                    temp_refs[temps] = *gref;
+                    temps += 1;
+                }
+            }
         }
-        self.indirect_pages.map(domid, &refs[..grefs.len()], true)?;
+        let mut result = match self.persistent.as_mut() {
+            Some(p) => p.map_new(domid),
+            None => Ok(()),
+        };
+        if result.is_ok() && temps > 0 {
+            result = self.indirect_pages.map(domid, &temp_refs[..temps], true);
+        }
         let mut at = 0;
-        let mut result = Ok(());
-        for page in 0..grefs.len() {
+        for (page, src) in source.iter().enumerate().take(grefs.len()) {
+            if result.is_err() {
+                break;
+            }
             let n = copy_len_for_page(nr_segments, page);
             let Some(dst) = table.get_mut(at..at + n) else {
                 result = Err(EINVAL);
                 break;
             };
-            if let Err(e) = self.indirect_pages.read(page, 0, dst) {
-                result = Err(e);
-                break;
-            }
+            result = match (*src, self.persistent.as_ref()) {
+                (SegmentPage::Persistent(slot), Some(p)) => p.pages.read(slot, 0, dst),
+                (SegmentPage::Request(index), _) => self.indirect_pages.read(index, 0, dst),
+                (SegmentPage::Persistent(_), None) => Err(EINVAL),
+            };
             at += n;
         }
-        // Cannot fail: these pages never go to a bio.
+        // Cannot fail: these pages never go to a bio. (A no-op if nothing was mapped.)
         let _ = self.indirect_pages.unmap();
+        if let Some(p) = self.persistent.as_mut() {
+            // Persistent grants whose mapping failed were forgotten by `map_new`; releasing
+            // them is a no-op.
+            p.release(&held[..nr_held], monotonic_us());
+        }
         result
     }
 
-    /// Starts the I/O of a validated request in a free slot, or answers it with an error.
-    fn start(&mut self, shared: &RingShared, slot_index: usize, valid: ValidRequest<'_>) {
+    /// Chooses the page of every segment of `io`: a persistent grant (already mapped, or
+    /// queued in `new_grants` to map) or the next page of the slot's own pages, whose grant
+    /// references go to `slot.grefs`. Fills `slot.segments` and `slot.held`; returns how
+    /// many grants map into the slot's own pages.
+    fn assign_pages(
+        io: &IoRequest<'_>,
+        slot: &mut RequestSlot,
+        mut persistent: Option<&mut PersistentGrants>,
+    ) -> Option<usize> {
+        let (mut n, mut temps) = (0, 0);
+        slot.nr_held = 0;
+        for seg in io.segments() {
+            let cached = persistent.as_deref_mut().and_then(|p| p.assign(seg.gref()));
+            let page = match cached {
+                Some(pslot) => {
+                    *slot.held.get_mut(slot.nr_held)? = pslot;
+                    slot.nr_held += 1;
+                    SegmentPage::Persistent(pslot)
+                }
+                None => {
+                    *slot.grefs.get_mut(temps)? = seg.gref();
+                    temps += 1;
+                    SegmentPage::Request(temps - 1)
+                }
+            };
+            *slot.segments.get_mut(n)? = BioSegment {
+                page,
+                offset: seg.offset_bytes(),
+                len: seg.len_bytes(),
+            };
+            n += 1;
+        }
+        (n == usize::from(io.nr_segments())).then_some(temps)
+    }
+
+    /// Maps the grants of `io` and submits its bio from slot `slot_index`.
+    fn start_io(&mut self, shared: &RingShared, slot_index: usize, io: &IoRequest<'_>) -> Result {
         let domid = shared.domid;
-        let Some(slot) = self.slots.get_mut(slot_index) else {
-            return;
+        let slot = self.slots.get_mut(slot_index).ok_or(EINVAL)?;
+        let Some(temps) = Self::assign_pages(io, slot, self.persistent.as_mut()) else {
+            // Cannot happen: slots have room for every segment count validation lets
+            // through. Give back what was assigned.
+            if let Some(p) = self.persistent.as_mut() {
+                p.abandon_new();
+                p.release(&slot.held[..slot.nr_held], monotonic_us());
+            }
+            slot.nr_held = 0;
+            return Err(EINVAL);
         };
-        let outcome = match valid.action() {
-            Action::Io(io) => {
-                let mut n = 0;
-                for seg in io.segments() {
-                    let (Some(gref), Some(segment)) =
-                        (slot.grefs.get_mut(n), slot.segments.get_mut(n))
-                    else {
-                        break;
-                    };
-                    *gref = seg.gref();
-                    *segment = (n, seg.offset_bytes(), seg.len_bytes());
-                    n += 1;
+        let (kind, counter, sectors) = match io.direction() {
+            Direction::Read => (BioKind::Read, &shared.stats.rd_req, &shared.stats.rd_sect),
+            Direction::Write if io.preflush().is_some() => (
+                BioKind::WritePreflush,
+                &shared.stats.wr_req,
+                &shared.stats.wr_sect,
+            ),
+            Direction::Write => (BioKind::Write, &shared.stats.wr_req, &shared.stats.wr_sect),
+        };
+        // The device only reads guest pages for a write: map those read-only. Persistent
+        // grants are mapped read-write, as they serve reads and writes alike.
+        let readonly = matches!(io.direction(), Direction::Write);
+        let mut result = match self.persistent.as_mut() {
+            Some(p) => p.map_new(domid),
+            None => Ok(()),
+        };
+        if result.is_ok() && temps > 0 {
+            result = slot.pages.map(domid, &slot.grefs[..temps], readonly);
+        }
+        if result.is_ok() {
+            let n = usize::from(io.nr_segments());
+            result = block::submit(
+                &self.bdev,
+                kind,
+                io.start_sector(),
+                &slot.pages,
+                self.persistent.as_mut().map(|p| &mut p.pages),
+                &slot.segments[..n],
+            );
+            if result.is_err() {
+                let _ = slot.pages.unmap();
+            }
+        }
+        match result {
+            Ok(()) => {
+                stats::add(counter, 1);
+                stats::add(sectors, io.total_sectors());
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(p) = self.persistent.as_mut() {
+                    p.release(&slot.held[..slot.nr_held], monotonic_us());
                 }
-                if n != usize::from(io.nr_segments()) {
-                    // Cannot happen: slots have room for every segment count validation
-                    // lets through.
-                    self.respond(valid.response(Status::Error));
-                    return;
-                }
-                let (kind, counter, sectors) = match io.direction() {
-                    Direction::Read => (BioKind::Read, &shared.stats.rd_req, &shared.stats.rd_sect),
-                    Direction::Write if io.preflush().is_some() => (
-                        BioKind::WritePreflush,
-                        &shared.stats.wr_req,
-                        &shared.stats.wr_sect,
-                    ),
-                    Direction::Write => {
-                        (BioKind::Write, &shared.stats.wr_req, &shared.stats.wr_sect)
+                slot.nr_held = 0;
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the I/O of a validated request in a free slot, or answers it.
+    fn start(&mut self, shared: &RingShared, slot_index: usize, valid: ValidRequest<'_>) {
+        // `Ok(None)`: started, the completion answers; `Ok(Some(status))`: done already.
+        let outcome: Result<Option<Status>> = match valid.action() {
+            Action::Io(io) => self.start_io(shared, slot_index, io).map(|()| None),
+            Action::Flush(_) => match self.slots.get(slot_index) {
+                Some(slot) => {
+                    let r = block::submit(&self.bdev, BioKind::Flush, 0, &slot.pages, None, &[]);
+                    if r.is_ok() {
+                        stats::add(&shared.stats.f_req, 1);
                     }
-                };
-                // The device reads guest pages for a write: map those read-only.
-                let readonly = matches!(io.direction(), Direction::Write);
-                match slot.pages.map(domid, &slot.grefs[..n], readonly) {
-                    Err(e) => Err(e),
-                    Ok(()) => {
-                        let r = block::submit(
+                    r.map(|()| None)
+                }
+                None => Err(EINVAL),
+            },
+            Action::Discard(range) => {
+                stats::add(&shared.stats.ds_req, 1);
+                if range.sectors() == 0 {
+                    Ok(Some(Status::Okay))
+                } else if range.secure() {
+                    // Rare (few devices erase securely) and synchronous, as in the stock
+                    // backend: the worker waits for the device.
+                    self.bdev
+                        .secure_erase(range.start_sector(), range.sectors())
+                        .map(|()| Some(Status::Okay))
+                } else {
+                    match self.slots.get(slot_index) {
+                        Some(slot) => block::submit_discard(
                             &self.bdev,
-                            kind,
-                            io.start_sector(),
-                            &slot.pages,
-                            &slot.segments[..n],
-                        );
-                        if r.is_err() {
-                            let _ = slot.pages.unmap();
-                        } else {
-                            stats::add(counter, 1);
-                            stats::add(sectors, io.total_sectors());
-                        }
-                        r
+                            slot.pages.io(),
+                            range.start_sector(),
+                            range.sectors(),
+                        )
+                        .map(|started| {
+                            if started {
+                                None
+                            } else {
+                                Some(Status::Okay)
+                            }
+                        }),
+                        None => Err(EINVAL),
                     }
                 }
             }
-            Action::Flush(_) => {
-                let r = block::submit(&self.bdev, BioKind::Flush, 0, &slot.pages, &[]);
-                if r.is_ok() {
-                    stats::add(&shared.stats.f_req, 1);
-                }
-                r
-            }
-            Action::Discard(_) => Err(Error::from_errno(EOPNOTSUPP_ERRNO)),
         };
         match outcome {
-            Ok(()) => slot.response = Some(valid.response(Status::Okay)),
+            Ok(None) => {
+                if let Some(slot) = self.slots.get_mut(slot_index) {
+                    slot.response = Some(valid.response(Status::Okay));
+                }
+            }
+            Ok(Some(status)) => self.respond(valid.response(status)),
             Err(e) => {
                 let status = if e.to_errno() == EOPNOTSUPP_ERRNO {
                     Status::NotSupported

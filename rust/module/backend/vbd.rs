@@ -9,14 +9,14 @@
 //! Closing/Closed from the frontend: disconnect (drain I/O, unmap), follow its state.
 
 use super::domains::{Domain, Domains};
-use super::ring::{RingConnection, RingParams};
+use super::ring::{log_about_domain, RingConnection, RingParams};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::Abi;
 use crate::blkif::validate::{DeviceConfig, DeviceInfo};
 use crate::blkif::xenstore::{
     self as keys, devid_from_frontend_path, mode_is_writable, parse_physical_device, parse_u32,
 };
-use crate::sys::block::BlockDevice;
+use crate::sys::block::{BlockDevice, DiscardSupport};
 use crate::sys::params;
 use crate::sys::xenbus::{
     self, ModuleRef, Transaction, Watch, WatchHandler, XenbusDevice, XenbusState,
@@ -40,6 +40,14 @@ fn max_indirect_segments() -> u16 {
     params::get(Param::MaxIndirectSegments) as u16
 }
 
+/// Queues a frontend may open (`max_queues`; 0 = one per online CPU, as stock).
+fn max_queues() -> u32 {
+    match params::get(Param::MaxQueues) as u32 {
+        0 => crate::sys::xenbus::online_cpus().max(1),
+        n => n,
+    }
+}
+
 /// The opened backing device and what the guest is told about it.
 struct Backing {
     bdev: Arc<BlockDevice>,
@@ -47,13 +55,23 @@ struct Backing {
     minor: u32,
     writable: bool,
     info: DeviceInfo,
+    /// Discard geometry, when discard is offered (the device can, the disk is writable and
+    /// the toolstack did not write `discard-enable = 0`).
+    discard: Option<DiscardSupport>,
+}
+
+/// What the frontend wrote for its rings, and what the backend accepted of it.
+struct Connection {
+    queues: KVec<RingParams>,
+    persistent: bool,
 }
 
 #[derive(Default)]
 struct VbdState {
     watch: Option<Watch<Vbd>>,
     backing: Option<Backing>,
-    ring: Option<RingConnection>,
+    /// One connection per queue the frontend opened.
+    rings: KVec<RingConnection>,
     /// The frontend published its ring and waits for us.
     frontend_ready: bool,
     sysfs: bool,
@@ -124,7 +142,10 @@ impl Vbd {
         let watch = Watch::new(dev, c_str!("physical-device"), vbd.clone())?;
         vbd.state.lock().watch = Some(watch);
         // What the frontend may choose before it sets up its rings.
-        vbd.write_keys(|w| w(keys::MAX_RING_PAGE_ORDER, fmt!("{}", max_ring_page_order())))?;
+        vbd.write_keys(|w| {
+            w(keys::MAX_RING_PAGE_ORDER, fmt!("{}", max_ring_page_order()))?;
+            w(keys::MULTI_QUEUE_MAX_QUEUES, fmt!("{}", max_queues()))
+        })?;
         dev.switch_state(XenbusState::InitWait)?;
         pr_info!("domain {} vbd {}: probed\n", vbd.domid, vbd.devid);
         Ok(vbd)
@@ -155,13 +176,7 @@ impl Vbd {
     }
 
     fn fatal(&self, err: Error, what: core::fmt::Arguments<'_>) {
-        pr_warn!(
-            "domain {} vbd {}: {}: {:?}\n",
-            self.domid,
-            self.devid,
-            what,
-            err
-        );
+        log_about_domain(&self.domain, self.devid, fmt!("{}: {:?}", what, err));
         if let Ok(msg) = cstring(what) {
             self.dev.fatal(err, &msg);
         }
@@ -200,14 +215,25 @@ impl Vbd {
             Ok(b) => b,
             Err(e) => return self.fatal(e, fmt!("opening device {:x}:{:x}", major, minor)),
         };
+        let read_only = !writable || bdev.read_only();
+        let discard_enabled =
+            match read_key(self.dev.nodename(), keys::DISCARD_ENABLE, &mut mode_buf) {
+                Ok(Some(v)) => parse_u32(v) != Some(0),
+                _ => true,
+            };
+        let discard = bdev
+            .discard_support()
+            .filter(|_| discard_enabled && !read_only);
         let config = DeviceConfig {
             sectors: bdev.sectors(),
             logical_block_size: bdev.logical_block_size(),
-            read_only: !writable || bdev.read_only(),
-            discard: false,
-            secure_discard: false,
+            read_only,
+            discard: discard.is_some(),
+            secure_discard: discard.is_some_and(|d| d.secure),
             flush_cache: writable,
-            barrier: false,
+            // Barriers are flushes that first wait for the ring's requests in flight; old
+            // frontends use them, current Linux blkfront prefers flush-cache.
+            barrier: writable,
             max_indirect_segments: max_indirect_segments(),
         };
         let info = match DeviceInfo::new(config) {
@@ -224,6 +250,7 @@ impl Vbd {
             minor,
             writable,
             info,
+            discard,
         });
         if !st.sysfs {
             match self.dev.sysfs_add() {
@@ -287,13 +314,14 @@ impl Vbd {
     }
 
     fn disconnect(st: &mut VbdState) {
-        if let Some(ring) = st.ring.take() {
-            drop(ring);
-        }
+        // Each ring stops its worker, waits for its I/O and unmaps on drop.
+        drop(core::mem::take(&mut st.rings));
     }
 
-    /// Reads the frontend's ring details.
-    fn ring_params(&self) -> Result<RingParams> {
+    /// Reads the frontend's ring details: the layout, the ring page order, whether it
+    /// uses persistent grants, and per queue the ring's grants and event channel (in the
+    /// frontend's directory for one queue, in `queue-<n>/` for several).
+    fn ring_params(&self) -> Result<Connection> {
         let dir = self.dev.otherend();
         let mut buf = [0u8; VALUE_MAX];
         let abi = Abi::from_protocol(read_key(dir, keys::PROTOCOL, &mut buf)?).ok_or(EINVAL)?;
@@ -304,80 +332,132 @@ impl Vbd {
         if order.is_some_and(|o| o > max_ring_page_order()) {
             return Err(EINVAL);
         }
-        if let Some(v) = read_key(dir, keys::MULTI_QUEUE_NUM_QUEUES, &mut buf)? {
-            if parse_u32(v) != Some(1) {
-                return Err(EINVAL);
-            }
+        let nr_queues = match read_key(dir, keys::MULTI_QUEUE_NUM_QUEUES, &mut buf)? {
+            None => 1,
+            Some(v) => parse_u32(v).ok_or(EINVAL)?,
+        };
+        if nr_queues == 0 || nr_queues > max_queues() {
+            pr_warn!(
+                "domain {} vbd {}: frontend asks for {} queues, at most {} offered\n",
+                self.domid,
+                self.devid,
+                nr_queues,
+                max_queues()
+            );
+            return Err(EINVAL);
         }
-        // One page: `ring-ref`; 2^order pages: `ring-ref0` .. `ring-ref<2^order - 1>`
-        // (a frontend that writes ring-page-order uses the numbered keys even for order 0).
-        let mut ring_refs = KVec::new();
-        match order {
-            None => {
-                let v = read_key(dir, keys::RING_REF, &mut buf)?.ok_or(EINVAL)?;
-                ring_refs.push(parse_u32(v).ok_or(EINVAL)?, GFP_KERNEL)?;
-            }
-            Some(order) => {
-                for i in 0..(1u32 << order) {
-                    let key = cstring(fmt!("{}{}", keys::RING_REF, i))?;
-                    let v = xenbus::read(dir, &key, &mut buf)?;
+        let persistent = params::get(Param::FeaturePersistent) != 0
+            && matches!(read_key(dir, keys::FEATURE_PERSISTENT, &mut buf)?, Some(v) if parse_u32(v) == Some(1));
+        let (persistent_grants, persistent_unused_us) = if persistent {
+            (
+                params::get(Param::MaxPersistentGrants) as u16,
+                params::get(Param::PersistentGrantUnusedSeconds) * 1_000_000,
+            )
+        } else {
+            (0, 0)
+        };
+        let mut queues = KVec::new();
+        for queue in 0..nr_queues {
+            let qdir = if nr_queues == 1 {
+                cstring(fmt!("{}", dir))?
+            } else {
+                cstring(fmt!("{}/{}", dir, keys::queue_dir(queue).as_str()))?
+            };
+            // One page: `ring-ref`; 2^order pages: `ring-ref0` .. `ring-ref<2^order - 1>`
+            // (a frontend that writes ring-page-order uses the numbered keys even for
+            // order 0).
+            let mut ring_refs = KVec::new();
+            match order {
+                None => {
+                    let v = read_key(&qdir, keys::RING_REF, &mut buf)?.ok_or(EINVAL)?;
                     ring_refs.push(parse_u32(v).ok_or(EINVAL)?, GFP_KERNEL)?;
                 }
+                Some(order) => {
+                    for i in 0..(1u32 << order) {
+                        let key = cstring(fmt!("{}", keys::ring_ref_key(i).as_str()))?;
+                        let v = xenbus::read(&qdir, &key, &mut buf)?;
+                        ring_refs.push(parse_u32(v).ok_or(EINVAL)?, GFP_KERNEL)?;
+                    }
+                }
             }
+            let port = parse_u32(read_key(&qdir, keys::EVENT_CHANNEL, &mut buf)?.ok_or(EINVAL)?)
+                .ok_or(EINVAL)?;
+            queues.push(
+                RingParams {
+                    abi,
+                    ring_refs,
+                    order: order.unwrap_or(0),
+                    port,
+                    queue,
+                    persistent_grants,
+                    persistent_unused_us,
+                },
+                GFP_KERNEL,
+            )?;
         }
-        let port = parse_u32(read_key(dir, keys::EVENT_CHANNEL, &mut buf)?.ok_or(EINVAL)?)
-            .ok_or(EINVAL)?;
-        Ok(RingParams {
-            abi,
-            ring_refs,
-            order: order.unwrap_or(0),
-            port,
-        })
+        Ok(Connection { queues, persistent })
     }
 
-    /// Connects once both the backing device and the frontend's ring are known.
+    /// Connects once both the backing device and the frontend's rings are known.
     fn try_connect(&self, st: &mut VbdState) {
-        if !st.frontend_ready || st.ring.is_some() || self.dev.state() == XenbusState::Connected {
+        if !st.frontend_ready || !st.rings.is_empty() || self.dev.state() == XenbusState::Connected
+        {
             return;
         }
         let Some(backing) = &st.backing else { return };
-        let params = match self.ring_params() {
-            Ok(p) => p,
+        let conn = match self.ring_params() {
+            Ok(c) => c,
             Err(e) => return self.fatal(e, fmt!("reading the frontend's ring details")),
         };
-        let ring = match RingConnection::connect(
-            self.dev,
-            &params,
-            backing.info,
-            backing.bdev.clone(),
-            self.stats.clone(),
-            self.domain.clone(),
-            self.devid,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
+        for params in conn.queues.iter() {
+            let ring = RingConnection::connect(
+                self.dev,
+                params,
+                backing.info,
+                backing.bdev.clone(),
+                self.stats.clone(),
+                self.domain.clone(),
+                self.devid,
+            );
+            let pushed = ring.and_then(|r| st.rings.push(r, GFP_KERNEL).map_err(Error::from));
+            if let Err(e) = pushed {
+                Self::disconnect(st);
                 return self.fatal(
                     e,
                     fmt!(
-                        "mapping ring-ref {} port {}",
+                        "mapping queue {} ring-ref {} port {}",
+                        params.queue,
                         params.ring_refs.first().copied().unwrap_or(0),
                         params.port
                     ),
-                )
+                );
             }
-        };
-        st.ring = Some(ring);
+        }
+        let Some(backing) = &st.backing else { return };
         if let Err(e) = self.publish_device(backing) {
             Self::disconnect(st);
             return self.fatal(e, fmt!("publishing the device"));
         }
         match self.dev.switch_state(XenbusState::Connected) {
-            Ok(()) => pr_info!(
-                "domain {} vbd {}: connected ({})\n",
-                self.domid,
-                self.devid,
-                params.abi.protocol_name()
-            ),
+            // An info line, but a frontend decides how often it reconnects: rate limited.
+            Ok(()) => {
+                if self.domain.may_log().is_some() {
+                    pr_info!(
+                        "domain {} vbd {}: connected ({}, {} queue{}, ring order {}{})\n",
+                        self.domid,
+                        self.devid,
+                        conn.queues.first().map_or("?", |q| q.abi.protocol_name()),
+                        conn.queues.len(),
+                        if conn.queues.len() == 1 { "" } else { "s" },
+                        conn.queues.first().map_or(0, |q| q.order),
+                        if conn.persistent {
+                            ", persistent grants"
+                        } else {
+                            ""
+                        }
+                    )
+                }
+            }
             Err(e) => self.fatal(e, fmt!("switching to Connected")),
         }
     }
@@ -395,9 +475,23 @@ impl Vbd {
                 keys::FEATURE_FLUSH_CACHE,
                 fmt!("{}", u32::from(config.flush_cache)),
             )?;
+            w(keys::FEATURE_BARRIER, fmt!("{}", u32::from(config.barrier)))?;
             w(
                 keys::FEATURE_MAX_INDIRECT_SEGMENTS,
                 fmt!("{}", config.max_indirect_segments),
+            )?;
+            w(
+                keys::FEATURE_PERSISTENT,
+                fmt!("{}", u32::from(params::get(Param::FeaturePersistent) != 0)),
+            )?;
+            if let Some(d) = &backing.discard {
+                w(keys::DISCARD_GRANULARITY, fmt!("{}", d.granularity))?;
+                w(keys::DISCARD_ALIGNMENT, fmt!("{}", d.alignment))?;
+                w(keys::DISCARD_SECURE, fmt!("{}", u32::from(d.secure)))?;
+            }
+            w(
+                keys::FEATURE_DISCARD,
+                fmt!("{}", u32::from(backing.discard.is_some())),
             )?;
             w(keys::SECTORS, fmt!("{}", config.sectors))?;
             w(keys::INFO, fmt!("{}", info))?;
@@ -435,13 +529,13 @@ impl Vbd {
 
     /// The device goes away: stop everything and release it.
     pub fn remove(&self) {
-        let (watch, ring, backing, sysfs) = {
+        let (watch, rings, backing, sysfs) = {
             let mut st = self.state.lock();
             st.frontend_ready = false;
             st.removed = true;
             (
                 st.watch.take(),
-                st.ring.take(),
+                core::mem::take(&mut st.rings),
                 st.backing.take(),
                 core::mem::take(&mut st.sysfs),
             )
@@ -449,7 +543,7 @@ impl Vbd {
         // Outside the lock: dropping the watch waits for a running callback, which may be
         // waiting for the lock.
         drop(watch);
-        drop(ring);
+        drop(rings);
         if sysfs {
             self.dev.sysfs_remove();
         }

@@ -22,6 +22,10 @@ static u64 rblk_param_values[RBLK_PARAM_COUNT] = {
 	[RBLK_PARAM_OP_SIZE] = RBLK_DEFAULT_OP_SIZE,
 	[RBLK_PARAM_MAX_INDIRECT_SEGMENTS] = RBLK_DEFAULT_MAX_INDIRECT_SEGMENTS,
 	[RBLK_PARAM_MAX_RING_PAGE_ORDER] = RBLK_DEFAULT_MAX_RING_PAGE_ORDER,
+	[RBLK_PARAM_MAX_QUEUES] = RBLK_DEFAULT_MAX_QUEUES,
+	[RBLK_PARAM_FEATURE_PERSISTENT] = RBLK_DEFAULT_FEATURE_PERSISTENT,
+	[RBLK_PARAM_MAX_PERSISTENT_GRANTS] = RBLK_DEFAULT_MAX_PERSISTENT_GRANTS,
+	[RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS] = RBLK_DEFAULT_PERSISTENT_GRANT_UNUSED_SECONDS,
 };
 
 static int rblk_param_set(const char *val, const struct kernel_param *kp)
@@ -88,3 +92,18 @@ MODULE_PARM_DESC(max_indirect_segments, "Segments per indirect request advertise
 module_param_cb(max_ring_page_order, &rblk_param_ops,
 		&rblk_param_values[RBLK_PARAM_MAX_RING_PAGE_ORDER], 0444);
 MODULE_PARM_DESC(max_ring_page_order, "Largest shared ring page order accepted (0..4, default 4)");
+/*
+ * Like stock xen-blkback's, these may change at runtime; a ring reads them when its
+ * frontend connects (max_queues is advertised when a device is probed).
+ */
+module_param_cb(max_queues, &rblk_param_ops, &rblk_param_values[RBLK_PARAM_MAX_QUEUES], 0644);
+MODULE_PARM_DESC(max_queues, "Most queues (rings) per device a frontend may open (0 = one per online CPU, max 32)");
+module_param_cb(feature_persistent, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_FEATURE_PERSISTENT], 0644);
+MODULE_PARM_DESC(feature_persistent, "Offer persistent grants to frontends (0 or 1, default 1)");
+module_param_cb(max_persistent_grants, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_MAX_PERSISTENT_GRANTS], 0644);
+MODULE_PARM_DESC(max_persistent_grants, "Most grants a ring keeps mapped persistently (default 1056)");
+module_param_cb(persistent_grant_unused_seconds, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS], 0644);
+MODULE_PARM_DESC(persistent_grant_unused_seconds, "Seconds an unused persistent grant stays mapped (0 = no limit, default 60)");

@@ -22,7 +22,11 @@ enum rblk_param_id {
 	RBLK_PARAM_OP_SIZE = 4,
 	RBLK_PARAM_MAX_INDIRECT_SEGMENTS = 5,
 	RBLK_PARAM_MAX_RING_PAGE_ORDER = 6,
-	RBLK_PARAM_COUNT = 7,
+	RBLK_PARAM_MAX_QUEUES = 7,
+	RBLK_PARAM_FEATURE_PERSISTENT = 8,
+	RBLK_PARAM_MAX_PERSISTENT_GRANTS = 9,
+	RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS = 10,
+	RBLK_PARAM_COUNT = 11,
 };
 
 /* Defaults; Rust asserts at compile time that they equal throttle::params' defaults. */
@@ -33,6 +37,10 @@ enum rblk_param_id {
 #define RBLK_DEFAULT_OP_SIZE 0ULL
 #define RBLK_DEFAULT_MAX_INDIRECT_SEGMENTS 256ULL
 #define RBLK_DEFAULT_MAX_RING_PAGE_ORDER 4ULL
+#define RBLK_DEFAULT_MAX_QUEUES 0ULL
+#define RBLK_DEFAULT_FEATURE_PERSISTENT 1ULL
+#define RBLK_DEFAULT_MAX_PERSISTENT_GRANTS 1056ULL
+#define RBLK_DEFAULT_PERSISTENT_GRANT_UNUSED_SECONDS 60ULL
 
 /* C: current value of a module parameter (a racy read is fine: each value is one u64). */
 u64 rblk_param_get(unsigned int id);

@@ -4,6 +4,7 @@
  * cannot reach directly (macros, static inlines, container_of, static structures).
  */
 #include <linux/bio.h>
+#include <linux/cpumask.h>
 #include <linux/blkdev.h>
 #include <linux/device.h>
 #include <linux/err.h>
@@ -418,7 +419,7 @@ struct rblk_worker *rblk_worker_new(void)
 }
 
 int rblk_worker_start(struct rblk_worker *w, void (*run)(void *ctx), void *ctx, u16 domid,
-		      u32 devid)
+		      u32 devid, u32 queue)
 {
 	struct task_struct *task;
 
@@ -426,7 +427,10 @@ int rblk_worker_start(struct rblk_worker *w, void (*run)(void *ctx), void *ctx, 
 		return -EBUSY;
 	w->run = run;
 	w->ctx = ctx;
-	task = kthread_run(rblk_c_worker_fn, w, "rblkback.%u.%u", domid, devid);
+	if (queue)
+		task = kthread_run(rblk_c_worker_fn, w, "rblkback.%u.%u.%u", domid, devid, queue);
+	else
+		task = kthread_run(rblk_c_worker_fn, w, "rblkback.%u.%u", domid, devid);
 	if (IS_ERR(task))
 		return PTR_ERR(task);
 	get_task_struct(task);
@@ -617,6 +621,31 @@ bool rblk_bdev_write_cache(struct file *f)
 	return bdev_write_cache(file_bdev(f));
 }
 
+u32 rblk_bdev_max_discard_sectors(struct file *f)
+{
+	return bdev_max_discard_sectors(file_bdev(f));
+}
+
+u32 rblk_bdev_max_secure_erase_sectors(struct file *f)
+{
+	return bdev_max_secure_erase_sectors(file_bdev(f));
+}
+
+u32 rblk_bdev_discard_granularity(struct file *f)
+{
+	return bdev_discard_granularity(file_bdev(f));
+}
+
+u32 rblk_bdev_discard_alignment(struct file *f)
+{
+	return bdev_discard_alignment(file_bdev(f));
+}
+
+int rblk_bdev_secure_erase(struct file *f, u64 sector, u64 nr_sects)
+{
+	return blkdev_issue_secure_erase(file_bdev(f), sector, nr_sects, GFP_KERNEL);
+}
+
 /* ---------------------------------------------------------------- bios */
 
 static void rblk_c_bio_end(struct bio *bio)
@@ -668,7 +697,19 @@ void rblk_bio_submit(struct bio *bio)
 	submit_bio(bio);
 }
 
-void rblk_bio_discard_unsubmitted(struct bio *bio)
+struct bio *rblk_bio_discard_new(struct file *f, u64 sector, u64 nr_sects, void *ctx)
+{
+	struct bio *bio = NULL;
+
+	/* Chains and submits every bio but the last, which completes after all of them. */
+	if (__blkdev_issue_discard(file_bdev(f), sector, nr_sects, GFP_KERNEL, &bio) || !bio)
+		return NULL;
+	bio->bi_private = ctx;
+	bio->bi_end_io = rblk_c_bio_end;
+	return bio;
+}
+
+void rblk_bio_drop_unsubmitted(struct bio *bio)
 {
 	bio_put(bio);
 }
@@ -683,6 +724,11 @@ void rblk_module_get(void)
 void rblk_module_put(void)
 {
 	module_put(THIS_MODULE);
+}
+
+unsigned int rblk_num_online_cpus(void)
+{
+	return num_online_cpus();
 }
 
 /* ---------------------------------------------------------------- slice timers */

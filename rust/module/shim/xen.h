@@ -96,8 +96,9 @@ void rblk_evtchn_lateeoi(int irq, bool spurious);
  * explicitly. Kicking a stopped worker is harmless.
  */
 struct rblk_worker *rblk_worker_new(void);
+/* The thread is named rblkback.<domid>.<devid>, with .<queue> appended for queues past 0. */
 int rblk_worker_start(struct rblk_worker *worker, void (*run)(void *ctx), void *ctx, u16 domid,
-		      u32 devid);
+		      u32 devid, u32 queue);
 void rblk_worker_kick(struct rblk_worker *worker); /* any context */
 void rblk_worker_stop(struct rblk_worker *worker); /* waits for run() to return */
 void rblk_worker_get(struct rblk_worker *worker);
@@ -133,6 +134,13 @@ u32 rblk_bdev_logical_block_size(struct file *bdev_file);
 u32 rblk_bdev_physical_block_size(struct file *bdev_file);
 bool rblk_bdev_read_only(struct file *bdev_file);
 bool rblk_bdev_write_cache(struct file *bdev_file);
+/* Discard limits (0 = the device cannot discard / securely erase) and geometry, in bytes. */
+u32 rblk_bdev_max_discard_sectors(struct file *bdev_file);
+u32 rblk_bdev_max_secure_erase_sectors(struct file *bdev_file);
+u32 rblk_bdev_discard_granularity(struct file *bdev_file);
+u32 rblk_bdev_discard_alignment(struct file *bdev_file);
+/* Synchronous secure erase of a range (sleeps); 0 or -errno. */
+int rblk_bdev_secure_erase(struct file *bdev_file, u64 sector, u64 nr_sects);
 
 /* --- bios --- */
 enum rblk_bio_kind {
@@ -151,10 +159,19 @@ void rblkback_bio_done(void *ctx, int err);
 /* Adds len bytes at offset of page; returns false if the bio is full. */
 bool rblk_bio_add_page(struct bio *bio, struct page *page, unsigned int len, unsigned int offset);
 void rblk_bio_submit(struct bio *bio);
-void rblk_bio_discard_unsubmitted(struct bio *bio);
+/*
+ * A discard of nr_sects sectors at sector, ready to submit with rblk_bio_submit: the device's
+ * limits may split it into a chain of bios, all but the last submitted here; the last one
+ * (returned) completes through rblkback_bio_done(ctx, ...) after all of them. NULL if there
+ * is nothing to discard.
+ */
+struct bio *rblk_bio_discard_new(struct file *bdev_file, u64 sector, u64 nr_sects, void *ctx);
+void rblk_bio_drop_unsubmitted(struct bio *bio);
 
 /* --- module reference: held per backend device, so rmmod refuses while guests are attached */
 void rblk_module_get(void);
+/* CPUs online now: the default for how many queues a frontend may open. */
+unsigned int rblk_num_online_cpus(void);
 void rblk_module_put(void);
 
 /*

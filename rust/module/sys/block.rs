@@ -68,6 +68,39 @@ impl BlockDevice {
         // SAFETY: the file is open until drop.
         unsafe { bindings::rblk_bdev_write_cache(self.0) }
     }
+
+    /// What the device can discard, or `None` if it cannot.
+    pub fn discard_support(&self) -> Option<DiscardSupport> {
+        // SAFETY: the file is open until drop.
+        if unsafe { bindings::rblk_bdev_max_discard_sectors(self.0) } == 0 {
+            return None;
+        }
+        Some(DiscardSupport {
+            // SAFETY: the file is open until drop.
+            granularity: unsafe { bindings::rblk_bdev_discard_granularity(self.0) },
+            // SAFETY: the file is open until drop.
+            alignment: unsafe { bindings::rblk_bdev_discard_alignment(self.0) },
+            // SAFETY: the file is open until drop.
+            secure: unsafe { bindings::rblk_bdev_max_secure_erase_sectors(self.0) } > 0,
+        })
+    }
+
+    /// Securely erases `nr_sectors` at `sector`; sleeps until the device is done.
+    pub fn secure_erase(&self, sector: u64, nr_sectors: u64) -> Result {
+        // SAFETY: the file is open until drop; the call sleeps, which the worker may.
+        to_result(unsafe { bindings::rblk_bdev_secure_erase(self.0, sector, nr_sectors) })
+    }
+}
+
+/// A device's discard geometry, as advertised to the frontend.
+#[derive(Clone, Copy)]
+pub struct DiscardSupport {
+    /// Discard allocation unit in bytes (`discard-granularity`).
+    pub granularity: u32,
+    /// Offset of the device start from that unit, in bytes (`discard-alignment`).
+    pub alignment: u32,
+    /// Whether secure erase is possible (`discard-secure`).
+    pub secure: bool,
 }
 
 impl Drop for BlockDevice {
@@ -314,6 +347,194 @@ impl Drop for GrantPages {
     }
 }
 
+/// The page a bio segment reads or writes.
+#[derive(Clone, Copy)]
+pub enum SegmentPage {
+    /// Page `n` of the request slot's [`GrantPages`] (mapped for this request only).
+    Request(usize),
+    /// The page of persistent grant slot `n` of the ring's [`PersistentPages`].
+    Persistent(u16),
+}
+
+/// One segment of a bio: `len` bytes at `offset` of a mapped page.
+#[derive(Clone, Copy)]
+pub struct BioSegment {
+    /// Which page.
+    pub page: SegmentPage,
+    /// Byte offset in the page.
+    pub offset: u32,
+    /// Bytes; `offset + len` is at most a page.
+    pub len: u32,
+}
+
+impl BioSegment {
+    /// A placeholder for preallocated segment tables.
+    pub const EMPTY: BioSegment = BioSegment {
+        page: SegmentPage::Request(0),
+        offset: 0,
+        len: 0,
+    };
+}
+
+/// Grants a ring keeps mapped across requests (persistent grants), one page per slot.
+///
+/// Pages are allocated the first time their slot is mapped and kept until the ring goes:
+/// a slot unmapped by a purge keeps its page for the next grant, so after warm-up mapping
+/// new persistent grants allocates nothing. A slot's page cannot be unmapped while the last
+/// bio that used it is in flight (the bio's [`IoSlot`] is busy); dropping the set then leaks
+/// that page rather than freeing memory a device may still write.
+pub struct PersistentPages {
+    pages: KVec<*mut bindings::page>,
+    handles: KVec<u32>,
+    mapped: KVec<bool>,
+    /// The request slot whose bio last used each page.
+    users: KVec<Option<Arc<IoSlot>>>,
+}
+
+// SAFETY: the pages are ours (allocated from the grant page pool) and may be mapped,
+// unmapped and freed from any thread.
+unsafe impl Send for PersistentPages {}
+// SAFETY: `&PersistentPages` only reads mapped pages into private buffers.
+unsafe impl Sync for PersistentPages {}
+
+impl PersistentPages {
+    /// Room for `capacity` persistent grants; allocates no page yet.
+    pub fn new(capacity: usize) -> Result<Self> {
+        let mut users = KVec::with_capacity(capacity, GFP_KERNEL)?;
+        for _ in 0..capacity {
+            users.push(None, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            pages: KVec::from_elem(core::ptr::null_mut(), capacity, GFP_KERNEL)?,
+            handles: KVec::from_elem(0, capacity, GFP_KERNEL)?,
+            mapped: KVec::from_elem(false, capacity, GFP_KERNEL)?,
+            users,
+        })
+    }
+
+    /// Whether slot `slot`'s page maps a grant.
+    pub fn is_mapped(&self, slot: u16) -> bool {
+        self.mapped.get(usize::from(slot)).copied().unwrap_or(false)
+    }
+
+    /// Maps each `(slot, gref)` of domain `domid` read-write into its slot's page, all or
+    /// nothing. The slots must be unmapped.
+    pub fn map(&mut self, domid: u16, entries: &[(u16, u32)]) -> Result {
+        for &(slot, _) in entries {
+            let slot = usize::from(slot);
+            if slot >= self.pages.len() || self.mapped[slot] {
+                return Err(EINVAL);
+            }
+            if self.pages[slot].is_null() {
+                // SAFETY: room for one page pointer, which C fills on success.
+                to_result(unsafe { bindings::rblk_pages_alloc(1, &mut self.pages[slot]) })?;
+            }
+        }
+        let mut done = 0;
+        while done < entries.len() {
+            let batch = &entries[done..entries.len().min(done + GRANT_BATCH)];
+            let mut grefs = [0u32; GRANT_BATCH];
+            let mut pages = [core::ptr::null_mut(); GRANT_BATCH];
+            let mut handles = [0u32; GRANT_BATCH];
+            for (i, &(slot, gref)) in batch.iter().enumerate() {
+                grefs[i] = gref;
+                pages[i] = self.pages[usize::from(slot)];
+            }
+            // SAFETY: the first `batch.len()` pages are allocated (above) and unmapped; the
+            // arrays have that many entries; the C side maps all of them or none.
+            let r = to_result(unsafe {
+                bindings::rblk_grants_map(
+                    domid,
+                    grefs.as_ptr(),
+                    pages.as_mut_ptr(),
+                    handles.as_mut_ptr(),
+                    batch.len() as u32,
+                    false,
+                )
+            });
+            if let Err(e) = r {
+                // All or nothing for the caller too: undo the batches that mapped.
+                for &(slot, _) in &entries[..done] {
+                    let _ = self.unmap(slot);
+                }
+                return Err(e);
+            }
+            for (i, &(slot, _)) in batch.iter().enumerate() {
+                let slot = usize::from(slot);
+                self.handles[slot] = handles[i];
+                self.mapped[slot] = true;
+                self.users[slot] = None;
+            }
+            done += batch.len();
+        }
+        Ok(())
+    }
+
+    /// Unmaps slot `slot`'s grant, keeping its page. Refused while a bio uses the page.
+    pub fn unmap(&mut self, slot: u16) -> Result {
+        let slot = usize::from(slot);
+        if !self.mapped.get(slot).copied().unwrap_or(false) {
+            return Err(EINVAL);
+        }
+        if self.users[slot].as_ref().is_some_and(|io| io.is_busy()) {
+            return Err(EBUSY);
+        }
+        // SAFETY: the page is mapped with this handle, and no bio uses it (checked above;
+        // bios are only submitted by the ring's single worker, which calls this).
+        unsafe { bindings::rblk_grants_unmap(&mut self.pages[slot], &self.handles[slot], 1) };
+        self.mapped[slot] = false;
+        self.users[slot] = None;
+        Ok(())
+    }
+
+    /// Forgets which request slot last used `slot`'s page, once that slot's bio is done, so
+    /// that a later request in the same slot does not keep this page from being unmapped.
+    pub fn finish_use(&mut self, slot: u16) {
+        if let Some(user) = self.users.get_mut(usize::from(slot)) {
+            if user.as_ref().is_some_and(|io| !io.is_busy()) {
+                *user = None;
+            }
+        }
+    }
+
+    /// Copies `dst.len()` bytes at `offset` of slot `slot`'s mapped page into `dst`.
+    pub fn read(&self, slot: u16, offset: usize, dst: &mut [u8]) -> Result {
+        let in_page = offset
+            .checked_add(dst.len())
+            .is_some_and(|end| end <= super::ring::XEN_PAGE_SIZE);
+        if !self.is_mapped(slot) || !in_page {
+            return Err(EINVAL);
+        }
+        // SAFETY: the page is mapped (checked) and stays mapped while `&self` is borrowed
+        // (unmapping needs `&mut self`); offset + len is within the page.
+        unsafe {
+            bindings::rblk_page_read(
+                self.pages[usize::from(slot)],
+                offset as u32,
+                dst.as_mut_ptr().cast(),
+                dst.len() as u32,
+            )
+        };
+        Ok(())
+    }
+}
+
+impl Drop for PersistentPages {
+    fn drop(&mut self) {
+        for slot in 0..self.pages.len() {
+            if self.mapped[slot] && self.unmap(slot as u16).is_err() {
+                // A bio still uses the page: leaking it is the only safe choice.
+                pr_warn!("leaking a persistent grant page still under I/O\n");
+                self.pages[slot] = core::ptr::null_mut();
+            }
+            if !self.pages[slot].is_null() {
+                // SAFETY: allocated in `map`, unmapped and unused.
+                unsafe { bindings::rblk_pages_free(1, &mut self.pages[slot]) };
+            }
+        }
+    }
+}
+
 /// What a bio does.
 #[derive(Clone, Copy)]
 pub enum BioKind {
@@ -327,19 +548,39 @@ pub enum BioKind {
     WritePreflush,
 }
 
-/// Submits one bio for `pages`' first mapped pages, described by `(index, offset, len)`
-/// triples, or an empty flush. On completion the slot of `pages` records the result and
-/// the tracker's worker is kicked.
+/// Submits one bio of `segments` (pages of the request slot's `pages` or of the ring's
+/// persistent grants), or an empty flush. On completion the slot of `pages` records the
+/// result and the tracker's worker is kicked. Persistent pages the bio uses cannot be
+/// unmapped until it completes.
 pub fn submit(
     bdev: &BlockDevice,
     kind: BioKind,
     sector: u64,
     pages: &GrantPages,
-    segments: &[(usize, u32, u32)],
+    persistent: Option<&mut PersistentPages>,
+    segments: &[BioSegment],
 ) -> Result {
     let io = pages.io();
     if io.is_busy() {
         return Err(EBUSY);
+    }
+    // Every page must be mapped before anything is built.
+    let page_of = |seg: &BioSegment, persistent: &Option<&mut PersistentPages>| match seg.page {
+        SegmentPage::Request(index) if index < pages.mapped => Some(pages.pages[index]),
+        SegmentPage::Persistent(slot) => match persistent {
+            Some(p) if p.is_mapped(slot) => Some(p.pages[usize::from(slot)]),
+            _ => None,
+        },
+        SegmentPage::Request(_) => None,
+    };
+    for seg in segments {
+        let in_page = seg
+            .offset
+            .checked_add(seg.len)
+            .is_some_and(|end| end as usize <= super::ring::XEN_PAGE_SIZE);
+        if !in_page || page_of(seg, &persistent).is_none() {
+            return Err(EINVAL);
+        }
     }
     let raw_kind = match kind {
         BioKind::Read => bindings::rblk_bio_kind_RBLK_BIO_READ,
@@ -364,18 +605,26 @@ pub fn submit(
         drop(unsafe { Arc::from_raw(ctx) });
         return Err(ENOMEM);
     }
-    for &(index, offset, len) in segments {
-        let ok = index < pages.mapped
-            && offset.checked_add(len).is_some_and(|end| end as usize <= super::ring::XEN_PAGE_SIZE)
-            // SAFETY: `bio` is ours until submitted; `pages[index]` is a mapped page
-            // (index < mapped) that stays mapped while the slot is busy.
-            && unsafe { bindings::rblk_bio_add_page(bio, pages.pages[index], len, offset) };
+    for seg in segments {
+        let page = page_of(seg, &persistent).unwrap_or(core::ptr::null_mut());
+        // SAFETY: `bio` is ours until submitted; the page is mapped (checked above) and
+        // stays mapped while the slot is busy: request pages cannot be unmapped while busy,
+        // and persistent ones record this slot as their user below.
+        let ok = !page.is_null()
+            && unsafe { bindings::rblk_bio_add_page(bio, page, seg.len, seg.offset) };
         if !ok {
             // SAFETY: never submitted, so we own the bio and the reference.
-            unsafe { bindings::rblk_bio_discard_unsubmitted(bio) };
+            unsafe { bindings::rblk_bio_drop_unsubmitted(bio) };
             // SAFETY: as above.
             drop(unsafe { Arc::from_raw(ctx) });
             return Err(EINVAL);
+        }
+    }
+    if let Some(p) = persistent {
+        for seg in segments {
+            if let SegmentPage::Persistent(slot) = seg.page {
+                p.users[usize::from(slot)] = Some(io.clone());
+            }
         }
     }
     io.busy.store(true, Ordering::Release);
@@ -383,6 +632,33 @@ pub fn submit(
     // SAFETY: a fully built bio; after this the completion owns `ctx`.
     unsafe { bindings::rblk_bio_submit(bio) };
     Ok(())
+}
+
+/// Submits a discard of `nr_sectors` at `sector`, completing into `io` like a bio of
+/// [`submit`]. Returns `Ok(false)` if there was nothing to submit.
+pub fn submit_discard(
+    bdev: &BlockDevice,
+    io: &Arc<IoSlot>,
+    sector: u64,
+    nr_sectors: u64,
+) -> Result<bool> {
+    if io.is_busy() {
+        return Err(EBUSY);
+    }
+    let ctx = Arc::into_raw(io.clone());
+    // SAFETY: the device is open; `ctx` is an Arc reference handed to the bio (released in
+    // `rblkback_bio_done`, or below if there is no bio).
+    let bio = unsafe { bindings::rblk_bio_discard_new(bdev.0, sector, nr_sectors, ctx as *mut _) };
+    if bio.is_null() {
+        // SAFETY: no bio holds the reference.
+        drop(unsafe { Arc::from_raw(ctx) });
+        return Ok(false);
+    }
+    io.busy.store(true, Ordering::Release);
+    io.tracker.in_flight.fetch_add(1, Ordering::AcqRel);
+    // SAFETY: a fully built bio; after this the completion owns `ctx`.
+    unsafe { bindings::rblk_bio_submit(bio) };
+    Ok(true)
 }
 
 /// Called by the C bio completion (any context) with the `ctx` given at submission.

@@ -24,6 +24,19 @@ const _: () = {
         bindings::RBLK_DEFAULT_MAX_RING_PAGE_ORDER as u64
             == Param::MaxRingPageOrder.default_value()
     );
+    assert!(bindings::RBLK_DEFAULT_MAX_QUEUES as u64 == Param::MaxQueues.default_value());
+    assert!(
+        bindings::RBLK_DEFAULT_FEATURE_PERSISTENT as u64
+            == Param::FeaturePersistent.default_value()
+    );
+    assert!(
+        bindings::RBLK_DEFAULT_MAX_PERSISTENT_GRANTS as u64
+            == Param::MaxPersistentGrants.default_value()
+    );
+    assert!(
+        bindings::RBLK_DEFAULT_PERSISTENT_GRANT_UNUSED_SECONDS as u64
+            == Param::PersistentGrantUnusedSeconds.default_value()
+    );
     assert!(bindings::rblk_param_id_RBLK_PARAM_COUNT as usize == ALL.len());
 };
 
@@ -37,6 +50,12 @@ const fn c_id(param: Param) -> u32 {
         Param::OpSize => bindings::rblk_param_id_RBLK_PARAM_OP_SIZE,
         Param::MaxIndirectSegments => bindings::rblk_param_id_RBLK_PARAM_MAX_INDIRECT_SEGMENTS,
         Param::MaxRingPageOrder => bindings::rblk_param_id_RBLK_PARAM_MAX_RING_PAGE_ORDER,
+        Param::MaxQueues => bindings::rblk_param_id_RBLK_PARAM_MAX_QUEUES,
+        Param::FeaturePersistent => bindings::rblk_param_id_RBLK_PARAM_FEATURE_PERSISTENT,
+        Param::MaxPersistentGrants => bindings::rblk_param_id_RBLK_PARAM_MAX_PERSISTENT_GRANTS,
+        Param::PersistentGrantUnusedSeconds => {
+            bindings::rblk_param_id_RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS
+        }
     }
 }
 

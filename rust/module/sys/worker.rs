@@ -71,9 +71,16 @@ unsafe impl<T: WorkerRun> Send for Worker<T> {}
 unsafe impl<T: WorkerRun> Sync for Worker<T> {}
 
 impl<T: WorkerRun> Worker<T> {
-    /// Starts the thread `rblkback.<domid>.<devid>` for `worker`, running `target.run()`
-    /// whenever it is kicked (and once at start).
-    pub fn start(worker: &WorkerRef, target: Arc<T>, domid: u16, devid: u32) -> Result<Self> {
+    /// Starts the thread `rblkback.<domid>.<devid>` (`.<queue>` appended for queues past
+    /// the first) for `worker`, running `target.run()` whenever it is kicked (and once at
+    /// start).
+    pub fn start(
+        worker: &WorkerRef,
+        target: Arc<T>,
+        domid: u16,
+        devid: u32,
+        queue: u32,
+    ) -> Result<Self> {
         let ctx = Arc::into_raw(target);
         // SAFETY: the worker is alive (we hold a reference); `ctx` stays valid until the
         // thread is stopped in `drop`.
@@ -84,6 +91,7 @@ impl<T: WorkerRun> Worker<T> {
                 ctx as *mut _,
                 domid,
                 devid,
+                queue,
             )
         });
         if let Err(e) = res {

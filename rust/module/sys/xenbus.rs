@@ -144,6 +144,12 @@ pub fn running_on_xen() -> bool {
     unsafe { bindings::rblk_running_on_xen() }
 }
 
+/// CPUs online in this (backend) domain.
+pub fn online_cpus() -> u32 {
+    // SAFETY: a query without preconditions.
+    unsafe { bindings::rblk_num_online_cpus() }
+}
+
 /// A reference on this module: while one exists, `rmmod rblkback` is refused.
 pub struct ModuleRef(());
 

@@ -17,6 +17,7 @@ mod budget;
 pub mod control;
 mod cost;
 mod limits;
+pub mod log_limit;
 pub mod params;
 mod stats;
 

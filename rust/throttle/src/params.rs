@@ -24,10 +24,19 @@ pub enum Param {
     MaxIndirectSegments,
     /// Largest shared-ring page order the backend accepts (`max-ring-page-order`).
     MaxRingPageOrder,
+    /// Most queues (rings) a frontend may open per device (`multi-queue-max-queues`);
+    /// 0 means one per online CPU of the backend domain, as stock xen-blkback does.
+    MaxQueues,
+    /// Whether persistent grants (`feature-persistent`) are offered: 0 or 1.
+    FeaturePersistent,
+    /// Most grants one ring keeps mapped persistently.
+    MaxPersistentGrants,
+    /// Seconds a persistent grant may stay unused before it is unmapped (0 = no limit).
+    PersistentGrantUnusedSeconds,
 }
 
 /// Every parameter, in the order the kernel glue registers them.
-pub const ALL: [Param; 7] = [
+pub const ALL: [Param; 11] = [
     Param::TimesliceUs,
     Param::DefaultIops,
     Param::DefaultBps,
@@ -35,6 +44,10 @@ pub const ALL: [Param; 7] = [
     Param::OpSize,
     Param::MaxIndirectSegments,
     Param::MaxRingPageOrder,
+    Param::MaxQueues,
+    Param::FeaturePersistent,
+    Param::MaxPersistentGrants,
+    Param::PersistentGrantUnusedSeconds,
 ];
 
 /// Shortest timeslice: below this, timer overhead would dominate the slice.
@@ -56,6 +69,16 @@ pub const MAX_OP_SIZE: u64 = 16 << 20;
 pub const MAX_INDIRECT_SEGMENTS: u64 = 256;
 /// Largest ring page order: 16 pages, xenbus' limit (`XENBUS_MAX_RING_GRANT_ORDER`).
 pub const MAX_RING_PAGE_ORDER: u64 = 4;
+/// Most queues per device: far above what a frontend asks for (one per guest vCPU, at
+/// most 4 by default in Linux blkfront); each queue is a ring with its own worker.
+pub const MAX_QUEUES: u64 = 32;
+/// Most persistent grants per ring: slot numbers of the grant cache are 16-bit.
+pub const MAX_PERSISTENT_GRANTS: u64 = 65_535;
+/// Default persistent grants per ring, as stock xen-blkback: enough for a 32-entry ring of
+/// 11-segment requests (352) three times over.
+pub const DEFAULT_PERSISTENT_GRANTS: u64 = 1056;
+/// Longest unused time accepted for a persistent grant: a day.
+pub const MAX_PERSISTENT_GRANT_UNUSED_SECONDS: u64 = 86_400;
 
 /// Why a parameter value was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +105,10 @@ impl Param {
             Param::OpSize => "op_size",
             Param::MaxIndirectSegments => "max_indirect_segments",
             Param::MaxRingPageOrder => "max_ring_page_order",
+            Param::MaxQueues => "max_queues",
+            Param::FeaturePersistent => "feature_persistent",
+            Param::MaxPersistentGrants => "max_persistent_grants",
+            Param::PersistentGrantUnusedSeconds => "persistent_grant_unused_seconds",
         }
     }
 
@@ -92,6 +119,10 @@ impl Param {
             Param::DefaultIops | Param::DefaultBps | Param::Burst | Param::OpSize => 0,
             Param::MaxIndirectSegments => MAX_INDIRECT_SEGMENTS,
             Param::MaxRingPageOrder => MAX_RING_PAGE_ORDER,
+            Param::MaxQueues => 0,
+            Param::FeaturePersistent => 1,
+            Param::MaxPersistentGrants => DEFAULT_PERSISTENT_GRANTS,
+            Param::PersistentGrantUnusedSeconds => 60,
         }
     }
 
@@ -110,6 +141,10 @@ impl Param {
             Param::OpSize => (0, MAX_OP_SIZE),
             Param::MaxIndirectSegments => (0, MAX_INDIRECT_SEGMENTS),
             Param::MaxRingPageOrder => (0, MAX_RING_PAGE_ORDER),
+            Param::MaxQueues => (0, MAX_QUEUES),
+            Param::FeaturePersistent => (0, 1),
+            Param::MaxPersistentGrants => (0, MAX_PERSISTENT_GRANTS),
+            Param::PersistentGrantUnusedSeconds => (0, MAX_PERSISTENT_GRANT_UNUSED_SECONDS),
         }
     }
 }
@@ -196,5 +231,12 @@ mod tests {
         assert!(validate(Param::MaxIndirectSegments, 257).is_err());
         assert_eq!(validate(Param::MaxRingPageOrder, 4), Ok(()));
         assert!(validate(Param::MaxRingPageOrder, 5).is_err());
+        assert_eq!(validate(Param::MaxQueues, 0), Ok(()));
+        assert!(validate(Param::MaxQueues, MAX_QUEUES + 1).is_err());
+        assert_eq!(validate(Param::FeaturePersistent, 1), Ok(()));
+        assert!(validate(Param::FeaturePersistent, 2).is_err());
+        assert_eq!(validate(Param::MaxPersistentGrants, 65_535), Ok(()));
+        assert!(validate(Param::MaxPersistentGrants, 65_536).is_err());
+        assert!(validate(Param::PersistentGrantUnusedSeconds, 86_401).is_err());
     }
 }
