@@ -174,6 +174,10 @@ pub fn parse_limits_line(input: &[u8]) -> Result<LimitsCommand, ControlError> {
     let mut clear = false;
     for field in fields {
         if field == b"clear" {
+            // Like a repeated key, a repeated "clear" is refused.
+            if clear {
+                return Err(ControlError::DuplicateKey);
+            }
             clear = true;
             continue;
         }
@@ -293,6 +297,7 @@ mod tests {
         );
         assert_eq!(parse_limits_line(b"7 iops=10000001"), Err(TooLarge));
         assert_eq!(parse_limits_line(b"7 clear iops=1"), Err(Malformed));
+        assert_eq!(parse_limits_line(b"7 clear clear"), Err(DuplicateKey));
     }
 
     #[test]
