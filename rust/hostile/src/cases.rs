@@ -23,6 +23,10 @@ pub(crate) const CASES: &[(&str, u64)] = &[
     ("reconnect-order", 6),
 ];
 
+/// Marks a request in `Tally::status_of` that was answered but whose response we
+/// overwrote before reading it.
+const STATUS_LOST: i16 = i16::MIN;
+
 /// A small xorshift generator: garbage needs no quality, only reproducibility.
 pub(crate) struct Rng(u64);
 
@@ -150,13 +154,14 @@ fn summarize<K: Ord + Clone + std::fmt::Display>(
     tally: &Tally,
     key_of: &HashMap<u64, K>,
 ) -> Vec<String> {
-    let mut by: BTreeMap<K, [u64; 5]> = BTreeMap::new();
+    let mut by: BTreeMap<K, [u64; 6]> = BTreeMap::new();
     for (id, k) in key_of {
         let e = by.entry(k.clone()).or_default();
         match tally.status_of.get(id) {
             Some(0) => e[0] += 1,
             Some(-1) => e[1] += 1,
             Some(-2) => e[2] += 1,
+            Some(&STATUS_LOST) => e[5] += 1,
             Some(_) => e[3] += 1,
             None => e[4] += 1,
         }
@@ -164,10 +169,14 @@ fn summarize<K: Ord + Clone + std::fmt::Display>(
     by.into_iter()
         .map(|(k, c)| {
             let mut parts = Vec::new();
-            for (n, label) in c
-                .iter()
-                .zip(["okay", "error", "eopnotsupp", "other", "no response"])
-            {
+            for (n, label) in c.iter().zip([
+                "okay",
+                "error",
+                "eopnotsupp",
+                "other",
+                "no response",
+                "answered, status lost",
+            ]) {
                 if *n > 0 {
                     parts.push(format!("{label} {n}"));
                 }
@@ -652,6 +661,7 @@ fn double_fetch(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
     let mut rewrites = 0u64;
     let mut shields_failed = 0u64;
     let mut shields_lost = 0u64;
+    let mut foreign_example: Option<String> = None;
     let mut key_of = HashMap::new();
     let mut total = Tally::default();
     for i in 0..r.count {
@@ -754,6 +764,12 @@ fn double_fetch(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
                 shield_status = Some(resp.status);
             } else {
                 foreign += 1;
+                if foreign_example.is_none() {
+                    foreign_example = Some(format!(
+                        "id {:#x} op {} status {} (rewritten request id {id:#x}, slots {shield_index}/{index}, {} responses)",
+                        resp.id, resp.operation, resp.status, got.len()
+                    ));
+                }
             }
         }
         match mine {
@@ -768,6 +784,7 @@ fn double_fetch(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
             }
             None if got.len() >= 2 => {
                 t.status_lost += 1;
+                t.status_of.insert(id, STATUS_LOST);
                 foreign = foreign.saturating_sub(1);
             }
             None => t.no_response += 1,
@@ -788,6 +805,10 @@ fn double_fetch(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
         r.notes.push(format!(
             "{shields_failed} of the valid READs before them not answered OKAY"
         ));
+    }
+    if let Some(e) = foreign_example {
+        r.notes
+            .push(format!("a response read with a foreign id: {e}"));
     }
     if total.status_lost + shields_lost > 0 {
         r.notes.push(format!(

@@ -64,10 +64,10 @@ xenstore-write data/rig-state "ready:$1"
 while [ "$(xenstore-read data/rig-go 2>/dev/null)" != "$1" ]; do sleep 0.1; done
 exit 0
 """
-# Seconds: each solo phase, and the phase under attack (one full pass of rblk-hostile
-# --case all must fit in it; the driver asserts it did).
-SOLO_S = 60
-ATTACK_S = 120
+# Seconds: each of the three solo phases and the two phases under attack (one full pass of
+# rblk-hostile --case all must fit in each; the driver asserts it did).
+SOLO_S = 40
+ATTACK_S = 80
 # Budget beyond the boot: creating two domains, the three phases (plus fio's start-up and
 # the hostile's last case after the attack phase), teardown and checks.
 BUDGET_BASE_S = 660
@@ -120,7 +120,7 @@ on_crash = "destroy"
     with open(os.path.join(hdir, "hostile.env"), "w") as f:
         f.write("\n".join(env) + "\n")
     riglib.write_data_disk(args.data_disk, slots)
-    budget = BUDGET_BASE_S + 2 * args.solo_s + args.attack_s
+    budget = BUDGET_BASE_S + 3 * args.solo_s + 2 * args.attack_s
     plan.update({"slot_sizes": slots, "budget_s": plan["budget_s"] + budget,
                  "hostile": {"solo_s": args.solo_s, "attack_s": args.attack_s, "budget_s": budget}})
     with open(plan_path, "w") as f:
