@@ -288,6 +288,16 @@ impl BackRing {
     /// this ring (and log the error once).
     pub const fn unconsumed_requests(&self, req_prod: u32) -> Result<u32, RingError> {
         let claimed = req_prod.wrapping_sub(self.rsp_published);
+        // A producer a little behind what we already consumed moved backwards; one far
+        // off in either direction claims more than the ring holds.
+        if claimed > self.geometry.entries
+            && self.req_cons.wrapping_sub(req_prod) <= self.geometry.entries
+        {
+            return Err(RingError::RequestProducerRewound {
+                req_prod,
+                req_cons: self.req_cons,
+            });
+        }
         if claimed > self.geometry.entries {
             return Err(RingError::RequestOverrun {
                 req_prod,
@@ -465,8 +475,19 @@ mod tests {
                 entries: 32
             })
         );
-        // A producer "behind" the published responses looks like a huge overrun.
-        assert!(ring.unconsumed_requests(9).is_err());
+        // A producer behind the published responses moved backwards.
+        assert_eq!(
+            ring.unconsumed_requests(9),
+            Err(RingError::RequestProducerRewound {
+                req_prod: 9,
+                req_cons: 10
+            })
+        );
+        // One far behind is as far ahead in wrapping arithmetic: an overrun.
+        assert!(matches!(
+            ring.unconsumed_requests(10u32.wrapping_sub(1 << 31)),
+            Err(RingError::RequestOverrun { .. })
+        ));
         for _ in 0..4 {
             ring.consume_request(20).must().must();
         }

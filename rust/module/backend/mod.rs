@@ -8,6 +8,7 @@
 //! - [`domains`]: per-domain budgets (limits) and their sysfs interface.
 
 pub mod domains;
+pub mod responses;
 pub mod ring;
 pub mod stats;
 pub mod vbd;

@@ -11,6 +11,7 @@
 //! before a request leaves the ring.
 
 use super::domains::Domain;
+use super::responses::{status_for_errno, Responder, EOPNOTSUPP_ERRNO};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::{Abi, MAX_REQUEST_SIZE};
 use crate::blkif::indirect::{copy_len_for_page, table_len};
@@ -18,9 +19,7 @@ use crate::blkif::persistent::{CacheSlot, GrantCache, IndexEntry, Lookup};
 use crate::blkif::protocol::{Status, MAX_INDIRECT_PAGES_PER_REQUEST};
 use crate::blkif::request::{parse_request, Request};
 use crate::blkif::response::Response;
-use crate::blkif::ring::{
-    BackRing, RingGeometry, REQ_EVENT_OFFSET, REQ_PROD_OFFSET, RSP_EVENT_OFFSET, RSP_PROD_OFFSET,
-};
+use crate::blkif::ring::{BackRing, RingGeometry, REQ_PROD_OFFSET, RSP_PROD_OFFSET};
 use crate::blkif::validate::{
     validate, Action, DeviceInfo, Direction, FlushMode, IoRequest, PendingIndirect, Rejection,
     ValidRequest, Validation,
@@ -30,7 +29,7 @@ use crate::sys::block::{
     SegmentPage, DIRECT_SEGMENTS,
 };
 use crate::sys::evtchn::{EventChannel, EventHandler};
-use crate::sys::ring::{full_barrier, read_barrier, write_barrier, SharedRing};
+use crate::sys::ring::{full_barrier, read_barrier, SharedRing};
 use crate::sys::time::{monotonic_us, WakeTimer};
 use crate::sys::worker::{Worker, WorkerRef, WorkerRun};
 use crate::sys::xenbus::XenbusDevice;
@@ -40,9 +39,6 @@ use kernel::error::Error;
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
-
-/// `-EOPNOTSUPP`, which the kernel crate of 6.12 does not name.
-const EOPNOTSUPP_ERRNO: i32 = -95;
 
 /// Least time between two purges of a ring's persistent grants, as in stock xen-blkback.
 const PURGE_INTERVAL_US: u64 = 100_000;
@@ -248,8 +244,9 @@ enum Decision<'t> {
 
 /// Everything only the worker touches (and teardown, after the worker stopped).
 struct RingState {
-    shared: SharedRing,
-    back: BackRing,
+    /// The mapped ring, for reading requests (responses go through `responder`).
+    shared: Arc<SharedRing>,
+    responder: Arc<Responder>,
     abi: Abi,
     device: DeviceInfo,
     bdev: Arc<BlockDevice>,
@@ -315,18 +312,25 @@ impl RingConnection {
             pr_warn!("domain {} vbd {}: refusing ring: {}\n", domid, devid, e);
             EIO
         })?;
+        let shared_ring = Arc::new(shared_ring, GFP_KERNEL)?;
+        let responder = Responder::new(
+            params.abi,
+            back,
+            shared_ring.clone(),
+            geometry.entries() as usize,
+        )?;
         let worker = WorkerRef::new()?;
-        let tracker = IoTracker::new(worker.clone())?;
+        let tracker = IoTracker::new(worker.clone(), Some(responder.clone()))?;
         let max_indirect = device.config().max_indirect_segments;
         let max_segments = DIRECT_SEGMENTS.max(usize::from(max_indirect));
         let mut slots = KVec::new();
-        for _ in 0..geometry.entries() {
-            let io = IoSlot::new(tracker.clone())?;
+        for index in 0..geometry.entries() as usize {
+            let io = IoSlot::new(tracker.clone(), index)?;
             slots.push(RequestSlot::new(io, max_segments)?, GFP_KERNEL)?;
         }
         // Never submitted for I/O: its slot record only satisfies `GrantPages`.
         let indirect_pages = GrantPages::new(
-            IoSlot::new(tracker.clone())?,
+            IoSlot::new(tracker.clone(), usize::MAX)?,
             MAX_INDIRECT_PAGES_PER_REQUEST,
         )?;
         let segment_table = KVec::from_elem(0u8, table_len(max_indirect), GFP_KERNEL)?;
@@ -341,7 +345,7 @@ impl RingConnection {
         };
         let state = RingState {
             shared: shared_ring,
-            back,
+            responder: responder.clone(),
             abi: params.abi,
             device,
             bdev,
@@ -374,6 +378,7 @@ impl RingConnection {
             GFP_KERNEL,
         )?;
         let evtchn = EventChannel::bind(dev, params.port, shared.clone())?;
+        responder.set_notifier(Some(evtchn.notifier()));
         shared.state.lock().evtchn = Some(evtchn);
         let mut conn = Self {
             shared: shared.clone(),
@@ -391,9 +396,13 @@ impl Drop for RingConnection {
         drop(self.worker.take());
         self.shared.domain.detach_ring(self.shared.id);
         let evtchn = self.shared.state.lock().evtchn.take();
+        // Completions may still answer requests until the I/O drains, but not notify a
+        // channel that is gone.
+        self.shared.state.lock().responder.set_notifier(None);
         drop(evtchn);
         self.shared.tracker.wait_idle();
         let mut st = self.shared.state.lock();
+        st.responder.close();
         for slot in st.slots.iter_mut() {
             let _ = slot.pages.io().take_completion();
             slot.response = None;
@@ -526,12 +535,11 @@ impl RingState {
             }
             slot.nr_held = 0;
             slot.response = None;
-            response.status = match err {
-                0 => Status::Okay,
-                e if e == EOPNOTSUPP_ERRNO => Status::NotSupported,
-                _ => Status::Error,
-            };
-            self.respond(response);
+            // Answered already by the completion if it needed nothing from the worker.
+            if !self.responder.take_early_answer(index) {
+                response.status = status_for_errno(err);
+                self.respond(response);
+            }
             answered += 1;
         }
         answered
@@ -557,32 +565,12 @@ impl RingState {
     }
 
     fn respond(&mut self, response: Response) {
-        let Ok(slot) = self.back.produce_response() else {
-            return;
-        };
-        let encoded = response.encode(self.abi);
-        // Cannot fail: the geometry keeps every entry inside the mapping.
-        let _ = self.shared.copy_in(slot.offset, encoded.as_bytes());
+        self.responder.respond(response);
     }
 
     /// Publishes produced responses and notifies the frontend if it asked.
     fn publish(&mut self) {
-        let publish = self.back.publish_responses();
-        if publish.is_empty() {
-            return;
-        }
-        write_barrier();
-        let _ = self.shared.write_u32(RSP_PROD_OFFSET, publish.new_prod);
-        full_barrier();
-        let rsp_event = self
-            .shared
-            .read_u32(RSP_EVENT_OFFSET)
-            .unwrap_or(publish.new_prod);
-        if publish.needs_notify(rsp_event) {
-            if let Some(evtchn) = &self.evtchn {
-                evtchn.notify();
-            }
-        }
+        self.responder.publish();
     }
 
     fn read_req_prod(&self) -> u32 {
@@ -594,15 +582,16 @@ impl RingState {
     /// Whether the ring is empty even after publishing `req_event` (so the frontend
     /// will notify for the next request).
     fn idle_after_final_check(&mut self) -> bool {
-        match self.back.unconsumed_requests(self.read_req_prod()) {
+        match self.responder.unconsumed_requests(self.read_req_prod()) {
             Ok(0) => {}
             _ => return false,
         }
-        let _ = self
-            .shared
-            .write_u32(REQ_EVENT_OFFSET, self.back.idle_req_event());
+        self.responder.set_idle_req_event();
         full_barrier();
-        matches!(self.back.unconsumed_requests(self.read_req_prod()), Ok(0))
+        matches!(
+            self.responder.unconsumed_requests(self.read_req_prod()),
+            Ok(0)
+        )
     }
 
     /// Takes requests off the ring while slots are free and the domain's budget admits
@@ -615,7 +604,7 @@ impl RingState {
                 return (taken, Stop::Halted);
             }
             let req_prod = self.read_req_prod();
-            match self.back.unconsumed_requests(req_prod) {
+            match self.responder.unconsumed_requests(req_prod) {
                 Ok(0) => return (taken, Stop::Empty),
                 Ok(_) => {}
                 Err(e) => {
@@ -628,7 +617,7 @@ impl RingState {
                 return (taken, Stop::NoFreeSlot);
             };
             // Private copy of the next entry, taken before deciding anything about it.
-            let offset = self.back.geometry().entry_offset(self.back.req_cons());
+            let offset = self.responder.next_request_offset();
             let mut copy = [0u8; MAX_REQUEST_SIZE];
             if self
                 .shared
@@ -658,7 +647,7 @@ impl RingState {
                 shared.retry_timer.arm_at(retry_at_us);
                 return (taken, Stop::Held);
             }
-            if !matches!(self.back.consume_request(req_prod), Ok(Some(_))) {
+            if !matches!(self.responder.consume_request(req_prod), Ok(Some(_))) {
                 self.segment_table = table;
                 return (taken, Stop::Empty);
             }
@@ -816,8 +805,16 @@ impl RingState {
         (n == usize::from(io.nr_segments())).then_some(temps)
     }
 
-    /// Maps the grants of `io` and submits its bio from slot `slot_index`.
-    fn start_io(&mut self, shared: &RingShared, slot_index: usize, io: &IoRequest<'_>) -> Result {
+    /// Maps the grants of `io` and submits its bio from slot `slot_index`. If every page is
+    /// a persistent grant (nothing to unmap afterwards), the completion answers with
+    /// `response` itself.
+    fn start_io(
+        &mut self,
+        shared: &RingShared,
+        slot_index: usize,
+        io: &IoRequest<'_>,
+        response: Response,
+    ) -> Result {
         let domid = shared.domid;
         let slot = self.slots.get_mut(slot_index).ok_or(EINVAL)?;
         let Some(temps) = Self::assign_pages(io, slot, self.persistent.as_mut()) else {
@@ -851,6 +848,10 @@ impl RingState {
         }
         if result.is_ok() {
             let n = usize::from(io.nr_segments());
+            let early = temps == 0;
+            if early {
+                self.responder.answer_on_completion(slot_index, response);
+            }
             result = block::submit(
                 &self.bdev,
                 kind,
@@ -860,6 +861,9 @@ impl RingState {
                 &slot.segments[..n],
             );
             if result.is_err() {
+                if early {
+                    self.responder.cancel_early_answer(slot_index);
+                }
                 let _ = slot.pages.unmap();
             }
         }
@@ -883,12 +887,18 @@ impl RingState {
     fn start(&mut self, shared: &RingShared, slot_index: usize, valid: ValidRequest<'_>) {
         // `Ok(None)`: started, the completion answers; `Ok(Some(status))`: done already.
         let outcome: Result<Option<Status>> = match valid.action() {
-            Action::Io(io) => self.start_io(shared, slot_index, io).map(|()| None),
+            Action::Io(io) => self
+                .start_io(shared, slot_index, io, valid.response(Status::Okay))
+                .map(|()| None),
             Action::Flush(_) => match self.slots.get(slot_index) {
                 Some(slot) => {
+                    self.responder
+                        .answer_on_completion(slot_index, valid.response(Status::Okay));
                     let r = block::submit(&self.bdev, BioKind::Flush, 0, &slot.pages, None, &[]);
                     if r.is_ok() {
                         stats::add(&shared.stats.f_req, 1);
+                    } else {
+                        self.responder.cancel_early_answer(slot_index);
                     }
                     r.map(|()| None)
                 }
@@ -906,19 +916,20 @@ impl RingState {
                         .map(|()| Some(Status::Okay))
                 } else {
                     match self.slots.get(slot_index) {
-                        Some(slot) => block::submit_discard(
-                            &self.bdev,
-                            slot.pages.io(),
-                            range.start_sector(),
-                            range.sectors(),
-                        )
-                        .map(|started| {
-                            if started {
-                                None
-                            } else {
-                                Some(Status::Okay)
+                        Some(slot) => {
+                            self.responder
+                                .answer_on_completion(slot_index, valid.response(Status::Okay));
+                            let r = block::submit_discard(
+                                &self.bdev,
+                                slot.pages.io(),
+                                range.start_sector(),
+                                range.sectors(),
+                            );
+                            if !matches!(r, Ok(true)) {
+                                self.responder.cancel_early_answer(slot_index);
                             }
-                        }),
+                            r.map(|started| if started { None } else { Some(Status::Okay) })
+                        }
                         None => Err(EINVAL),
                     }
                 }

@@ -329,7 +329,16 @@ impl Vbd {
             None => None,
             Some(v) => Some(parse_u32(v).ok_or(EINVAL)?),
         };
-        if order.is_some_and(|o| o > max_ring_page_order()) {
+        if let Some(o) = order.filter(|o| *o > max_ring_page_order()) {
+            log_about_domain(
+                &self.domain,
+                self.devid,
+                fmt!(
+                    "frontend asks for ring-page-order {}, at most {} offered",
+                    o,
+                    max_ring_page_order()
+                ),
+            );
             return Err(EINVAL);
         }
         let nr_queues = match read_key(dir, keys::MULTI_QUEUE_NUM_QUEUES, &mut buf)? {
@@ -337,12 +346,14 @@ impl Vbd {
             Some(v) => parse_u32(v).ok_or(EINVAL)?,
         };
         if nr_queues == 0 || nr_queues > max_queues() {
-            pr_warn!(
-                "domain {} vbd {}: frontend asks for {} queues, at most {} offered\n",
-                self.domid,
+            log_about_domain(
+                &self.domain,
                 self.devid,
-                nr_queues,
-                max_queues()
+                fmt!(
+                    "frontend asks for {} queues, at most {} offered",
+                    nr_queues,
+                    max_queues()
+                ),
             );
             return Err(EINVAL);
         }

@@ -17,6 +17,7 @@
 #include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 #include <linux/sched.h>
 #include <linux/wait.h>
 #include <xen/events.h>
@@ -466,6 +467,37 @@ static void rblk_worker_release(struct kref *ref)
 void rblk_worker_put(struct rblk_worker *w)
 {
 	kref_put(&w->ref, rblk_worker_release);
+}
+
+struct rblk_irqlock {
+	spinlock_t lock;
+};
+
+struct rblk_irqlock *rblk_irqlock_new(void)
+{
+	struct rblk_irqlock *l = kzalloc(sizeof(*l), GFP_KERNEL);
+
+	if (l)
+		spin_lock_init(&l->lock);
+	return l;
+}
+
+void rblk_irqlock_free(struct rblk_irqlock *l)
+{
+	kfree(l);
+}
+
+unsigned long rblk_irqlock_lock(struct rblk_irqlock *l)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&l->lock, flags);
+	return flags;
+}
+
+void rblk_irqlock_unlock(struct rblk_irqlock *l, unsigned long flags)
+{
+	spin_unlock_irqrestore(&l->lock, flags);
 }
 
 struct rblk_waitq {

@@ -104,6 +104,16 @@ void rblk_worker_stop(struct rblk_worker *worker); /* waits for run() to return 
 void rblk_worker_get(struct rblk_worker *worker);
 void rblk_worker_put(struct rblk_worker *worker);
 
+/*
+ * --- a spinlock taken with interrupts off: shared by a ring's worker and its bio
+ * completions, which may run in hard-irq context ---
+ */
+struct rblk_irqlock;
+struct rblk_irqlock *rblk_irqlock_new(void);
+void rblk_irqlock_free(struct rblk_irqlock *lock);
+unsigned long rblk_irqlock_lock(struct rblk_irqlock *lock); /* returns the saved irq flags */
+void rblk_irqlock_unlock(struct rblk_irqlock *lock, unsigned long flags);
+
 /* --- a wait queue for "all I/O of this ring has completed" --- */
 struct rblk_waitq;
 struct rblk_waitq *rblk_waitq_new(void);

@@ -111,21 +111,31 @@ impl Drop for BlockDevice {
     }
 }
 
+/// Something told of every completion of a tracker's bios, in the completion's context
+/// (any context, possibly hard irq: it must not sleep), before the worker sees it.
+pub trait IoCompletion: Send + Sync {
+    /// The bio of request slot `slot` (its [`IoSlot::index`]) completed with `err` (0 or
+    /// -errno).
+    fn completed(&self, slot: usize, err: i32);
+}
+
 /// Counts a ring's in-flight bios and wakes its worker when one completes.
 pub struct IoTracker {
     worker: WorkerRef,
     in_flight: AtomicU32,
     idle: WaitQueue,
+    hook: Option<Arc<dyn IoCompletion>>,
 }
 
 impl IoTracker {
-    /// A tracker that kicks `worker` on every completion.
-    pub fn new(worker: WorkerRef) -> Result<Arc<Self>> {
+    /// A tracker that kicks `worker` on every completion, after telling `hook`.
+    pub fn new(worker: WorkerRef, hook: Option<Arc<dyn IoCompletion>>) -> Result<Arc<Self>> {
         Ok(Arc::new(
             Self {
                 worker,
                 in_flight: AtomicU32::new(0),
                 idle: WaitQueue::new()?,
+                hook,
             },
             GFP_KERNEL,
         )?)
@@ -145,23 +155,31 @@ impl IoTracker {
 /// The completion record of one request slot.
 pub struct IoSlot {
     tracker: Arc<IoTracker>,
+    /// The request slot's number, passed to the tracker's completion hook.
+    index: usize,
     busy: AtomicBool,
     done: AtomicBool,
     status: AtomicI32,
 }
 
 impl IoSlot {
-    /// A slot reporting to `tracker`.
-    pub fn new(tracker: Arc<IoTracker>) -> Result<Arc<Self>> {
+    /// The record of request slot `index`, reporting to `tracker`.
+    pub fn new(tracker: Arc<IoTracker>, index: usize) -> Result<Arc<Self>> {
         Ok(Arc::new(
             Self {
                 tracker,
+                index,
                 busy: AtomicBool::new(false),
                 done: AtomicBool::new(false),
                 status: AtomicI32::new(0),
             },
             GFP_KERNEL,
         )?)
+    }
+
+    /// The request slot's number.
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     /// If the slot's bio has completed since the last call, returns its result
@@ -183,6 +201,11 @@ impl IoSlot {
         self.status.store(err, Ordering::Release);
         // `busy` clears before `done` is seen, so the worker may unmap at once.
         self.busy.store(false, Ordering::Release);
+        // The hook runs before `done` is set, so whatever it records (an answer already
+        // sent) is visible to the worker when it sees the completion.
+        if let Some(hook) = &self.tracker.hook {
+            hook.completed(self.index, err);
+        }
         self.done.store(true, Ordering::Release);
         self.tracker.worker.kick();
         if self.tracker.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {

@@ -57,6 +57,13 @@ impl<T: EventHandler> EventChannel<T> {
         unsafe { bindings::rblk_evtchn_notify(self.irq) }
     }
 
+    /// A handle that only notifies, for contexts that cannot hold the channel (bio
+    /// completions). Drop it (stop using it) before the channel is dropped: afterwards the
+    /// irq number may name another channel.
+    pub fn notifier(&self) -> Notifier {
+        Notifier { irq: self.irq }
+    }
+
     /// Ends the current event; `spurious` if it found no work (Xen then throttles a
     /// frontend that notifies needlessly).
     pub fn eoi(&self, spurious: bool) {
@@ -78,4 +85,20 @@ extern "C" fn event_callback<T: EventHandler>(ctx: *mut core::ffi::c_void) {
     // SAFETY: `ctx` is the `Arc<T>` pointer from `bind`, alive until unbind.
     let handler = unsafe { &*(ctx as *const T) };
     handler.event();
+}
+
+/// Notifies the frontend of a bound event channel, from any context (see
+/// [`EventChannel::notifier`]).
+#[derive(Clone, Copy)]
+pub struct Notifier {
+    irq: i32,
+}
+
+impl Notifier {
+    /// Sends the event.
+    pub fn notify(&self) {
+        // SAFETY: notifying through an irq has no memory-safety preconditions: an irq that
+        // is no longer bound to an event channel is ignored by the event channel core.
+        unsafe { bindings::rblk_evtchn_notify(self.irq) }
+    }
 }

@@ -16,6 +16,7 @@ pub mod domains;
 pub mod evtchn;
 pub mod params;
 pub mod ring;
+pub mod sync;
 pub mod time;
 pub mod worker;
 pub mod xenbus;
