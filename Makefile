@@ -4,6 +4,7 @@
 #   make test       every test: host crates, module build, QEMU tests
 #   make soak       the rig's functional tests with 20 create/destroy cycles
 #   make isolation  the noisy-neighbour isolation scenario alone (rig, rblkback, ~6 min)
+#   make bench      rblkback vs stock xen-blkback, A/B/A/B in one rig boot, ratios (~10 min)
 # KDIR may point at any Rust-enabled 6.12 build tree (see Documentation/user-guide.md).
 
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ LLVM ?= -19
 KDIR ?= $(shell scripts/build-kernel --print-dir)
 export RBLKBACK_CACHE ?= /var/cache/rblkback
 
-.PHONY: all module deps kernel host-test lint qemu-test test soak isolation demo clean
+.PHONY: all module deps kernel host-test lint qemu-test test soak isolation bench demo clean
 
 all: module
 
@@ -46,6 +47,12 @@ soak: module
 
 isolation: deps kernel module
 	RIG_MODULE_PARAMS=burst=2 scripts/rig run isolation --backend rblkback --rblkback-ko $(CURDIR)/rblkback.ko --out results/isolation
+
+# The same fio jobs against stock xen-blkback and rblkback on the same disk, alternating
+# stock/rblkback/stock/rblkback in one boot; prints one ratio line per figure.
+bench: deps kernel module
+	scripts/rig run bench bench --backend stock,rblkback --rblkback-ko $(CURDIR)/rblkback.ko --out results/bench
+	scripts/rig-bench-report results/bench
 
 demo: deps kernel module
 	scripts/demo

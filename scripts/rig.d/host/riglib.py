@@ -260,12 +260,17 @@ def cmd_compile(args):
     base_initrd = read_bytes(args.domu_initramfs)
     init = read_bytes(DOMU_INIT)
     wait_start = read_bytes(DOMU_WAIT_START)
-    multiple = len(scenarios) > 1
+    # With several backends (an A/B comparison) each scenario runs once per backend, in the
+    # order given: "bench bench" with stock,rblkback runs stock, rblkback, stock, rblkback.
+    backends = args.backends.split(",")
+    pairs = [(scn, b) for scn in scenarios for b in backends]
+    multiple = len(pairs) > 1
     used_names, runs = {}, []
     slot_sizes = [0] * max(sum(d["disks"] for d in s["domains"]) for s in scenarios)
-    for idx, scn in enumerate(scenarios, start=1):
-        used_names[scn["name"]] = used_names.get(scn["name"], 0) + 1
-        out_name = scn["name"] if used_names[scn["name"]] == 1 else f"{scn['name']}-{used_names[scn['name']]}"
+    for idx, (scn, backend) in enumerate(pairs, start=1):
+        base = scn["name"] if len(backends) == 1 else f"{scn['name']}-{backend}"
+        used_names[base] = used_names.get(base, 0) + 1
+        out_name = base if used_names[base] == 1 else f"{base}-{used_names[base]}"
         run_id = f"{idx:02d}-{out_name}"
         run_dir = os.path.join(args.share, "runs", run_id)
         os.makedirs(run_dir)
@@ -313,10 +318,10 @@ on_crash = "destroy"
         with open(os.path.join(run_dir, "run.env"), "w") as f:
             f.write(f'RUN={run_id}\nSCENARIO={scn["name"]}\nDOMAINS="{" ".join(d["name"] for d in scn["domains"])}"\n'
                     f"SPAN_S={scn['span_s']}\nBOOT_TIMEOUT_S={boot_timeout}\nGRACE_S={GRACE_S}\n"
-                    f"SAMPLE_S={scn.get('sample_ms', 1000) / 1000:.3f}\n")
+                    f"SAMPLE_S={scn.get('sample_ms', 1000) / 1000:.3f}\nBACKEND={backend}\n")
         with open(os.path.join(run_dir, "scenario.json"), "w") as f:
             json.dump(scn, f, indent=1)
-        runs.append({"run": run_id, "scenario": scn["name"], "out": out_name if multiple else ".",
+        runs.append({"run": run_id, "scenario": scn["name"], "backend": backend, "out": out_name if multiple else ".",
                      "budget_s": boot_timeout + scn["span_s"] + GRACE_S + 30 * len(scn["domains"])})
     write_data_disk(args.data_disk, slot_sizes)
     plan = {"runs": runs, "slot_sizes": slot_sizes, "budget_s": sum(r["budget_s"] for r in runs)}
@@ -455,7 +460,7 @@ def backend_series(samples_csv, go_ms, length):
             pass
     times = [r[0] / 1000 for r in rows]
     out = {}
-    doms = sorted({h.split(".")[0] for h in header[1:]})
+    doms = sorted({h.split(".")[0] for h in header[1:] if "." in h})
     for dom in doms:
         rd, wr = header.index(f"{dom}.rd_req"), header.index(f"{dom}.wr_req")
         out[dom] = per_second_rates(times, [r[rd] + r[wr] for r in rows], go_ms / 1000, length)
@@ -471,7 +476,7 @@ def backend_request_samples(samples_csv, go_ms):
     if len(lines) < 2:
         return {}
     header, out = lines[0], {}
-    for dom in sorted({h.split(".")[0] for h in header[1:]}):
+    for dom in sorted({h.split(".")[0] for h in header[1:] if "." in h}):
         rd, wr = header.index(f"{dom}.rd_req"), header.index(f"{dom}.wr_req")
         pts = []
         for r in lines[1:]:
@@ -481,6 +486,39 @@ def backend_request_samples(samples_csv, go_ms):
                 pass
         out[dom] = pts
     return out
+
+
+def dom0_cpu_samples(samples_csv, go_ms):
+    """[[seconds after go, dom0 busy CPU seconds], ...] from the sampler's cpu_busy_ticks
+    column (USER_HZ = 100 ticks per second on x86)."""
+    if not os.path.isfile(samples_csv):
+        return []
+    lines = [l.strip().split(",") for l in read_lines(samples_csv) if l.strip()]
+    if len(lines) < 2 or "cpu_busy_ticks" not in lines[0]:
+        return []
+    col, out = lines[0].index("cpu_busy_ticks"), []
+    for r in lines[1:]:
+        try:
+            out.append([(int(r[0]) - go_ms) / 1000, int(r[col]) / 100])
+        except (ValueError, IndexError):
+            pass
+    return out
+
+
+def cpu_seconds_between(samples, t0, t1):
+    """dom0's busy CPU seconds between t0 and t1 (seconds after go), interpolated."""
+    if len(samples) < 2:
+        return None
+    times = [t for t, _ in samples]
+    vals = [v for _, v in samples]
+    if t0 < times[0] or t1 > times[-1]:
+        return None
+
+    def at(t):
+        i = min(max(bisect.bisect_left(times, t), 1), len(times) - 1)
+        ta, tb = times[i - 1], times[i]
+        return vals[i - 1] + (vals[i] - vals[i - 1]) * (t - ta) / (tb - ta) if tb > ta else vals[i]
+    return at(t1) - at(t0)
 
 
 def parse_module_params(path):
@@ -765,6 +803,7 @@ def collect_run(share, run, dest, meta):
     before, after = parse_snapshot(os.path.join(src, "backend-before.txt")), parse_snapshot(os.path.join(src, "backend-after.txt"))
     bseries = backend_series(os.path.join(src, "backend-samples.csv"), go_ms, length) if go_ms else {}
     bsamples = backend_request_samples(os.path.join(src, "backend-samples.csv"), go_ms) if go_ms else {}
+    cpu_samples = dom0_cpu_samples(os.path.join(src, "backend-samples.csv"), go_ms) if go_ms else []
     summary["module_params"] = parse_module_params(os.path.join(src, "backend-before.txt"))
     problems = [] if status == "ok" else [status]
     for dom in scn["domains"]:
@@ -786,6 +825,14 @@ def collect_run(share, run, dest, meta):
             d["backend"] = {"vbd": info.get("vbd"), **{k: after[name][k] - before[name].get(k, 0) for k in after[name]}}
         d["backend_timeseries"] = bseries.get(name)
         d["backend_requests"] = bsamples.get(name)
+        # dom0's CPU time over each phase (all of dom0: meaningful per I/O when one domain
+        # runs at a time, as in the benchmark).
+        for p in d.get("phases") or []:
+            ios = (p.get("fio_read_ios") or 0) + (p.get("fio_write_ios") or 0)
+            cpu = cpu_seconds_between(cpu_samples, p["start_s"], p["start_s"] + p["duration_s"])
+            if cpu is not None and ios:
+                p["dom0_cpu_s"] = round(cpu, 3)
+                p["dom0_cpu_us_per_io"] = round(cpu * 1e6 / ios, 2)
         d.update({k: info[k] for k in ("domid", "vbd", "target") if k in info})
         summary["domains"][name] = d
     last = max([scn["span_s"]] + [i + 1 for d in summary["domains"].values()
@@ -808,10 +855,13 @@ def collect_run(share, run, dest, meta):
 
 def cmd_collect(args):
     plan = json.loads(read_text(os.path.join(args.share, "plan.json")))
-    meta = {"backend": args.backend, "backend_module": args.module, "kernel": args.kernel}
+    # --backend and --module may be comma-separated lists (an A/B run), in the same order.
+    modules = dict(zip(args.backend.split(","), args.module.split(",")))
     ok = True
     for run in plan["runs"]:
         dest = os.path.normpath(os.path.join(args.out, run["out"]))
+        backend = run.get("backend", args.backend)
+        meta = {"backend": backend, "backend_module": modules.get(backend, ""), "kernel": args.kernel}
         s = collect_run(args.share, run, dest, meta)
         ok &= s["ok"]
         print(f"{run['run']}: {'ok' if s['ok'] else 'FAILED'} -> {dest}/summary.json")
@@ -843,6 +893,7 @@ def main():
     c.add_argument("--share", required=True)
     c.add_argument("--domu-initramfs", required=True)
     c.add_argument("--data-disk", required=True)
+    c.add_argument("--backends", default="stock", help="comma-separated; each scenario runs once per backend")
     c.add_argument("scenarios", nargs="+")
     c = sub.add_parser("collect")
     c.add_argument("--share", required=True)
