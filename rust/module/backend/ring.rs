@@ -32,13 +32,15 @@ use crate::sys::evtchn::{EventChannel, EventHandler};
 use crate::sys::ring::{full_barrier, read_barrier, SharedRing};
 use crate::sys::time::{monotonic_us, WakeTimer};
 use crate::sys::worker::{Worker, WorkerRef, WorkerRun};
-use crate::sys::xenbus::XenbusDevice;
+use crate::sys::xenbus::{Transaction, XenbusDevice};
 use crate::throttle::{Admission, Cost};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::error::Error;
 use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};
+use kernel::{c_str, fmt};
 
 /// Least time between two purges of a ring's persistent grants, as in stock xen-blkback.
 const PURGE_INTERVAL_US: u64 = 100_000;
@@ -269,6 +271,9 @@ pub struct RingShared {
     domid: u16,
     devid: u32,
     id: u64,
+    /// The device, to announce a resize (queue 0 only; valid while the ring is connected).
+    dev: XenbusDevice,
+    queue: u32,
     domain: Arc<Domain>,
     /// Wakes the worker when a held ring may try again.
     retry_timer: WakeTimer,
@@ -366,6 +371,8 @@ impl RingConnection {
                 domid,
                 devid,
                 id,
+                dev,
+                queue: params.queue,
                 domain: domain.clone(),
                 retry_timer,
                 purge_timer,
@@ -425,6 +432,7 @@ impl WorkerRun for RingShared {
     fn run(&self) {
         let had_event = self.event_pending.swap(false, Ordering::AcqRel);
         let mut st = self.state.lock();
+        st.follow_resize(self);
         let mut found_work = false;
         loop {
             let reaped = st.reap();
@@ -495,6 +503,34 @@ pub fn log_about_domain(domain: &Domain, devid: u32, what: core::fmt::Arguments<
     }
 }
 
+/// Writes the new `sectors` and rewrites `state` in one transaction (retried on conflict).
+fn announce_size(dev: XenbusDevice, sectors: u64) -> Result {
+    let dir = dev.nodename();
+    loop {
+        let xbt = Transaction::start()?;
+        let write = || -> Result {
+            xbt.write(
+                dir,
+                c_str!("sectors"),
+                &CString::try_from_fmt(fmt!("{}", sectors))?,
+            )?;
+            xbt.write(
+                dir,
+                c_str!("state"),
+                &CString::try_from_fmt(fmt!("{}", dev.state().to_raw()))?,
+            )
+        };
+        if let Err(e) = write() {
+            let _ = xbt.end(true);
+            return Err(e);
+        }
+        match xbt.end(false) {
+            Err(e) if e == EAGAIN => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Whether the decided request is a barrier (`WRITE_BARRIER`), which waits for the ring's
 /// requests in flight to complete before it starts.
 fn decision_drains(decision: &Decision<'_>) -> bool {
@@ -543,6 +579,42 @@ impl RingState {
             answered += 1;
         }
         answered
+    }
+
+    /// Notices that the backing device changed size (e.g. a resized logical volume or a
+    /// loop device whose file was resized): requests are validated against the new size
+    /// from now on, and queue 0 announces it to the frontend as the stock backend does
+    /// (`sectors`, then `state` rewritten in one transaction, so blkfront re-reads the size).
+    fn follow_resize(&mut self, shared: &RingShared) {
+        let sectors = self.bdev.sectors();
+        let mut config = *self.device.config();
+        if sectors == config.sectors {
+            return;
+        }
+        let old = config.sectors;
+        config.sectors = sectors;
+        let Ok(device) = DeviceInfo::new(config) else {
+            return;
+        };
+        self.device = device;
+        if shared.queue != 0 {
+            return;
+        }
+        let announced = announce_size(shared.dev, sectors);
+        log_about_domain(
+            shared.domain.as_ref(),
+            shared.devid,
+            format_args!(
+                "backing device resized from {} to {} sectors{}",
+                old,
+                sectors,
+                if announced.is_ok() {
+                    ""
+                } else {
+                    " (could not tell the frontend)"
+                }
+            ),
+        );
     }
 
     /// Unmaps persistent grants that are due, and arms the purge timer for the next ones,

@@ -42,7 +42,8 @@ impl XenbusState {
         }
     }
 
-    fn to_raw(self) -> i32 {
+    /// The value of `enum xenbus_state` (as written to xenstore's `state` keys).
+    pub fn to_raw(self) -> i32 {
         match self {
             Self::Unknown => 0,
             Self::Initialising => 1,

@@ -120,7 +120,8 @@ on_crash = "destroy"
     with open(os.path.join(hdir, "hostile.env"), "w") as f:
         f.write("\n".join(env) + "\n")
     riglib.write_data_disk(args.data_disk, slots)
-    budget = BUDGET_BASE_S + 3 * args.solo_s + 2 * args.attack_s
+    # Solo, attack and the lifecycle phases (pressure: solo_s, hot-plugged disk ~60 s, after: solo_s / 2).
+    budget = BUDGET_BASE_S + 3 * args.solo_s + 2 * args.attack_s + 2 * args.solo_s + 120
     plan.update({"slot_sizes": slots, "budget_s": plan["budget_s"] + budget,
                  "hostile": {"solo_s": args.solo_s, "attack_s": args.attack_s, "budget_s": budget}})
     with open(plan_path, "w") as f:
