@@ -10,6 +10,12 @@
 //! of waking the worker first. That saves a thread wake-up per I/O on the latency path;
 //! the worker still reaps the slot afterwards (releases its persistent grants, frees it).
 //!
+//! The completion does not wake the worker for such a request unless the worker waits for a
+//! completion (no free slot, or a barrier draining the ring): the worker reaps the slot the
+//! next time it runs, for the frontend's next request or its timer, before it consumes
+//! anything. Stock xen-blkback likewise frees a request in its completion without waking
+//! its thread.
+//!
 //! A request is answered exactly once: the worker arms a slot for an early answer before
 //! it submits the bio; the completion hook, which runs before the worker can see the
 //! completion, answers an armed slot and records that; the worker, reaping, answers only
@@ -210,12 +216,12 @@ impl Responder {
 }
 
 impl IoCompletion for Responder {
-    fn completed(&self, slot: usize, err: i32) {
+    fn completed(&self, slot: usize, err: i32) -> bool {
         let Some(early) = self.early.get(slot) else {
-            return;
+            return false;
         };
         if !early.armed.swap(false, Ordering::AcqRel) {
-            return;
+            return false;
         }
         let response = Response {
             id: early.id.load(Ordering::Relaxed),
@@ -228,5 +234,6 @@ impl IoCompletion for Responder {
             Self::publish_locked(&mut cursor);
         }
         early.answered.store(true, Ordering::Release);
+        true
     }
 }

@@ -432,6 +432,8 @@ impl WorkerRun for RingShared {
     fn run(&self) {
         let had_event = self.event_pending.swap(false, Ordering::AcqRel);
         let mut st = self.state.lock();
+        // Running: completions the completion hook answered need not wake us (reaped below).
+        self.tracker.wake_me(false);
         st.follow_resize(self);
         let mut found_work = false;
         loop {
@@ -442,15 +444,14 @@ impl WorkerRun for RingShared {
                 found_work = true;
             }
             match stop {
-                Stop::NoFreeSlot => {
-                    stats::add(&self.stats.oo_req, 1);
-                    // A completion will kick us; look again only if one already came.
-                    if reaped == 0 {
-                        break;
+                Stop::NoFreeSlot | Stop::Draining => {
+                    if stop == Stop::NoFreeSlot {
+                        stats::add(&self.stats.oo_req, 1);
                     }
-                }
-                Stop::Draining => {
-                    if reaped == 0 {
+                    // Only a completion can let us go on: ask to be woken by every one,
+                    // then look again if one came before we asked.
+                    self.tracker.wake_me(true);
+                    if reaped == 0 && !st.any_completion() {
                         break;
                     }
                 }
@@ -548,6 +549,11 @@ impl RingState {
     /// Logs a line about the frontend's misbehaviour, within the domain's log rate limit.
     fn log_frontend_fault(&mut self, shared: &RingShared, what: core::fmt::Arguments<'_>) {
         log_about_domain(shared.domain.as_ref(), shared.devid, what);
+    }
+
+    /// Whether a request slot's bio completed and is not reaped yet.
+    fn any_completion(&self) -> bool {
+        self.slots.iter().any(|s| s.pages.io().has_completion())
     }
 
     /// Answers completed requests; returns how many.

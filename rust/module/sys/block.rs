@@ -115,8 +115,9 @@ impl Drop for BlockDevice {
 /// (any context, possibly hard irq: it must not sleep), before the worker sees it.
 pub trait IoCompletion: Send + Sync {
     /// The bio of request slot `slot` (its [`IoSlot::index`]) completed with `err` (0 or
-    /// -errno).
-    fn completed(&self, slot: usize, err: i32);
+    /// -errno). Returns whether it dealt with the completion itself (answered the request),
+    /// so that the worker need only be woken if it asked to be ([`IoTracker::wake_me`]).
+    fn completed(&self, slot: usize, err: i32) -> bool;
 }
 
 /// Counts a ring's in-flight bios and wakes its worker when one completes.
@@ -125,6 +126,9 @@ pub struct IoTracker {
     in_flight: AtomicU32,
     idle: WaitQueue,
     hook: Option<Arc<dyn IoCompletion>>,
+    /// The worker waits for a completion (it stopped for want of a free slot, or to drain
+    /// the ring): wake it even for completions the hook dealt with.
+    wake_worker: AtomicBool,
 }
 
 impl IoTracker {
@@ -136,6 +140,7 @@ impl IoTracker {
                 in_flight: AtomicU32::new(0),
                 idle: WaitQueue::new()?,
                 hook,
+                wake_worker: AtomicBool::new(false),
             },
             GFP_KERNEL,
         )?)
@@ -144,6 +149,15 @@ impl IoTracker {
     /// Bios submitted and not yet completed.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Whether every completion must wake the worker (`true` before it sleeps waiting for
+    /// one; it must then check for completions that came before this call). Without it,
+    /// completions the hook dealt with leave the worker asleep: it reaps them the next time
+    /// it runs, which saves a thread wake-up per I/O.
+    pub fn wake_me(&self, on_every_completion: bool) {
+        self.wake_worker
+            .store(on_every_completion, Ordering::SeqCst);
     }
 
     /// Sleeps until no bio is in flight.
@@ -192,6 +206,11 @@ impl IoSlot {
         }
     }
 
+    /// Whether the slot's bio completed and [`IoSlot::take_completion`] has not taken it yet.
+    pub fn has_completion(&self) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
+
     /// Whether a bio using the slot's pages is in flight.
     pub fn is_busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
@@ -203,11 +222,17 @@ impl IoSlot {
         self.busy.store(false, Ordering::Release);
         // The hook runs before `done` is set, so whatever it records (an answer already
         // sent) is visible to the worker when it sees the completion.
-        if let Some(hook) = &self.tracker.hook {
-            hook.completed(self.index, err);
+        let handled = self
+            .tracker
+            .hook
+            .as_ref()
+            .is_some_and(|hook| hook.completed(self.index, err));
+        self.done.store(true, Ordering::SeqCst);
+        // Paired with the worker's `wake_me(true)` and then looking for completions: either
+        // it sees `done`, or this sees its request to be woken.
+        if !handled || self.tracker.wake_worker.load(Ordering::SeqCst) {
+            self.tracker.worker.kick();
         }
-        self.done.store(true, Ordering::Release);
-        self.tracker.worker.kick();
         if self.tracker.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.tracker.idle.wake();
         }
