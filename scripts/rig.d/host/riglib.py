@@ -192,7 +192,8 @@ def load_scenario(path):
         raise ScenarioError(f"{where}: sample_ms must be an integer from 50 to 1000")
     return {"name": name, "description": raw.get("description", ""), "path": where,
             "domains": domains, "events": sorted(events, key=lambda e: e["at_s"]),
-            "asserts": raw.get("assert", {}), "span_s": int(math.ceil(span)), "sample_ms": sample_ms}
+            "asserts": raw.get("assert", {}), "span_s": int(math.ceil(span)), "sample_ms": sample_ms,
+            "prefill_disk": bool(raw.get("prefill_disk", False))}
 
 
 # ---------------------------------------------------------------------------- compile
@@ -214,8 +215,11 @@ def cpio_newc(entries):
     return out.getvalue()
 
 
-def write_data_disk(path, slot_sizes):
-    """A sparse raw disk with one primary MBR partition per domain slot, 1 MiB aligned."""
+def write_data_disk(path, slot_sizes, prefill=False):
+    """A sparse raw disk with one primary MBR partition per domain slot, 1 MiB aligned.
+    With prefill, every partition is written with zeroes instead (allocated on the host), so
+    that no run of a benchmark pays for first writes into holes of the sparse file and no
+    read is served from a hole."""
     mbr = bytearray(512)
     start = MIB
     for i, size in enumerate(slot_sizes):
@@ -228,6 +232,11 @@ def write_data_disk(path, slot_sizes):
     with open(path, "wb") as f:
         f.truncate(start + MIB)
         f.write(mbr)
+        if prefill:
+            f.seek(MIB)
+            zeroes = bytes(MIB)
+            for _ in range((start - MIB) // MIB):
+                f.write(zeroes)
 
 
 def domu_devices(dom):
@@ -323,7 +332,7 @@ on_crash = "destroy"
             json.dump(scn, f, indent=1)
         runs.append({"run": run_id, "scenario": scn["name"], "backend": backend, "out": out_name if multiple else ".",
                      "budget_s": boot_timeout + scn["span_s"] + GRACE_S + 30 * len(scn["domains"])})
-    write_data_disk(args.data_disk, slot_sizes)
+    write_data_disk(args.data_disk, slot_sizes, prefill=any(s["prefill_disk"] for s in scenarios))
     plan = {"runs": runs, "slot_sizes": slot_sizes, "budget_s": sum(r["budget_s"] for r in runs)}
     with open(os.path.join(args.share, "plan.json"), "w") as f:
         json.dump(plan, f, indent=1)
