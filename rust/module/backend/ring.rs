@@ -120,6 +120,8 @@ struct PersistentGrants {
     next_purge_us: u64,
     /// When the purge timer is armed for, if it is.
     timer_at: Option<u64>,
+    /// No look at the cache for grants to unmap before this time.
+    next_tend_us: u64,
     /// Scratch: grants the current request made persistent, to map in one call; the first
     /// `nr_new` are valid.
     new_grants: KVec<(u16, u32)>,
@@ -142,6 +144,7 @@ impl PersistentGrants {
             unused_us,
             next_purge_us: 0,
             timer_at: None,
+            next_tend_us: 0,
             new_grants: KVec::from_elem(
                 (0, 0),
                 max_segments.max(MAX_INDIRECT_PAGES_PER_REQUEST),
@@ -630,10 +633,21 @@ impl RingState {
             return;
         };
         let now = monotonic_us();
-        p.purge(now);
         if p.timer_at.is_some_and(|at| at <= now) {
             p.timer_at = None;
         }
+        // Looking for grants to unmap is a pass over every slot of the cache (1056 by
+        // default): at most once per interval, not on every run of a busy ring. A run
+        // after the interval is guaranteed by the timer, should the ring go idle now.
+        if now < p.next_tend_us {
+            if p.timer_at.is_none() {
+                shared.purge_timer.arm_at(p.next_tend_us);
+                p.timer_at = Some(p.next_tend_us);
+            }
+            return;
+        }
+        p.next_tend_us = now + PURGE_INTERVAL_US;
+        p.purge(now);
         if let Some(deadline) = p.next_deadline() {
             if p.timer_at.map_or(true, |at| deadline < at) {
                 shared.purge_timer.arm_at(deadline);
