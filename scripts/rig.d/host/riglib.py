@@ -87,6 +87,68 @@ def resolve_scenario(arg):
     raise ScenarioError(f"no scenario {arg!r} (looked for it as a path and in {SCENARIOS_DIR})")
 
 
+BACKENDS = ("stock", "rblkback")
+
+
+def split_run_arg(arg):
+    """'NAME' or 'NAME@BACKEND[,BACKEND...]' (the scenario runs once per backend listed,
+    instead of once per backend of the boot): (NAME, [backends] or None)."""
+    name, at, backends = arg.partition("@")
+    if not at:
+        return name, None
+    listed = backends.split(",")
+    if not backends or any(b not in BACKENDS for b in listed) or len(set(listed)) != len(listed):
+        raise ScenarioError(f"{arg!r}: after '@' give backends from {', '.join(BACKENDS)}, comma-separated")
+    return name, listed
+
+
+# The data disk's capacity, as QEMU throttles it for the whole boot ([device] in a scenario,
+# or scripts/rig --device): key -> QEMU throttling option.
+DEVICE_OPTIONS = {"iops": "iops-total", "iops_size": "iops-size", "bps": "bps-total"}
+
+
+def parse_device(table, where):
+    """A scenario's [device] table ({"iops": 400, "iops_size": "64k", "bps": "20M"}) as
+    integers; None when the scenario does not care."""
+    if table is None:
+        return None
+    if not isinstance(table, dict) or not table or set(table) - set(DEVICE_OPTIONS):
+        raise ScenarioError(f"{where}: [device] takes {', '.join(DEVICE_OPTIONS)}, not {table!r}")
+    device = {}
+    for key, value in table.items():
+        n = value if isinstance(value, int) and not isinstance(value, bool) else parse_size(value)
+        if n < (512 if key == "iops_size" else 1):
+            raise ScenarioError(f"{where}: [device] {key} = {value!r} is too small")
+        device[key] = n
+    if "iops_size" in device and "iops" not in device:
+        raise ScenarioError(f"{where}: [device] iops_size needs iops")
+    return dict(sorted(device.items()))
+
+
+def parse_device_spec(spec):
+    """scripts/rig --device 'iops=400,iops_size=64k' (or 'none': no limit) as parse_device's."""
+    if spec == "none":
+        return None
+    try:
+        table = dict(kv.split("=", 1) for kv in spec.split(","))
+    except ValueError:
+        raise ScenarioError(f"--device {spec!r}: use key=value,... with keys {', '.join(DEVICE_OPTIONS)}, or none")
+    return parse_device(table, "--device")
+
+
+def describe_device(device):
+    """'400 IOPS (a request counts once per 64 KiB)' for logs and reports."""
+    if not device:
+        return "no limit (as fast as the host serves it)"
+    parts = []
+    if "iops" in device:
+        parts.append(f"{device['iops']} IOPS" + (f" (a request counts once per {device['iops_size'] // 1024} KiB)"
+                                                 if "iops_size" in device else ""))
+    if "bps" in device:
+        parts.append(f"{device['bps'] / MIB:g} MiB/s")
+    return ", ".join(parts)
+
+
 class Workload:
     """A fio job template in scripts/rig.d/workloads/NAME.fio. Header comments declare
     '# description: …', '# needs: filesystem' and '# default: VAR=value …'."""
@@ -193,7 +255,8 @@ def load_scenario(path):
     return {"name": name, "description": raw.get("description", ""), "path": where,
             "domains": domains, "events": sorted(events, key=lambda e: e["at_s"]),
             "asserts": raw.get("assert", {}), "span_s": int(math.ceil(span)), "sample_ms": sample_ms,
-            "prefill_disk": bool(raw.get("prefill_disk", False))}
+            "prefill_disk": bool(raw.get("prefill_disk", False)),
+            "device": parse_device(raw.get("device"), where)}
 
 
 # ---------------------------------------------------------------------------- compile
@@ -264,20 +327,37 @@ def domain_plan_text(scn, dom):
     return "\n".join(lines) + "\n"
 
 
+def boot_device(scenarios):
+    """The data disk's capacity for a boot: the [device] of its scenarios, which must agree
+    (QEMU sets it once per boot); None if none asks for one."""
+    wanted = {}
+    for scn in scenarios:
+        if scn["device"]:
+            wanted.setdefault(json.dumps(scn["device"], sort_keys=True), scn["name"])
+    if len(wanted) > 1:
+        raise ScenarioError(f"scenarios {' and '.join(wanted.values())} ask for different data disks ([device]); "
+                            "run them in separate boots")
+    return next((scn["device"] for scn in scenarios if scn["device"]), None)
+
+
 def cmd_compile(args):
-    scenarios = [load_scenario(resolve_scenario(s)) for s in args.scenarios]
+    parsed = [split_run_arg(a) for a in args.scenarios]
+    scenarios = [load_scenario(resolve_scenario(name)) for name, _ in parsed]
     base_initrd = read_bytes(args.domu_initramfs)
     init = read_bytes(DOMU_INIT)
     wait_start = read_bytes(DOMU_WAIT_START)
     # With several backends (an A/B comparison) each scenario runs once per backend, in the
     # order given: "bench bench" with stock,rblkback runs stock, rblkback, stock, rblkback.
-    backends = args.backends.split(",")
-    pairs = [(scn, b) for scn in scenarios for b in backends]
+    # A scenario given as NAME@BACKEND[,...] runs with those backends instead; a scenario
+    # that runs with more than one backend gets the backend in its results' name.
+    boot_backends = args.backends.split(",")
+    pairs = [(scn, b, len(own or boot_backends) > 1)
+             for scn, (_, own) in zip(scenarios, parsed) for b in (own or boot_backends)]
     multiple = len(pairs) > 1
     used_names, runs = {}, []
     slot_sizes = [0] * max(sum(d["disks"] for d in s["domains"]) for s in scenarios)
-    for idx, (scn, backend) in enumerate(pairs, start=1):
-        base = scn["name"] if len(backends) == 1 else f"{scn['name']}-{backend}"
+    for idx, (scn, backend, per_backend) in enumerate(pairs, start=1):
+        base = f"{scn['name']}-{backend}" if per_backend else scn["name"]
         used_names[base] = used_names.get(base, 0) + 1
         out_name = base if used_names[base] == 1 else f"{base}-{used_names[base]}"
         run_id = f"{idx:02d}-{out_name}"
@@ -333,7 +413,8 @@ on_crash = "destroy"
         runs.append({"run": run_id, "scenario": scn["name"], "backend": backend, "out": out_name if multiple else ".",
                      "budget_s": boot_timeout + scn["span_s"] + GRACE_S + 30 * len(scn["domains"])})
     write_data_disk(args.data_disk, slot_sizes, prefill=any(s["prefill_disk"] for s in scenarios))
-    plan = {"runs": runs, "slot_sizes": slot_sizes, "budget_s": sum(r["budget_s"] for r in runs)}
+    plan = {"runs": runs, "slot_sizes": slot_sizes, "budget_s": sum(r["budget_s"] for r in runs),
+            "device": boot_device(scenarios)}
     with open(os.path.join(args.share, "plan.json"), "w") as f:
         json.dump(plan, f, indent=1)
     print(" ".join(r["run"] for r in runs))
@@ -862,6 +943,20 @@ def collect_run(share, run, dest, meta):
     return summary
 
 
+def cmd_device(args):
+    """The boot's data disk: --spec (scripts/rig --device) or what the scenarios asked for.
+    Records it in plan.json and prints the QEMU -drive options that set it."""
+    path = os.path.join(args.share, "plan.json")
+    plan = json.loads(read_text(path)) if os.path.isfile(path) else {"runs": [], "slot_sizes": [], "budget_s": 0}
+    if args.spec is not None:
+        plan["device"] = parse_device_spec(args.spec)
+    device = plan.get("device")
+    with open(path, "w") as f:
+        json.dump(plan, f, indent=1)
+    print("".join(f",throttling.{DEVICE_OPTIONS[k]}={v}" for k, v in (device or {}).items()))
+    print(describe_device(device), file=sys.stderr)
+
+
 def cmd_collect(args):
     plan = json.loads(read_text(os.path.join(args.share, "plan.json")))
     # --backend and --module may be comma-separated lists (an A/B run), in the same order.
@@ -870,7 +965,8 @@ def cmd_collect(args):
     for run in plan["runs"]:
         dest = os.path.normpath(os.path.join(args.out, run["out"]))
         backend = run.get("backend", args.backend)
-        meta = {"backend": backend, "backend_module": modules.get(backend, ""), "kernel": args.kernel}
+        meta = {"backend": backend, "backend_module": modules.get(backend, ""), "kernel": args.kernel,
+                "device": plan.get("device"), "device_text": describe_device(plan.get("device"))}
         s = collect_run(args.share, run, dest, meta)
         ok &= s["ok"]
         print(f"{run['run']}: {'ok' if s['ok'] else 'FAILED'} -> {dest}/summary.json")
@@ -904,6 +1000,9 @@ def main():
     c.add_argument("--data-disk", required=True)
     c.add_argument("--backends", default="stock", help="comma-separated; each scenario runs once per backend")
     c.add_argument("scenarios", nargs="+")
+    c = sub.add_parser("device", help="the boot's data disk capacity: records it, prints QEMU's -drive options")
+    c.add_argument("--share", required=True)
+    c.add_argument("--spec", help="key=value,... (iops, iops_size, bps) or none; default: the scenarios'")
     c = sub.add_parser("collect")
     c.add_argument("--share", required=True)
     c.add_argument("--out", required=True)
@@ -918,17 +1017,20 @@ def main():
     try:
         if args.cmd == "compile":
             cmd_compile(args)
+        elif args.cmd == "device":
+            cmd_device(args)
         elif args.cmd == "collect":
             return cmd_collect(args)
         elif args.cmd == "check":
             return cmd_check(args)
         elif args.cmd == "validate":
             for s in args.scenarios:
-                scn = load_scenario(resolve_scenario(s))
+                scn = load_scenario(resolve_scenario(split_run_arg(s)[0]))
                 for dom in scn["domains"]:
                     for i, p in enumerate(dom["phases"]):
                         render_phase(p, i)
-                print(f"{s}: ok ({len(scn['domains'])} domains, {scn['span_s']} s)")
+                print(f"{s}: ok ({len(scn['domains'])} domains, {scn['span_s']} s"
+                      f"{', data disk: ' + describe_device(scn['device']) if scn['device'] else ''})")
     except ScenarioError as e:
         print(f"scenario error: {e}", file=sys.stderr)
         return 2

@@ -72,6 +72,46 @@ class ScenarioTests(unittest.TestCase):
                 self.scenario(text)
             self.assertIn(needle, str(ctx.exception))
 
+    def test_device_capacity_is_parsed_and_must_agree_within_a_boot(self):
+        one = '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\nduration_s=5\n'
+        scn = self.scenario('[device]\niops = 400\niops_size = "64k"\n' + one)
+        self.assertEqual(scn["device"], {"iops": 400, "iops_size": 65536})
+        self.assertIsNone(self.scenario(one)["device"])
+        for bad, needle in (('[device]\niopz = 4\n', "takes"), ('[device]\niops = 0\n', "too small"),
+                            ('[device]\niops_size = "4k"\n', "needs iops")):
+            with self.assertRaises(riglib.ScenarioError) as ctx:
+                self.scenario(bad + one)
+            self.assertIn(needle, str(ctx.exception))
+        other = dict(scn, name="other", device={"iops": 300})
+        plain = dict(scn, name="plain", device=None)
+        self.assertEqual(riglib.boot_device([plain, scn, scn]), {"iops": 400, "iops_size": 65536})
+        with self.assertRaises(riglib.ScenarioError):
+            riglib.boot_device([scn, other])
+        self.assertEqual(riglib.parse_device_spec("iops=300,bps=20M"), {"bps": 20 << 20, "iops": 300})
+        self.assertIsNone(riglib.parse_device_spec("none"))
+        self.assertEqual(riglib.describe_device({"iops": 400, "iops_size": 65536}),
+                         "400 IOPS (a request counts once per 64 KiB)")
+
+    def test_a_scenario_can_name_its_backends(self):
+        self.assertEqual(riglib.split_run_arg("smoke"), ("smoke", None))
+        self.assertEqual(riglib.split_run_arg("smoke@stock,rblkback"), ("smoke", ["stock", "rblkback"]))
+        for bad in ("smoke@", "smoke@qemu", "smoke@stock,stock"):
+            with self.assertRaises(riglib.ScenarioError):
+                riglib.split_run_arg(bad)
+
+    def test_compile_names_runs_by_backend_and_records_the_device(self):
+        with tempfile.TemporaryDirectory() as d:
+            share, initrd = os.path.join(d, "share"), write(os.path.join(d, "initrd"), "base")
+            os.makedirs(share)
+            args = type("Args", (), {"share": share, "domu_initramfs": initrd, "backends": "rblkback",
+                                     "data_disk": os.path.join(d, "data.img"),
+                                     "scenarios": ["smoke@stock,rblkback", "limits"]})
+            riglib.cmd_compile(args)
+            plan = riglib.json.loads(riglib.read_text(os.path.join(share, "plan.json")))
+            self.assertEqual([(r["out"], r["backend"]) for r in plan["runs"]],
+                             [("smoke-stock", "stock"), ("smoke-rblkback", "rblkback"), ("limits", "rblkback")])
+            self.assertEqual(plan["device"], {"iops": 400, "iops_size": 65536})
+
     def test_sizes(self):
         self.assertEqual(riglib.parse_size("1G"), 1 << 30)
         self.assertEqual(riglib.parse_size("512M"), 512 << 20)
