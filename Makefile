@@ -46,7 +46,7 @@ soak: module
 	scripts/rig soak --rblkback-ko $(CURDIR)/rblkback.ko
 
 isolation: deps kernel module
-	RIG_MODULE_PARAMS=burst=2 scripts/rig run isolation --backend rblkback --rblkback-ko $(CURDIR)/rblkback.ko --out results/isolation
+	scripts/rig run isolation --backend rblkback --rblkback-ko $(CURDIR)/rblkback.ko --out results/isolation
 
 # The same fio jobs against stock xen-blkback and rblkback on the same disk, alternating
 # stock/rblkback/stock/rblkback in one boot; prints one ratio line per figure.
