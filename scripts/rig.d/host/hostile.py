@@ -2,13 +2,15 @@
 """Host side of the rig's hostile-frontend test (scripts/rig test-hostile).
 
   hostile.py compile --share DIR --domu-initramfs FILE --data-disk FILE --hostile-bin FILE
-                     [--solo-s S] [--attack-s S]
+                     [--solo-s S] [--attack-s S] [--attack-rounds N] [--warmup-s S]
+      (defaults from $HOSTILE_SOLO_S, $HOSTILE_ATTACK_S, $HOSTILE_ATTACK_ROUNDS, $HOSTILE_WARMUP_S)
       Prepares DIR/hostile/ for dom0's driver (scripts/rig.d/dom0/hostile): two domU initrds
       (the cached base initramfs plus an overlay with scripts/rig.d/domu/hostile-init as
       /init): "good" with its fio verify job, "hostile" with the static rblk-hostile binary;
       an xl config for each (the hostile domain boots with initcall_blacklist=xlblk_init so
       its kernel's blkfront leaves the vbd to rblk-hostile), hostile.env; gives the rig's data
-      disk a partition for each and adds the test's time budget to DIR/plan.json.
+      disk a partition for each, a fixed capacity if the boot has none (DEVICE), and adds the
+      test's time budget to DIR/plan.json.
   hostile.py collect --share DIR --out DIR
       After the boot: copies dom0's records and both consoles to DIR/hostile/, extracts the
       hostile frontend's JSON lines (one per case) into DIR/hostile/cases.jsonl, writes
@@ -64,10 +66,20 @@ xenstore-write data/rig-state "ready:$1"
 while [ "$(xenstore-read data/rig-go 2>/dev/null)" != "$1" ]; do sleep 0.1; done
 exit 0
 """
-# Seconds: each of the three solo phases and the two phases under attack (one full pass of
-# rblk-hostile --case all must fit in each; the driver asserts it did).
+# Seconds: each solo phase and each phase under attack (one full pass of rblk-hostile
+# --case all must fit in each; the driver asserts it did); ATTACK_ROUNDS attack phases, each
+# followed by a solo phase, after a first solo phase (S A S A S with 2); the unmeasured
+# warm-up before them.
 SOLO_S = 40
 ATTACK_S = 80
+ATTACK_ROUNDS = 2
+WARMUP_S = 30
+# The data disk's capacity when the boot has none yet: the good domain's IOPS are compared
+# solo and under attack, and on a disk of fixed capacity they do not follow the speed of
+# QEMU's emulation (Documentation/rig.md, "The data disk"). 400 requests per second of 4 KiB
+# (the good domain's I/O); its large sequential I/O counts once per 256 KiB, so that the
+# functional tests that share the boot are not slowed by much.
+DEVICE = {"iops": 400, "iops_size": 256 << 10}
 # Budget beyond the boot: creating two domains, the three phases (plus fio's start-up and
 # the hostile's last case after the attack phase), teardown and checks.
 BUDGET_BASE_S = 660
@@ -87,7 +99,8 @@ def cmd_compile(args):
     plan = json.loads(riglib.read_text(plan_path)) if os.path.isfile(plan_path) else \
         {"runs": [], "slot_sizes": [], "budget_s": 0}
     slots = plan["slot_sizes"] + [0] * (len(ROLES) - len(plan["slot_sizes"]))
-    env = [f"SOLO_S={args.solo_s}", f"ATTACK_S={args.attack_s}", f"XL_PREFIX={XL_PREFIX}"]
+    env = [f"SOLO_S={args.solo_s}", f"ATTACK_S={args.attack_s}", f"ATTACK_ROUNDS={args.attack_rounds}",
+           f"WARMUP_S={args.warmup_s}", f"XL_PREFIX={XL_PREFIX}"]
     for slot, role in enumerate(ROLES):
         files = [("rig", 0o40755, None), ("init", 0o100755, init),
                  ("rig/role", 0o100644, role.encode() + b"\n")] + overlays[role]
@@ -120,10 +133,15 @@ on_crash = "destroy"
     with open(os.path.join(hdir, "hostile.env"), "w") as f:
         f.write("\n".join(env) + "\n")
     riglib.write_data_disk(args.data_disk, slots)
-    # Solo, attack and the lifecycle phases (pressure: solo_s, hot-plugged disk ~60 s, after: solo_s / 2).
-    budget = BUDGET_BASE_S + 3 * args.solo_s + 2 * args.attack_s + 2 * args.solo_s + 120
+    # Warm-up, solo, attack and the lifecycle phases (pressure: solo_s, hot-plugged disk
+    # ~60 s, after: solo_s / 2).
+    rounds = args.attack_rounds
+    budget = (BUDGET_BASE_S + args.warmup_s + (rounds + 1) * args.solo_s + rounds * args.attack_s
+              + 2 * args.solo_s + 120)
     plan.update({"slot_sizes": slots, "budget_s": plan["budget_s"] + budget,
-                 "hostile": {"solo_s": args.solo_s, "attack_s": args.attack_s, "budget_s": budget}})
+                 "hostile": {"solo_s": args.solo_s, "attack_s": args.attack_s, "attack_rounds": rounds,
+                             "warmup_s": args.warmup_s, "budget_s": budget}})
+    plan["device"] = plan.get("device") or DEVICE
     with open(plan_path, "w") as f:
         json.dump(plan, f, indent=1)
 
@@ -274,6 +292,9 @@ def main():
     c.add_argument("--hostile-bin", required=True)
     c.add_argument("--solo-s", type=int, default=int(os.environ.get("HOSTILE_SOLO_S", SOLO_S)))
     c.add_argument("--attack-s", type=int, default=int(os.environ.get("HOSTILE_ATTACK_S", ATTACK_S)))
+    c.add_argument("--attack-rounds", type=int, choices=(1, 2, 3),
+                   default=int(os.environ.get("HOSTILE_ATTACK_ROUNDS", ATTACK_ROUNDS)))
+    c.add_argument("--warmup-s", type=int, default=int(os.environ.get("HOSTILE_WARMUP_S", WARMUP_S)))
     c = sub.add_parser("collect")
     c.add_argument("--share", required=True)
     c.add_argument("--out", required=True)
