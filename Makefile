@@ -4,7 +4,7 @@
 #   make test       every test: host crates, module build, QEMU tests
 #   make soak       the rig's functional tests with 20 create/destroy cycles
 #   make isolation  the noisy-neighbour isolation scenario alone (rig, rblkback, ~6 min)
-#   make bench      rblkback vs stock xen-blkback, A/B/A/B in one rig boot, ratios (~10 min)
+#   make bench      rblkback vs stock xen-blkback, back-to-back pairs in one rig boot, ratios (~15 min)
 # KDIR may point at any Rust-enabled 6.12 build tree (see Documentation/user-guide.md).
 
 SHELL := /bin/bash
@@ -48,11 +48,10 @@ soak: module
 isolation: deps kernel module
 	scripts/rig run isolation --backend rblkback --rblkback-ko $(CURDIR)/rblkback.ko --out results/isolation
 
-# The same fio jobs against stock xen-blkback and rblkback on the same disk, alternating
-# stock/rblkback/stock/rblkback in one boot; prints one ratio line per figure.
+# The same fio jobs against stock xen-blkback and rblkback on the same disk, in back-to-back
+# pairs in one boot (scripts/rig.d/host/bench.py); prints one ratio line per figure.
 bench: deps kernel module
-	scripts/rig run bench bench --backend stock,rblkback --rblkback-ko $(CURDIR)/rblkback.ko --out results/bench
-	scripts/rig-bench-report results/bench
+	scripts/rig bench --rblkback-ko $(CURDIR)/rblkback.ko --out results/bench
 
 demo: deps kernel module
 	scripts/demo

@@ -347,7 +347,8 @@ def cmd_compile(args):
     init = read_bytes(DOMU_INIT)
     wait_start = read_bytes(DOMU_WAIT_START)
     # With several backends (an A/B comparison) each scenario runs once per backend, in the
-    # order given: "bench bench" with stock,rblkback runs stock, rblkback, stock, rblkback.
+    # order given: "demo-1 demo-2" with stock,rblkback runs demo-1 with stock, then with
+    # rblkback, then demo-2 likewise.
     # A scenario given as NAME@BACKEND[,...] runs with those backends instead; a scenario
     # that runs with more than one backend gets the backend in its results' name.
     boot_backends = args.backends.split(",")

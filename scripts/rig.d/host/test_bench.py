@@ -1,0 +1,56 @@
+#!/usr/bin/python3
+"""Unit tests of the benchmark's host side (scripts/rig.d/host/bench.py), no QEMU.
+Run: scripts/rig selftest  (or python3 -m unittest in this directory)."""
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+
+HEADER = "round,figure,backend,window_s,dom0_busy_ticks,rc,err,read_ios,write_ios,read_kb,write_kb,runtime_ms,p50_us,p99_us\n"
+
+
+def row(rnd, figure, backend, ios, ticks=300, p50=1000, p99=5000, rc=0):
+    return f"{rnd},{figure},{backend},10,{ticks},{rc},0,{ios},0,{ios * 4},0,10000,{p50},{p99}\n"
+
+
+class ReportTests(unittest.TestCase):
+    def results(self, text):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "results.csv")
+            with open(path, "w") as f:
+                f.write(HEADER + text)
+            return bench.load_results(path)
+
+    def test_ratio_is_the_geometric_mean_of_the_pairs(self):
+        # Round 1 runs at half the speed of round 2 (TCG drift); rblkback is 10 % faster in both.
+        text = (row(1, "randread_4k_qd1", "stock", 5000) + row(1, "randread_4k_qd1", "rblkback", 5500) +
+                row(2, "randread_4k_qd1", "rblkback", 11000) + row(2, "randread_4k_qd1", "stock", 10000))
+        results, problems = self.results(text)
+        self.assertEqual(problems, [])
+        lines = dict((text.split(":")[0], (text, ok)) for text, ok in bench.report_lines(results))
+        text, ok = lines["randread_4k_qd1_iops"]
+        self.assertIn("stock=750.00 rblkback=825.00 ratio=1.100 spread=1.000 pairs=1.100..1.100", text)
+        self.assertTrue(ok)
+        # 300 ticks = 3 s of dom0 CPU over 10 s: per I/O 3e6 / 5000 = 600 us (stock, round 1).
+        self.assertEqual(results[("randread_4k_qd1", "stock")][0]["cpu_us_per_io"], 600.0)
+        text, ok = lines["randread_4k_qd1_dom0_cpu_us_per_io"]
+        self.assertIn("ratio=0.909", text)
+        self.assertTrue(ok)
+        self.assertEqual(lines["seqwrite_1m_MBps"], ("seqwrite_1m_MBps: missing", False))
+
+    def test_goals_and_failed_measurements(self):
+        text = (row(1, "randread_4k_qd32", "stock", 10000) + row(1, "randread_4k_qd32", "rblkback", 9000, p99=9000) +
+                row(2, "randread_4k_qd32", "stock", 10000, rc=1))
+        results, problems = self.results(text)
+        self.assertEqual(len(problems), 1)
+        self.assertIn("fio exit status 1", problems[0])
+        lines = dict((t.split(":")[0], ok) for t, ok in bench.report_lines(results))
+        self.assertFalse(lines["randread_4k_qd32_iops"])        # 0.90 < 0.95
+        self.assertFalse(lines["randread_4k_qd32_dom0_cpu_us_per_io"])   # same CPU, fewer I/Os: 1.11
+
+
+if __name__ == "__main__":
+    unittest.main()
