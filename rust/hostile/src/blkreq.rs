@@ -1,4 +1,5 @@
-//! Encoding blkif requests (x86_64 layout) and the shared ring's layout, written from
+//! Encoding blkif requests (x86_64 layout, converted to x86_32's by [`Layout`]) and the
+//! shared ring's layout, written from
 //! `include/xen/interface/io/blkif.h` and `ring.h` independently of the backend's parser
 //! (`rblk-blkif`), so that a bug in one is not hidden by the same bug in the other; the
 //! tests check both against the header's byte offsets.
@@ -23,8 +24,12 @@
 //! the larger of request and response (112 bytes); the entry count is the largest power of
 //! two that fits the ring's pages.
 
-/// Size of one ring entry (`union blkif_sring_entry`) on x86_64.
+/// Size of one ring entry (`union blkif_sring_entry`) on x86_64; requests are built in this
+/// layout and converted by [`Layout::encode`] for a ring of another layout.
 pub(crate) const ENTRY_SIZE: usize = 112;
+/// Size of one ring entry of a 32-bit x86 guest (`struct blkif_x86_32_request`, 4-byte
+/// alignment of `uint64_t`).
+pub(crate) const X86_32_ENTRY_SIZE: usize = 108;
 /// Offset of the first entry in the shared ring.
 pub(crate) const RING_HEADER_SIZE: usize = 64;
 /// Offset of `req_prod` in the shared ring.
@@ -57,6 +62,52 @@ const INDIRECT_HANDLE: usize = 24;
 const INDIRECT_GREFS: usize = 28;
 const DISCARD_FLAG: usize = 1;
 const DISCARD_NR_SECTORS: usize = 24;
+
+/// The request layout of a ring: what the frontend's `protocol` key names.
+///
+/// A 32-bit x86 guest aligns `uint64_t` to 4 bytes, so its `id` follows the first four
+/// bytes directly (offset 4, not 8) and every later field sits four bytes earlier; its
+/// entries are 108 bytes, its responses 12 (`id`, `operation`, `status` at the same
+/// offsets as on x86_64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// `x86_64-abi`, the native layout of our domU.
+    X86_64,
+    /// `x86_32-abi`.
+    X86_32,
+}
+
+impl Layout {
+    /// The ring entry's size (its stride in the ring).
+    pub(crate) const fn entry_size(self) -> usize {
+        match self {
+            Layout::X86_64 => ENTRY_SIZE,
+            Layout::X86_32 => X86_32_ENTRY_SIZE,
+        }
+    }
+
+    /// The response's size (the bytes of a ring entry a response fills).
+    pub(crate) const fn response_size(self) -> usize {
+        match self {
+            Layout::X86_64 => 16,
+            Layout::X86_32 => 12,
+        }
+    }
+
+    /// A request built in the x86_64 layout, in this layout (the first `entry_size()`
+    /// bytes of the result are the entry).
+    pub(crate) fn encode(self, entry: &[u8; ENTRY_SIZE]) -> [u8; ENTRY_SIZE] {
+        match self {
+            Layout::X86_64 => *entry,
+            Layout::X86_32 => {
+                let mut e = [0u8; ENTRY_SIZE];
+                e[..4].copy_from_slice(&entry[..4]);
+                e[4..X86_32_ENTRY_SIZE].copy_from_slice(&entry[8..]);
+                e
+            }
+        }
+    }
+}
 
 /// `BLKIF_OP_READ`.
 pub(crate) const OP_READ: u8 = 0;
@@ -172,7 +223,7 @@ pub(crate) struct RawResponse {
     pub(crate) status: i16,
 }
 
-/// Decodes a response entry.
+/// Decodes a response entry (the first 12 bytes are the same in both layouts).
 pub(crate) fn decode_response(bytes: &[u8; 16]) -> RawResponse {
     let mut id = [0u8; 8];
     id.copy_from_slice(&bytes[0..8]);
@@ -183,9 +234,10 @@ pub(crate) fn decode_response(bytes: &[u8; 16]) -> RawResponse {
     }
 }
 
-/// Ring entries in `pages` pages: the largest power of two that fits (`__RING_SIZE`).
-pub(crate) fn ring_entries(pages: usize) -> u32 {
-    let fit = (pages * 4096 - RING_HEADER_SIZE) / ENTRY_SIZE;
+/// Ring entries in `pages` pages of `layout`: the largest power of two that fits
+/// (`__RING_SIZE`).
+pub(crate) fn ring_entries(pages: usize, layout: Layout) -> u32 {
+    let fit = (pages * 4096 - RING_HEADER_SIZE) / layout.entry_size();
     let mut n = 1u32;
     while (n as usize) * 2 <= fit {
         n *= 2;
@@ -297,12 +349,89 @@ mod tests {
         // blkif_response as the backend's crate encodes it decodes the same.
         assert_eq!(blkif::abi::X86_64_RESPONSE_SIZE, 16);
         assert_eq!(blkif::abi::X86_64_RING_ENTRY_SIZE, ENTRY_SIZE);
-        assert_eq!(ring_entries(1), 32);
-        assert_eq!(ring_entries(2), 64);
-        assert_eq!(ring_entries(4), 128);
-        assert_eq!(ring_entries(16), 512);
-        assert_eq!(ring_entries(32), 1024);
-        let g = blkif::ring::RingGeometry::new(Abi::X86_64, 2).unwrap();
-        assert_eq!(g.entries(), ring_entries(4));
+        for (pages, entries) in [(1, 32), (2, 64), (4, 128), (16, 512), (32, 1024)] {
+            for layout in [Layout::X86_64, Layout::X86_32] {
+                assert_eq!(ring_entries(pages, layout), entries);
+            }
+        }
+        for (abi, layout) in [(Abi::X86_64, Layout::X86_64), (Abi::X86_32, Layout::X86_32)] {
+            let g = blkif::ring::RingGeometry::new(abi, 2).unwrap();
+            assert_eq!(g.entries(), ring_entries(4, layout));
+        }
+        assert_eq!(blkif::abi::X86_32_RING_ENTRY_SIZE, X86_32_ENTRY_SIZE);
+        assert_eq!(
+            blkif::abi::X86_32_RESPONSE_SIZE,
+            Layout::X86_32.response_size()
+        );
+    }
+
+    /// `struct blkif_x86_32_request` (`blkif_x86_32_request_rw`, `_indirect`, `_discard`),
+    /// whose `uint64_t`s are 4-byte aligned.
+    #[test]
+    fn x86_32_request_bytes_follow_blkif_h() {
+        let e = Layout::X86_32.encode(&rw(
+            OP_WRITE,
+            2,
+            0xcafe,
+            0x1122_3344_5566_7788,
+            4096,
+            &[
+                Segment::page(0x1234),
+                Segment {
+                    gref: 9,
+                    first_sect: 2,
+                    last_sect: 5,
+                },
+            ],
+        ));
+        assert_eq!((e[0], e[1]), (OP_WRITE, 2)); // operation, nr_segments
+        assert_eq!(&e[2..4], &[0xfe, 0xca]); // handle
+        assert_eq!(&e[4..12], &0x1122_3344_5566_7788u64.to_le_bytes()); // id
+        assert_eq!(&e[12..20], &4096u64.to_le_bytes()); // sector_number
+        assert_eq!(&e[20..24], &0x1234u32.to_le_bytes()); // seg[0].gref
+        assert_eq!((e[24], e[25]), (0, 7));
+        assert_eq!(&e[28..32], &9u32.to_le_bytes()); // seg[1].gref
+        assert!(e[34..].iter().all(|b| *b == 0));
+
+        let e = Layout::X86_32.encode(&indirect(OP_READ, 300, 0x0102, 77, 8, &[5, 6]));
+        assert_eq!((e[0], e[1]), (OP_INDIRECT, OP_READ)); // operation, indirect_op
+        assert_eq!(&e[2..4], &300u16.to_le_bytes()); // nr_segments
+        assert_eq!(&e[4..12], &77u64.to_le_bytes()); // id
+        assert_eq!(&e[12..20], &8u64.to_le_bytes()); // sector_number
+        assert_eq!(&e[20..22], &0x0102u16.to_le_bytes()); // handle
+        assert_eq!(&e[24..28], &5u32.to_le_bytes()); // indirect_grefs[0]
+        assert_eq!(&e[28..32], &6u32.to_le_bytes()); // indirect_grefs[1]
+
+        let e = Layout::X86_32.encode(&discard(1, 3, 16, 2048));
+        assert_eq!(&e[4..12], &3u64.to_le_bytes()); // id
+        assert_eq!(&e[12..20], &16u64.to_le_bytes()); // sector_number
+        assert_eq!(&e[20..28], &2048u64.to_le_bytes()); // nr_sectors
+    }
+
+    /// The backend's parser reads our x86_32 entries the same way.
+    #[test]
+    fn the_backend_parser_agrees_on_x86_32() {
+        let mut slot = [0u8; blkif::abi::MAX_REQUEST_SIZE];
+        let e = Layout::X86_32.encode(&rw(OP_READ, 3, 9, 42, 80, &[Segment::page(11)]));
+        slot[..X86_32_ENTRY_SIZE].copy_from_slice(&e[..X86_32_ENTRY_SIZE]);
+        let r = parse_request(Abi::X86_32, &slot);
+        assert_eq!(r.id, 42);
+        let RequestKind::Direct(d) = r.kind else {
+            panic!("{r:?}")
+        };
+        assert_eq!((d.nr_segments, d.handle, d.sector_number), (3, 9, 80));
+        assert_eq!(d.segments[0].gref, 11);
+
+        let e = Layout::X86_32.encode(&indirect(OP_WRITE, 256, 4, 43, 160, &[21, 22]));
+        slot.fill(0);
+        slot[..X86_32_ENTRY_SIZE].copy_from_slice(&e[..X86_32_ENTRY_SIZE]);
+        let r = parse_request(Abi::X86_32, &slot);
+        assert_eq!(r.id, 43);
+        let RequestKind::Indirect(i) = r.kind else {
+            panic!("{r:?}")
+        };
+        assert_eq!((i.indirect_op, i.nr_segments, i.handle), (OP_WRITE, 256, 4));
+        assert_eq!(i.sector_number, 160);
+        assert_eq!(&i.indirect_grefs[..3], &[21, 22, 0]);
     }
 }

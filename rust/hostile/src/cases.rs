@@ -1,8 +1,9 @@
 //! The hostile cases: each sends one kind of bad input `count` times and reports what the
 //! backend did with it.
 
-use crate::blkreq::{self, Segment, ENTRY_SIZE, OP_READ, OP_WRITE};
-use crate::frontend::{state, Frontend, Tally, DATA_PAGES};
+use crate::blkreq::{self, Layout, Segment, ENTRY_SIZE, OP_READ, OP_WRITE};
+use crate::frontend::{state, Frontend, Tally, DATA_PAGES, PROTOCOL_X86_32, PROTOCOL_X86_64};
+use crate::xen::PAGE_SIZE;
 use crate::Error;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -22,6 +23,19 @@ pub(crate) const CASES: &[(&str, u64)] = &[
     ("disconnect-mid-request", 6),
     ("reconnect-order", 6),
 ];
+
+/// Conformance checks: well-formed traffic the backend must serve correctly, run by name
+/// (`--case NAME`), not by `--case all`; a failed check fails the program.
+pub(crate) const CHECKS: &[(&str, u64)] = &[("abi-layouts", 3)];
+
+/// The default count of a case or check.
+pub(crate) fn default_count(name: &str) -> Option<u64> {
+    CASES
+        .iter()
+        .chain(CHECKS)
+        .find(|(n, _)| *n == name)
+        .map(|(_, c)| *c)
+}
 
 /// Marks a request in `Tally::status_of` that was answered but whose response we
 /// overwrote before reading it.
@@ -122,6 +136,7 @@ pub(crate) fn run(
     ensure_connected(f)?;
     let (&case, _) = CASES
         .iter()
+        .chain(CHECKS)
         .find(|(n, _)| *n == name)
         .map(|(n, c)| (n, c))
         .ok_or_else(|| Error(format!("unknown case {name}")))?;
@@ -139,7 +154,8 @@ pub(crate) fn run(
         "notify-storm" => notify_storm(f, &mut r)?,
         "disconnect-mid-request" => disconnect_mid_request(f, &mut r)?,
         "reconnect-order" => reconnect_order(f, &mut r)?,
-        _ => unreachable!("every case in CASES has a function"),
+        "abi-layouts" => abi_layouts(f, &mut r, rng)?,
+        _ => unreachable!("every case in CASES and CHECKS has a function"),
     }
     if f.conn.is_some() && !matches!(case, "prod-overrun" | "notify-storm" | "reconnect-order") {
         r.ring_halted = !f.probe()?;
@@ -959,4 +975,98 @@ fn reconnect_order(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
     r.ring_halted = !f.probe()?;
     r.notes.push(format!("backend max-ring-page-order {max}"));
     Ok(())
+}
+
+/// The request layouts a frontend may name, on fresh one-page connections: `protocol =
+/// x86_32-abi`, no `protocol` key (which the backend must take as x86_32, as the stock
+/// backend does on x86), and `x86_64-abi`. Per layout: a direct WRITE of two pages and an
+/// indirect WRITE of two pages of random data (at different sectors of the disk's middle),
+/// then READs of both into zeroed pages; every response must be OKAY and the data read back
+/// equal. A backend reading a layout wrong would take the wrong id, sector, segment or
+/// indirect page, which shows as an error, a missing response or other data.
+fn abi_layouts(f: &mut Frontend, r: &mut CaseResult, rng: &mut Rng) -> Result<(), Error> {
+    const VARIANTS: [(Option<&str>, Layout, &str); 3] = [
+        (Some(PROTOCOL_X86_32), Layout::X86_32, "protocol=x86_32-abi"),
+        (None, Layout::X86_32, "no protocol key (x86_32)"),
+        (Some(PROTOCOL_X86_64), Layout::X86_64, "protocol=x86_64-abi"),
+    ];
+    let middle = sectors(f) / 2 / 8 * 8;
+    let mut failures = Vec::new();
+    for (n, &(key, layout, label)) in VARIANTS.iter().take(r.count as usize).enumerate() {
+        f.protocol = (key, layout);
+        if let Err(s) = f.connect(0, false)? {
+            failures.push(format!(
+                "{label}: the backend refused the connection (state {s})"
+            ));
+            continue;
+        }
+        let indirect = f.c().info.max_indirect >= 2;
+        let sector = middle + n as u64 * 64;
+        // Data pages 0-3 are written (0-1 direct, 2-3 indirect), 4-7 read into.
+        let mut data = vec![0u8; 4 * PAGE_SIZE];
+        rng.fill(&mut data);
+        f.data.mem().write_bytes(0, &data);
+        f.data
+            .mem()
+            .write_bytes(4 * PAGE_SIZE, &vec![0u8; 4 * PAGE_SIZE]);
+        let pages = |f: &Frontend, first: u32| {
+            [
+                Segment::page(f.data_gref(first)),
+                Segment::page(f.data_gref(first + 1)),
+            ]
+        };
+        let mut tally = Tally::default();
+        for (op, first) in [(OP_WRITE, 0u32), (OP_READ, 4)] {
+            let direct = pages(f, first);
+            let via_indirect = pages(f, first + 2);
+            // Indirect page 0 for the write, 1 for the read.
+            let ipage = u32::from(op == OP_READ);
+            f.fill_indirect(ipage, &via_indirect);
+            let mut i = 0;
+            let t = f.run_batch(if indirect { 2 } else { 1 }, |f, id, _| {
+                i += 1;
+                if i == 1 {
+                    blkreq::rw(op, 2, 0, id, sector, &direct)
+                } else {
+                    blkreq::indirect(op, 2, 0, id, sector + 16, &[f.indirect_page(ipage).0])
+                }
+            })?;
+            tally.add(&t);
+        }
+        let mut back = vec![0u8; 4 * PAGE_SIZE];
+        f.data.mem().read_bytes(4 * PAGE_SIZE, &mut back);
+        let compared = if indirect { 4 } else { 2 } * PAGE_SIZE;
+        let equal = back[..compared] == data[..compared];
+        let what = if indirect {
+            "2 direct + 2 indirect requests"
+        } else {
+            "2 direct requests (no indirect offered)"
+        };
+        let note = format!(
+            "{label}: {what}: okay {}, error {}, no response {}; {} KiB read back {}",
+            tally.okay,
+            tally.error + tally.eopnotsupp + tally.other_status,
+            tally.no_response,
+            compared / 1024,
+            if equal { "equal" } else { "DIFFERENT" }
+        );
+        if !equal || tally.okay != tally.sent || tally.no_response > 0 || tally.unexpected > 0 {
+            failures.push(note.clone());
+        }
+        r.notes.push(note);
+        r.tally.add(&tally);
+    }
+    // Later cases use the native layout.
+    f.protocol = (Some(PROTOCOL_X86_64), Layout::X86_64);
+    if let Err(s) = f.connect(0, false)? {
+        failures.push(format!("reconnecting with x86_64-abi: refused (state {s})"));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error(format!(
+            "abi-layouts failed: {}",
+            failures.join("; ")
+        )))
+    }
 }

@@ -1,7 +1,9 @@
 //! The frontend side of the protocol: the xenbus handshake in xenstore, the shared ring
 //! (producer of requests, consumer of responses) and the grant pages requests point at.
 
-use crate::blkreq::{self, RawResponse, ENTRY_SIZE, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
+use crate::blkreq::{
+    self, Layout, RawResponse, ENTRY_SIZE, REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD,
+};
 use crate::xen::{self, Evtchn, Gntalloc, GrantPages, PAGE_SIZE};
 use crate::xenstore::Xenstore;
 use crate::Error;
@@ -24,6 +26,11 @@ pub(crate) mod state {
     pub(crate) const CLOSED: u32 = 6;
 }
 
+/// The `protocol` value of the native (x86_64) layout.
+pub(crate) const PROTOCOL_X86_64: &str = "x86_64-abi";
+/// The `protocol` value of the 32-bit x86 layout.
+pub(crate) const PROTOCOL_X86_32: &str = "x86_32-abi";
+
 /// Data pages granted for the requests' buffers (one per ring slot, reused).
 pub(crate) const DATA_PAGES: usize = 64;
 /// Indirect segment pages granted (one per ring slot of a one-page ring).
@@ -34,6 +41,8 @@ const STATE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shared ring, from the frontend's side.
 pub(crate) struct Ring {
     pages: GrantPages,
+    /// The layout of its entries.
+    layout: Layout,
     /// Number of entries.
     pub(crate) entries: u32,
     /// Next request index to fill (`req_prod_pvt`).
@@ -43,8 +52,8 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
-    fn new(pages: GrantPages) -> Ring {
-        let entries = blkreq::ring_entries(pages.grefs().len());
+    fn new(pages: GrantPages, layout: Layout) -> Ring {
+        let entries = blkreq::ring_entries(pages.grefs().len(), layout);
         let mem = pages.mem();
         mem.fill(0);
         // SHARED_RING_INIT: producers 0, event indices 1.
@@ -54,6 +63,7 @@ impl Ring {
         mem.write_u32(RSP_EVENT, 1);
         Ring {
             pages,
+            layout,
             entries,
             req_prod_pvt: 0,
             rsp_cons: 0,
@@ -61,7 +71,15 @@ impl Ring {
     }
 
     fn offset(&self, index: u32) -> usize {
-        blkreq::RING_HEADER_SIZE + (index & (self.entries - 1)) as usize * ENTRY_SIZE
+        blkreq::RING_HEADER_SIZE + (index & (self.entries - 1)) as usize * self.layout.entry_size()
+    }
+
+    /// Writes request `entry` (built in the x86_64 layout) at `index`, in the ring's layout.
+    fn write_entry(&self, index: u32, entry: &[u8; ENTRY_SIZE]) {
+        let bytes = self.layout.encode(entry);
+        self.pages
+            .mem()
+            .write_bytes(self.offset(index), &bytes[..self.layout.entry_size()]);
     }
 
     /// Free request slots (entries not waiting for a response).
@@ -73,14 +91,14 @@ impl Ring {
     /// Writes `entry` at the next request index; returns that index.
     pub(crate) fn put(&mut self, entry: &[u8; ENTRY_SIZE]) -> u32 {
         let index = self.req_prod_pvt;
-        self.pages.mem().write_bytes(self.offset(index), entry);
+        self.write_entry(index, entry);
         self.req_prod_pvt = index.wrapping_add(1);
         index
     }
 
     /// Overwrites the entry at `index` (already published or not).
     pub(crate) fn rewrite(&self, index: u32, entry: &[u8; ENTRY_SIZE]) {
-        self.pages.mem().write_bytes(self.offset(index), entry);
+        self.write_entry(index, entry);
     }
 
     /// Publishes every request put so far (`RING_PUSH_REQUESTS`).
@@ -115,9 +133,10 @@ impl Ring {
             }
             while self.rsp_cons != prod {
                 let mut b = [0u8; 16];
+                let size = self.layout.response_size();
                 self.pages
                     .mem()
-                    .read_bytes(self.offset(self.rsp_cons), &mut b);
+                    .read_bytes(self.offset(self.rsp_cons), &mut b[..size]);
                 out.push(blkreq::decode_response(&b));
                 self.rsp_cons = self.rsp_cons.wrapping_add(1);
             }
@@ -241,6 +260,9 @@ pub(crate) struct Frontend {
     pub(crate) connections: u32,
     /// How long to wait for responses without progress.
     pub(crate) timeout: Duration,
+    /// The `protocol` key the next connection writes (`None`: no key, which the backend
+    /// must take as `x86_32-abi`), and the layout that goes with it.
+    pub(crate) protocol: (Option<&'static str>, Layout),
     next_id: u64,
 }
 
@@ -288,6 +310,7 @@ impl Frontend {
             indirect,
             connections: 0,
             timeout,
+            protocol: (Some(PROTOCOL_X86_64), Layout::X86_64),
             next_id: 1,
         })
     }
@@ -374,7 +397,7 @@ impl Frontend {
         self.backend_to_init_wait()?;
         let pages = if order <= 5 { 1usize << order } else { 1 };
         let ring_pages = self.gnt.alloc(self.backend_id, pages, true)?;
-        let ring = Ring::new(ring_pages);
+        let ring = Ring::new(ring_pages, self.protocol.1);
         let port = self.evt.bind_unbound(self.backend_id)?;
         // Keys of an earlier connection must not linger.
         let fe = self.fe.clone();
@@ -396,7 +419,10 @@ impl Frontend {
         }
         self.xs
             .write(&format!("{fe}/event-channel"), &port.to_string())?;
-        self.xs.write(&format!("{fe}/protocol"), "x86_64-abi")?;
+        match self.protocol.0 {
+            Some(p) => self.xs.write(&format!("{fe}/protocol"), p)?,
+            None => self.xs.remove(&format!("{fe}/protocol"))?,
+        }
         self.set_state(state::INITIALISED)?;
         self.connections += 1;
         let got = self.wait_backend(

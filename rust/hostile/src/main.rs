@@ -90,6 +90,9 @@ fn parse_args() -> Result<Args, Error> {
                 for (name, count) in cases::CASES {
                     println!("{name} {count}");
                 }
+                for (name, count) in cases::CHECKS {
+                    println!("{name} {count} (check: not in --case all)");
+                }
                 std::process::exit(0);
             }
             "-h" | "--help" => {
@@ -102,7 +105,7 @@ fn parse_args() -> Result<Args, Error> {
     if a.case.is_empty() {
         return Err(bad("--case is required"));
     }
-    if a.case != "all" && !cases::CASES.iter().any(|(n, _)| *n == a.case) {
+    if a.case != "all" && cases::default_count(&a.case).is_none() {
         return Err(bad(&format!("unknown case {} (--list shows them)", a.case)));
     }
     Ok(a)
@@ -196,11 +199,7 @@ fn run(a: &Args) -> Result<(), Error> {
                     break 'passes;
                 }
             }
-            let default = cases::CASES
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, c)| *c)
-                .unwrap_or(1);
+            let default = cases::default_count(name).unwrap_or(1);
             let r = cases::run(&mut f, name, a.count.unwrap_or(default), &mut rng)?;
             done_cases += 1;
             emit(a, case_json(&r, pass, f.connections));
