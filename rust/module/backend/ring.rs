@@ -131,7 +131,12 @@ struct PersistentGrants {
 }
 
 impl PersistentGrants {
-    fn new(capacity: u16, unused_us: u64, max_segments: usize) -> Result<Self> {
+    fn new(
+        capacity: u16,
+        unused_us: u64,
+        max_segments: usize,
+        ios: KVec<Arc<IoSlot>>,
+    ) -> Result<Self> {
         let n = usize::from(capacity);
         let cache = GrantCache::new(
             KVec::from_elem(CacheSlot::default(), n, GFP_KERNEL)?,
@@ -140,7 +145,7 @@ impl PersistentGrants {
         .map_err(|_| EINVAL)?;
         Ok(Self {
             cache,
-            pages: PersistentPages::new(n)?,
+            pages: PersistentPages::new(n, ios)?,
             unused_us,
             next_purge_us: 0,
             timer_at: None,
@@ -343,10 +348,15 @@ impl RingConnection {
         )?;
         let segment_table = KVec::from_elem(0u8, table_len(max_indirect), GFP_KERNEL)?;
         let persistent = if params.persistent_grants > 0 {
+            let mut ios = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
+            for slot in slots.iter() {
+                ios.push(slot.pages.io().clone(), GFP_KERNEL)?;
+            }
             Some(PersistentGrants::new(
                 params.persistent_grants,
                 params.persistent_unused_us,
                 max_segments,
+                ios,
             )?)
         } else {
             None
@@ -439,8 +449,13 @@ impl WorkerRun for RingShared {
         self.tracker.wake_me(false);
         st.follow_resize(self);
         let mut found_work = false;
+        // The first pass looks at every slot; later ones only after a completion (the
+        // tracker's flag), or when a completion was seen before its flag was set.
+        let mut must_reap = true;
         loop {
-            let reaped = st.reap();
+            let completed = self.tracker.take_completed();
+            let reaped = if must_reap || completed { st.reap() } else { 0 };
+            must_reap = false;
             let (consumed, stop) = st.consume(self);
             st.publish();
             if reaped + consumed > 0 {
@@ -457,6 +472,7 @@ impl WorkerRun for RingShared {
                     if reaped == 0 && !st.any_completion() {
                         break;
                     }
+                    must_reap = true;
                 }
                 // The retry timer is armed; held requests stay on the ring.
                 Stop::Held | Stop::Halted => break,
@@ -704,6 +720,12 @@ impl RingState {
                     self.log_frontend_fault(shared, format_args!("ring halted: {}", e));
                     return (taken, Stop::Halted);
                 }
+            }
+            // Requests the completion hook answered early are reaped before the next one is
+            // taken: the frontend may already reuse their grants, which must then be found
+            // idle in the persistent-grant cache (not mapped again for that one request).
+            if shared.tracker.take_completed() {
+                self.reap();
             }
             let Some(slot_index) = self.slots.iter().position(|s| s.response.is_none()) else {
                 return (taken, Stop::NoFreeSlot);

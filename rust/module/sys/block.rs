@@ -129,6 +129,8 @@ pub struct IoTracker {
     /// The worker waits for a completion (it stopped for want of a free slot, or to drain
     /// the ring): wake it even for completions the hook dealt with.
     wake_worker: AtomicBool,
+    /// Some bio completed since the worker last asked ([`IoTracker::take_completed`]).
+    completed: AtomicBool,
 }
 
 impl IoTracker {
@@ -141,6 +143,7 @@ impl IoTracker {
                 idle: WaitQueue::new()?,
                 hook,
                 wake_worker: AtomicBool::new(false),
+                completed: AtomicBool::new(false),
             },
             GFP_KERNEL,
         )?)
@@ -158,6 +161,13 @@ impl IoTracker {
     pub fn wake_me(&self, on_every_completion: bool) {
         self.wake_worker
             .store(on_every_completion, Ordering::SeqCst);
+    }
+
+    /// Whether some bio completed since the last call: if not, no slot has a completion
+    /// to take (a completion marks its slot before it sets this), and the worker need not
+    /// look at every slot.
+    pub fn take_completed(&self) -> bool {
+        self.completed.load(Ordering::Acquire) && self.completed.swap(false, Ordering::AcqRel)
     }
 
     /// Sleeps until no bio is in flight.
@@ -199,7 +209,9 @@ impl IoSlot {
     /// If the slot's bio has completed since the last call, returns its result
     /// (0 or -errno) and forgets it.
     pub fn take_completion(&self) -> Option<i32> {
-        if self.done.swap(false, Ordering::AcqRel) {
+        // A plain load first: the worker looks at every slot on each pass, and an atomic
+        // exchange on each (a locked instruction) is what most of those looks would cost.
+        if self.done.load(Ordering::Acquire) && self.done.swap(false, Ordering::AcqRel) {
             Some(self.status.load(Ordering::Acquire))
         } else {
             None
@@ -228,6 +240,7 @@ impl IoSlot {
             .as_ref()
             .is_some_and(|hook| hook.completed(self.index, err));
         self.done.store(true, Ordering::SeqCst);
+        self.tracker.completed.store(true, Ordering::SeqCst);
         // Paired with the worker's `wake_me(true)` and then looking for completions: either
         // it sees `done`, or this sees its request to be woken.
         if !handled || self.tracker.wake_worker.load(Ordering::SeqCst) {
@@ -435,9 +448,16 @@ pub struct PersistentPages {
     pages: KVec<*mut bindings::page>,
     handles: KVec<u32>,
     mapped: KVec<bool>,
-    /// The request slot whose bio last used each page.
-    users: KVec<Option<Arc<IoSlot>>>,
+    /// The request slot whose bio last used each page (an index into `ios`), or [`NO_USER`].
+    users: KVec<u16>,
+    /// The completion records of the ring's request slots, by slot number: a page cannot
+    /// be unmapped while its user's bio is in flight. Indices rather than references per
+    /// page: recording a user then costs no reference count on the hot path.
+    ios: KVec<Arc<IoSlot>>,
 }
+
+/// No bio has used the page since it was mapped (or since its last user completed).
+const NO_USER: u16 = u16::MAX;
 
 // SAFETY: the pages are ours (allocated from the grant page pool) and may be mapped,
 // unmapped and freed from any thread.
@@ -446,18 +466,44 @@ unsafe impl Send for PersistentPages {}
 unsafe impl Sync for PersistentPages {}
 
 impl PersistentPages {
-    /// Room for `capacity` persistent grants; allocates no page yet.
-    pub fn new(capacity: usize) -> Result<Self> {
-        let mut users = KVec::with_capacity(capacity, GFP_KERNEL)?;
-        for _ in 0..capacity {
-            users.push(None, GFP_KERNEL)?;
+    /// Room for `capacity` persistent grants, used by bios of the request slots whose
+    /// completion records are `ios` (slot `i`'s at index `i`); allocates no page yet.
+    pub fn new(capacity: usize, ios: KVec<Arc<IoSlot>>) -> Result<Self> {
+        if ios.len() >= usize::from(NO_USER)
+            || ios.iter().enumerate().any(|(i, io)| io.index() != i)
+        {
+            return Err(EINVAL);
         }
         Ok(Self {
             pages: KVec::from_elem(core::ptr::null_mut(), capacity, GFP_KERNEL)?,
             handles: KVec::from_elem(0, capacity, GFP_KERNEL)?,
             mapped: KVec::from_elem(false, capacity, GFP_KERNEL)?,
-            users,
+            users: KVec::from_elem(NO_USER, capacity, GFP_KERNEL)?,
+            ios,
         })
+    }
+
+    /// Whether the bio that last used slot `slot`'s page may still be in flight.
+    fn in_use(&self, slot: usize) -> bool {
+        match self.users.get(slot) {
+            Some(&NO_USER) => false,
+            // A user not in `ios` cannot be recorded; if it were, assume the worst.
+            Some(&user) => self
+                .ios
+                .get(usize::from(user))
+                .map_or(true, |io| io.is_busy()),
+            None => true,
+        }
+    }
+
+    /// The number under which `io` is recorded as a page's user: its slot number, if it is
+    /// one of the ring's request slots.
+    fn user_id(&self, io: &Arc<IoSlot>) -> Option<u16> {
+        let registered = self.ios.get(io.index())?;
+        if !Arc::ptr_eq(registered, io) {
+            return None;
+        }
+        u16::try_from(io.index()).ok()
     }
 
     /// Whether slot `slot`'s page maps a grant.
@@ -511,7 +557,7 @@ impl PersistentPages {
                 let slot = usize::from(slot);
                 self.handles[slot] = handles[i];
                 self.mapped[slot] = true;
-                self.users[slot] = None;
+                self.users[slot] = NO_USER;
             }
             done += batch.len();
         }
@@ -524,23 +570,24 @@ impl PersistentPages {
         if !self.mapped.get(slot).copied().unwrap_or(false) {
             return Err(EINVAL);
         }
-        if self.users[slot].as_ref().is_some_and(|io| io.is_busy()) {
+        if self.in_use(slot) {
             return Err(EBUSY);
         }
         // SAFETY: the page is mapped with this handle, and no bio uses it (checked above;
         // bios are only submitted by the ring's single worker, which calls this).
         unsafe { bindings::rblk_grants_unmap(&mut self.pages[slot], &self.handles[slot], 1) };
         self.mapped[slot] = false;
-        self.users[slot] = None;
+        self.users[slot] = NO_USER;
         Ok(())
     }
 
     /// Forgets which request slot last used `slot`'s page, once that slot's bio is done, so
     /// that a later request in the same slot does not keep this page from being unmapped.
     pub fn finish_use(&mut self, slot: u16) {
-        if let Some(user) = self.users.get_mut(usize::from(slot)) {
-            if user.as_ref().is_some_and(|io| !io.is_busy()) {
-                *user = None;
+        let slot = usize::from(slot);
+        if !self.in_use(slot) {
+            if let Some(user) = self.users.get_mut(slot) {
+                *user = NO_USER;
             }
         }
     }
@@ -621,6 +668,17 @@ pub fn submit(
         },
         SegmentPage::Request(_) => None,
     };
+    // Persistent pages record the slot as their user, which must be one of theirs.
+    let user = match &persistent {
+        Some(p)
+            if segments
+                .iter()
+                .any(|s| matches!(s.page, SegmentPage::Persistent(_))) =>
+        {
+            Some(p.user_id(io).ok_or(EINVAL)?)
+        }
+        _ => None,
+    };
     for seg in segments {
         let in_page = seg
             .offset
@@ -668,10 +726,10 @@ pub fn submit(
             return Err(EINVAL);
         }
     }
-    if let Some(p) = persistent {
+    if let (Some(p), Some(user)) = (persistent, user) {
         for seg in segments {
             if let SegmentPage::Persistent(slot) = seg.page {
-                p.users[usize::from(slot)] = Some(io.clone());
+                p.users[usize::from(slot)] = user;
             }
         }
     }
