@@ -9,11 +9,11 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
-HEADER = "round,figure,backend,window_s,dom0_busy_ticks,rc,err,read_ios,write_ios,read_kb,write_kb,runtime_ms,p50_us,p99_us\n"
+HEADER = "round,figure,backend,window_ms,dom0_busy_ms,dom0_busy_ticks,rc,err,read_ios,write_ios,read_kb,write_kb,runtime_ms,p50_us,p99_us\n"
 
 
-def row(rnd, figure, backend, ios, ticks=300, p50=1000, p99=5000, rc=0):
-    return f"{rnd},{figure},{backend},10,{ticks},{rc},0,{ios},0,{ios * 4},0,10000,{p50},{p99}\n"
+def row(rnd, figure, backend, ios, busy_ms=3000, p50=1000, p99=5000, rc=0):
+    return f"{rnd},{figure},{backend},10000,{busy_ms},{busy_ms // 10},{rc},0,{ios},0,{ios * 4},0,10000,{p50},{p99}\n"
 
 
 class ReportTests(unittest.TestCase):
@@ -34,7 +34,7 @@ class ReportTests(unittest.TestCase):
         text, ok = lines["randread_4k_qd1_iops"]
         self.assertIn("stock=750.00 rblkback=825.00 ratio=1.100 spread=1.000 pairs=1.100..1.100", text)
         self.assertTrue(ok)
-        # 300 ticks = 3 s of dom0 CPU over 10 s: per I/O 3e6 / 5000 = 600 us (stock, round 1).
+        # 3000 ms of dom0 CPU over 10 s: per I/O 3e6 / 5000 = 600 us (stock, round 1).
         self.assertEqual(results[("randread_4k_qd1", "stock")][0]["cpu_us_per_io"], 600.0)
         text, ok = lines["randread_4k_qd1_dom0_cpu_us_per_io"]
         self.assertIn("ratio=0.909", text)
