@@ -28,13 +28,18 @@ pub(crate) const CASES: &[(&str, u64)] = &[
 /// (`--case NAME`), not by `--case all`; a failed check fails the program.
 pub(crate) const CHECKS: &[(&str, u64)] = &[("abi-layouts", 3)];
 
-/// The default count of a case or check.
-pub(crate) fn default_count(name: &str) -> Option<u64> {
+/// The case or check called `name`: its static name and default count.
+fn lookup(name: &str) -> Option<(&'static str, u64)> {
     CASES
         .iter()
         .chain(CHECKS)
         .find(|(n, _)| *n == name)
-        .map(|(_, c)| *c)
+        .copied()
+}
+
+/// The default count of a case or check.
+pub(crate) fn default_count(name: &str) -> Option<u64> {
+    lookup(name).map(|(_, count)| count)
 }
 
 /// Marks a request in `Tally::status_of` that was answered but whose response we
@@ -134,12 +139,7 @@ pub(crate) fn run(
 ) -> Result<CaseResult, Error> {
     let start = Instant::now();
     ensure_connected(f)?;
-    let (&case, _) = CASES
-        .iter()
-        .chain(CHECKS)
-        .find(|(n, _)| *n == name)
-        .map(|(n, c)| (n, c))
-        .ok_or_else(|| Error(format!("unknown case {name}")))?;
+    let (case, _) = lookup(name).ok_or_else(|| Error(format!("unknown case {name}")))?;
     let mut r = CaseResult::new(case, count);
     match case {
         "prod-overrun" => prod_overrun(f, &mut r)?,
