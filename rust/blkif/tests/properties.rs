@@ -75,7 +75,11 @@ fn request() -> impl Strategy<Value = Request> {
         sector(),
         proptest::array::uniform11(segment()),
     )
-        .prop_map(|(op, nr_segments, handle, sector_number, segments)| {
+        .prop_map(|(op, nr_segments, handle, sector_number, mut segments)| {
+            // The parser reads only the segments a request claims; the others parse as zero.
+            for unclaimed in segments.iter_mut().skip(usize::from(nr_segments)) {
+                *unclaimed = RawSegment::default();
+            }
             RequestKind::Direct(DirectRequest {
                 op,
                 nr_segments,
