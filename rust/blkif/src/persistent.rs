@@ -22,16 +22,37 @@
 //!   unmaps their pages and returns each with [`GrantCache::free`].
 //!
 //! A slot in use by a request is never chosen, and a slot is only reused after `free`.
-//! Storage is the caller's (two equally long slices, e.g. `Vec`s on the host and `KVec`s in
-//! the module); nothing here allocates or panics.
+//! Storage is the caller's (the slots, and a lookup index of [`index_len`] entries, e.g.
+//! `Vec`s on the host and `KVec`s in the module); nothing here allocates or panics.
+//!
+//! The lookup runs for every segment of every request, so the index is a hash table (open
+//! addressing, linear probing, at most half full) rather than a sorted array. Grant
+//! references come from the frontend: a frontend that picks colliding ones only makes its
+//! own grants non-persistent, because no grant is placed more than [`MAX_PROBES`] entries
+//! from its hash position, and so no lookup looks at more entries than that.
 
 use core::ops::DerefMut;
 
 /// Index of a cache slot (and of the page the caller keeps for it).
 pub type Slot = u16;
 
-/// Most slots a cache may have: slot numbers must fit [`Slot`].
+/// Most slots a cache may have: slot numbers must fit [`Slot`] ([`Slot::MAX`] marks an
+/// empty index entry).
 pub const MAX_CAPACITY: usize = u16::MAX as usize;
+
+/// Most index entries a lookup looks at: a grant that would land farther from its hash
+/// position is not cached (used non-persistently) instead.
+pub const MAX_PROBES: usize = 32;
+
+/// Length of the lookup index for a cache of `capacity` slots: the smallest power of two
+/// that is at least twice the capacity (and at least 2), so the table is at most half full.
+pub const fn index_len(capacity: usize) -> usize {
+    let want = if capacity < 1 { 2 } else { capacity * 2 };
+    want.next_power_of_two()
+}
+
+/// Slot number of an empty index entry.
+const EMPTY: Slot = Slot::MAX;
 
 /// Share of the capacity, in percent, that a purge after an overflow frees below the
 /// capacity, so that the next few new grants can be persisted.
@@ -63,13 +84,22 @@ pub struct CacheSlot {
     state: SlotState,
 }
 
-/// One entry of the lookup index: a cached grant and its slot, kept sorted by grant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// One entry of the lookup index: a cached grant and its slot, or empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IndexEntry {
     /// The grant reference.
     gref: u32,
-    /// The slot holding it.
+    /// The slot holding it, or `EMPTY`.
     slot: Slot,
+}
+
+impl Default for IndexEntry {
+    fn default() -> Self {
+        Self {
+            gref: 0,
+            slot: EMPTY,
+        }
+    }
 }
 
 /// The outcome of [`GrantCache::acquire`].
@@ -86,7 +116,8 @@ pub enum Lookup {
 /// Why [`GrantCache::new`] refused its storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheError {
-    /// The two slices differ in length, or exceed [`MAX_CAPACITY`].
+    /// More slots than [`MAX_CAPACITY`], or an index whose length is not [`index_len`] of
+    /// the slots' length.
     BadStorage,
 }
 
@@ -95,7 +126,7 @@ pub enum CacheError {
 pub struct GrantCache<S, I> {
     /// Slot states, indexed by slot.
     slots: S,
-    /// The lookup index; the first `len` entries are used, sorted by `gref`.
+    /// The lookup index: a hash table of [`index_len`]`(capacity)` entries.
     index: I,
     /// Cached grants (slots neither `Free` nor `Evicted`).
     len: usize,
@@ -108,14 +139,17 @@ where
     S: DerefMut<Target = [CacheSlot]>,
     I: DerefMut<Target = [IndexEntry]>,
 {
-    /// A cache over `slots` and `index` (equally long; their length is the capacity).
-    /// Every slot starts `Free`, whatever the slices held.
-    pub fn new(mut slots: S, index: I) -> Result<Self, CacheError> {
-        if slots.len() != index.len() || slots.len() > MAX_CAPACITY {
+    /// A cache over `slots` (their number is the capacity) and `index` ([`index_len`] of
+    /// the capacity entries). Every slot starts `Free`, whatever the slices held.
+    pub fn new(mut slots: S, mut index: I) -> Result<Self, CacheError> {
+        if slots.len() > MAX_CAPACITY || index.len() != index_len(slots.len()) {
             return Err(CacheError::BadStorage);
         }
         for slot in slots.iter_mut() {
             *slot = CacheSlot::default();
+        }
+        for entry in index.iter_mut() {
+            *entry = IndexEntry::default();
         }
         Ok(Self {
             slots,
@@ -159,10 +193,29 @@ where
         self.slots.get(usize::from(slot)).map(|s| s.state)
     }
 
-    /// Position of `gref` in the index, or where it would go.
-    fn find(&self, gref: u32) -> Result<usize, usize> {
-        let used = self.index.get(..self.len).unwrap_or(&[]);
-        used.binary_search_by_key(&gref, |e| e.gref)
+    /// Where the probe for `gref` starts. The multiplication spreads grant references that
+    /// differ in any bit over the table; the mask keeps the position in it (a power of two).
+    fn home(&self, gref: u32) -> usize {
+        let h = gref.wrapping_mul(0x9e37_79b1);
+        ((h ^ (h >> 16)) as usize) & (self.index.len() - 1)
+    }
+
+    /// Position of `gref` in the index (`Ok`), or the empty entry where it would go (`Err`
+    /// of `Some`), or `Err(None)` if it is not cached and could not go within
+    /// [`MAX_PROBES`] entries of its hash position.
+    fn find(&self, gref: u32) -> Result<usize, Option<usize>> {
+        let mask = self.index.len() - 1;
+        let home = self.home(gref);
+        for probe in 0..MAX_PROBES.min(self.index.len()) {
+            let pos = (home + probe) & mask;
+            match self.index.get(pos) {
+                Some(entry) if entry.slot == EMPTY => return Err(Some(pos)),
+                Some(entry) if entry.gref == gref => return Ok(pos),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        Err(None)
     }
 
     /// Looks `gref` up for a request; a hit marks the slot in use.
@@ -188,17 +241,15 @@ where
     /// cached yet. The caller maps the grant into the slot's page next, or calls
     /// [`GrantCache::remove`] if that fails.
     pub fn insert(&mut self, gref: u32) -> Option<Slot> {
-        let pos = self.find(gref).err()?;
+        // Already cached, or no place near its hash position (colliding references).
+        let pos = self.find(gref).err()??;
         if self.len >= self.capacity() {
             self.overflowed = true;
             return None;
         }
         let slot = self.slots.iter().position(|s| s.state == SlotState::Free)?;
         let slot_id = Slot::try_from(slot).ok()?;
-        // Shift the index tail up by one to keep it sorted (len < capacity, so it fits).
-        let used = self.index.get_mut(..=self.len)?;
-        used.copy_within(pos..used.len() - 1, pos + 1);
-        *used.get_mut(pos)? = IndexEntry {
+        *self.index.get_mut(pos)? = IndexEntry {
             gref,
             slot: slot_id,
         };
@@ -245,13 +296,38 @@ where
         }
     }
 
-    /// Removes `gref` from the index and counts it gone.
+    /// Removes `gref` from the index and counts it gone. The entries after it in its run
+    /// move back into the hole where their probe passes it (backward-shift deletion), so
+    /// that every entry stays findable, none moves farther from its hash position (the
+    /// [`MAX_PROBES`] bound holds), and no marker of a deleted entry is needed.
     fn unindex(&mut self, gref: u32) {
         let Ok(pos) = self.find(gref) else {
             return;
         };
-        if let Some(used) = self.index.get_mut(..self.len) {
-            used.copy_within(pos + 1.., pos);
+        let mask = self.index.len() - 1;
+        let mut hole = pos;
+        let mut next = (pos + 1) & mask;
+        // The table is at most half full: an empty entry ends the run within its length.
+        for _ in 0..self.index.len() {
+            let Some(entry) = self.index.get(next).copied() else {
+                break;
+            };
+            if entry.slot == EMPTY {
+                break;
+            }
+            // The entry may fill the hole if the hole lies between its hash position and
+            // where it is now (cyclically).
+            let home = self.home(entry.gref);
+            if (next.wrapping_sub(home) & mask) >= (next.wrapping_sub(hole) & mask) {
+                if let Some(dst) = self.index.get_mut(hole) {
+                    *dst = entry;
+                }
+                hole = next;
+            }
+            next = (next + 1) & mask;
+        }
+        if let Some(dst) = self.index.get_mut(hole) {
+            *dst = IndexEntry::default();
         }
         self.len -= 1;
     }
@@ -369,7 +445,7 @@ mod tests {
     fn cache(capacity: usize) -> Cache {
         GrantCache::new(
             vec![CacheSlot::default(); capacity],
-            vec![IndexEntry::default(); capacity],
+            vec![IndexEntry::default(); index_len(capacity)],
         )
         .unwrap()
     }
@@ -381,6 +457,42 @@ mod tests {
             vec![IndexEntry::default(); 3],
         );
         assert_eq!(r.err(), Some(CacheError::BadStorage));
+        assert_eq!(index_len(0), 2);
+        assert_eq!(index_len(3), 8);
+        assert_eq!(index_len(1056), 4096);
+    }
+
+    /// Grant references that all hash to one position: the first MAX_PROBES are cached,
+    /// the rest refused without counting as an overflow; removing entries from the middle
+    /// of the run keeps the others findable, and frees room for one more.
+    #[test]
+    fn colliding_grants_are_bounded_and_survive_removals() {
+        let mut c = cache(100);
+        let home = c.home(5);
+        let colliding: Vec<u32> = (0..200_000u32)
+            .filter(|&g| c.home(g) == home)
+            .take(MAX_PROBES + 3)
+            .collect();
+        assert_eq!(colliding.len(), MAX_PROBES + 3);
+        let mut slots = Vec::new();
+        for &g in &colliding[..MAX_PROBES] {
+            slots.push(c.insert(g).expect("room within the probe limit"));
+        }
+        assert_eq!(c.insert(colliding[MAX_PROBES]), None);
+        assert!(!c.overflowed(), "a collision is not a full cache");
+        // Remove every third one; the rest must still be found, in use.
+        for i in (0..MAX_PROBES).step_by(3) {
+            c.remove(slots[i]);
+        }
+        for (i, &g) in colliding[..MAX_PROBES].iter().enumerate() {
+            let expect = if i % 3 == 0 {
+                Lookup::Miss
+            } else {
+                Lookup::Busy
+            };
+            assert_eq!(c.acquire(g), expect, "grant {g} (#{i})");
+        }
+        assert!(c.insert(colliding[MAX_PROBES]).is_some());
     }
 
     #[test]

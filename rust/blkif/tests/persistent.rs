@@ -2,7 +2,7 @@
 //! lookups, inserts, failed maps, releases and purges, with every invariant checked after
 //! each step.
 
-use blkif::persistent::{CacheSlot, GrantCache, IndexEntry, Lookup, Slot, SlotState};
+use blkif::persistent::{index_len, CacheSlot, GrantCache, IndexEntry, Lookup, Slot, SlotState};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,7 +44,7 @@ proptest! {
     fn cache_matches_model(capacity in 1usize..24, ops in prop::collection::vec(op(), 1..200)) {
         let mut cache = GrantCache::new(
             vec![CacheSlot::default(); capacity],
-            vec![IndexEntry::default(); capacity],
+            vec![IndexEntry::default(); index_len(capacity)],
         ).unwrap();
         let mut model: BTreeMap<u32, Cached> = BTreeMap::new();
         let mut in_use: Vec<Slot> = Vec::new();

@@ -15,7 +15,7 @@ use super::responses::{status_for_errno, Responder, EOPNOTSUPP_ERRNO};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::{Abi, MAX_REQUEST_SIZE};
 use crate::blkif::indirect::{copy_len_for_page, table_len};
-use crate::blkif::persistent::{CacheSlot, GrantCache, IndexEntry, Lookup};
+use crate::blkif::persistent::{index_len, CacheSlot, GrantCache, IndexEntry, Lookup};
 use crate::blkif::protocol::{Status, MAX_INDIRECT_PAGES_PER_REQUEST};
 use crate::blkif::request::{parse_request, Request};
 use crate::blkif::response::Response;
@@ -140,7 +140,7 @@ impl PersistentGrants {
         let n = usize::from(capacity);
         let cache = GrantCache::new(
             KVec::from_elem(CacheSlot::default(), n, GFP_KERNEL)?,
-            KVec::from_elem(IndexEntry::default(), n, GFP_KERNEL)?,
+            KVec::from_elem(IndexEntry::default(), index_len(n), GFP_KERNEL)?,
         )
         .map_err(|_| EINVAL)?;
         Ok(Self {
