@@ -120,11 +120,11 @@ impl Domain {
         }
     }
 
-    /// Asks whether ring `id` may take a request of `cost` off its ring now.
-    pub fn admit(&self, id: u64, cost: Cost) -> Admission {
-        let now = monotonic_us();
+    /// Asks whether ring `id` may take a request of `cost` off its ring at `now_us`
+    /// (`monotonic_us`, read by the caller).
+    pub fn admit(&self, id: u64, cost: Cost, now_us: u64) -> Admission {
         let mut st = self.state.lock();
-        let admission = st.budget.try_admit(now, cost);
+        let admission = st.budget.try_admit(now_us, cost);
         let held = matches!(admission, Admission::Hold { .. });
         if let Some(ring) = st.rings.iter_mut().flatten().find(|r| r.id == id) {
             ring.held = held;

@@ -25,11 +25,12 @@ use crate::blkif::abi::Abi;
 use crate::blkif::protocol::Status;
 use crate::blkif::response::Response;
 use crate::blkif::ring::{
-    BackRing, RingError, RingSlot, REQ_EVENT_OFFSET, RSP_EVENT_OFFSET, RSP_PROD_OFFSET,
+    BackRing, RingError, RingSlot, REQ_EVENT_OFFSET, REQ_PROD_OFFSET, RSP_EVENT_OFFSET,
+    RSP_PROD_OFFSET,
 };
 use crate::sys::block::IoCompletion;
 use crate::sys::evtchn::Notifier;
-use crate::sys::ring::{full_barrier, write_barrier, SharedRing};
+use crate::sys::ring::{full_barrier, read_barrier, write_barrier, SharedRing};
 use crate::sys::sync::IrqSpinLock;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
@@ -116,15 +117,22 @@ impl Responder {
         drop(shared);
     }
 
-    /// Checks the frontend's `req_prod`; how many requests wait (see `BackRing`).
-    pub fn unconsumed_requests(&self, req_prod: u32) -> Result<u32, RingError> {
-        self.cursor.lock().back.unconsumed_requests(req_prod)
+    /// Checks the frontend's `req_prod`: the byte offset of the next request to consume if
+    /// one waits, `None` if none does (see `BackRing::unconsumed_requests` for the errors).
+    pub fn next_request(&self, req_prod: u32) -> Result<Option<usize>, RingError> {
+        let cursor = self.cursor.lock();
+        if cursor.back.unconsumed_requests(req_prod)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            cursor.back.geometry().entry_offset(cursor.back.req_cons()),
+        ))
     }
 
-    /// Byte offset of the next request to consume.
-    pub fn next_request_offset(&self) -> usize {
-        let cursor = self.cursor.lock();
-        cursor.back.geometry().entry_offset(cursor.back.req_cons())
+    /// Checks the frontend's `req_prod`; how many requests wait (see
+    /// `BackRing::unconsumed_requests`).
+    pub fn unconsumed_requests(&self, req_prod: u32) -> Result<u32, RingError> {
+        self.cursor.lock().back.unconsumed_requests(req_prod)
     }
 
     /// Takes the next request off the ring (see `BackRing::consume_request`).
@@ -144,13 +152,25 @@ impl Responder {
         Self::publish_locked(&mut cursor);
     }
 
-    /// Stores `req_event` for the next request, before the worker sleeps (the caller then
-    /// checks the ring once more).
-    pub fn set_idle_req_event(&self) {
+    /// Whether the ring is empty even after `req_event` asks the frontend to notify for the
+    /// next request: the worker may sleep. `false` if a request (or a ring fault, which the
+    /// worker then finds when it consumes) came in meanwhile.
+    pub fn idle_after_final_check(&self) -> bool {
         let cursor = self.cursor.lock();
-        if let Some(shared) = &cursor.shared {
-            let _ = shared.write_u32(REQ_EVENT_OFFSET, cursor.back.idle_req_event());
+        let Some(shared) = &cursor.shared else {
+            return true;
+        };
+        let empty = |cursor: &Cursor| {
+            let req_prod = shared.read_u32(REQ_PROD_OFFSET).unwrap_or(0);
+            read_barrier();
+            matches!(cursor.back.unconsumed_requests(req_prod), Ok(0))
+        };
+        if !empty(&cursor) {
+            return false;
         }
+        let _ = shared.write_u32(REQ_EVENT_OFFSET, cursor.back.idle_req_event());
+        full_barrier();
+        empty(&cursor)
     }
 
     /// Asks for slot `slot`'s request to be answered with `response` (its status set from

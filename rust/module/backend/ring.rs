@@ -29,7 +29,7 @@ use crate::sys::block::{
     SegmentPage, DIRECT_SEGMENTS,
 };
 use crate::sys::evtchn::{EventChannel, EventHandler};
-use crate::sys::ring::{full_barrier, read_barrier, SharedRing};
+use crate::sys::ring::{read_barrier, SharedRing};
 use crate::sys::time::{monotonic_us, WakeTimer};
 use crate::sys::worker::{Worker, WorkerRef, WorkerRun};
 use crate::sys::xenbus::{Transaction, XenbusDevice};
@@ -333,7 +333,11 @@ impl RingConnection {
             geometry.entries() as usize,
         )?;
         let worker = WorkerRef::new()?;
-        let tracker = IoTracker::new(worker.clone(), Some(responder.clone()))?;
+        let tracker = IoTracker::new(
+            worker.clone(),
+            Some(responder.clone()),
+            geometry.entries() as usize,
+        )?;
         let max_indirect = device.config().max_indirect_segments;
         let max_segments = DIRECT_SEGMENTS.max(usize::from(max_indirect));
         let mut slots = KVec::new();
@@ -449,14 +453,19 @@ impl WorkerRun for RingShared {
         self.tracker.wake_me(false);
         st.follow_resize(self);
         let mut found_work = false;
-        // The first pass looks at every slot; later ones only after a completion (the
-        // tracker's flag), or when a completion was seen before its flag was set.
-        let mut must_reap = true;
+        let mut now;
         loop {
-            let completed = self.tracker.take_completed();
-            let reaped = if must_reap || completed { st.reap() } else { 0 };
-            must_reap = false;
-            let (consumed, stop) = st.consume(self);
+            // One clock read per pass: admission and grant ages need no finer time than the
+            // pass takes, and a read costs more than the rest of a small request's checks.
+            now = monotonic_us();
+            let reaped = st.reap(&self.tracker, now);
+            // A pass over several waiting requests sends their bios to the device together,
+            // with one notification of it; a lone request goes at once, unplugged.
+            let (consumed, stop) = if st.waiting_requests() > 1 {
+                block::with_plug(|| st.consume(self, now))
+            } else {
+                st.consume(self, now)
+            };
             st.publish();
             if reaped + consumed > 0 {
                 found_work = true;
@@ -469,21 +478,23 @@ impl WorkerRun for RingShared {
                     // Only a completion can let us go on: ask to be woken by every one,
                     // then look again if one came before we asked.
                     self.tracker.wake_me(true);
-                    if reaped == 0 && !st.any_completion() {
+                    if reaped == 0 && !self.tracker.any_completed() {
                         break;
                     }
-                    must_reap = true;
                 }
                 // The retry timer is armed; held requests stay on the ring.
                 Stop::Held | Stop::Halted => break,
+                // Nothing left on the ring: done unless a request came in while `req_event`
+                // was set. Completions need no further pass: those answered early are
+                // reaped next time, and the others kick the worker.
                 Stop::Empty => {
-                    if reaped + consumed == 0 && st.idle_after_final_check() {
+                    if st.responder.idle_after_final_check() {
                         break;
                     }
                 }
             }
         }
-        st.tend_persistent_grants(self);
+        st.tend_persistent_grants(self, now);
         if had_event {
             if let Some(evtchn) = &st.evtchn {
                 evtchn.eoi(!found_work);
@@ -570,40 +581,47 @@ impl RingState {
         log_about_domain(shared.domain.as_ref(), shared.devid, what);
     }
 
-    /// Whether a request slot's bio completed and is not reaped yet.
-    fn any_completion(&self) -> bool {
-        self.slots.iter().any(|s| s.pages.io().has_completion())
-    }
-
-    /// Answers completed requests; returns how many.
-    fn reap(&mut self) -> u32 {
+    /// Answers completed requests (their persistent grants last used at `now_us`); returns
+    /// how many.
+    fn reap(&mut self, tracker: &IoTracker, now_us: u64) -> u32 {
         let mut answered = 0;
-        let now = monotonic_us();
-        for index in 0..self.slots.len() {
-            let Some(slot) = self.slots.get_mut(index) else {
-                break;
-            };
-            let Some(mut response) = slot.response else {
-                continue;
-            };
-            let Some(err) = slot.pages.io().take_completion() else {
-                continue;
-            };
-            // Cannot fail: the completion cleared the busy mark before it was seen.
-            let _ = slot.pages.unmap();
-            if let Some(p) = self.persistent.as_mut() {
-                p.release(&slot.held[..slot.nr_held], now);
+        for word in 0..tracker.completion_words() {
+            let mut bits = tracker.take_completed_slots(word);
+            while bits != 0 {
+                let index = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if self.reap_slot(index, now_us) {
+                    answered += 1;
+                }
             }
-            slot.nr_held = 0;
-            slot.response = None;
-            // Answered already by the completion if it needed nothing from the worker.
-            if !self.responder.take_early_answer(index) {
-                response.status = status_for_errno(err);
-                self.respond(response);
-            }
-            answered += 1;
         }
         answered
+    }
+
+    /// Answers the request of slot `index` if its bio completed; whether it did.
+    fn reap_slot(&mut self, index: usize, now_us: u64) -> bool {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return false;
+        };
+        let Some(mut response) = slot.response else {
+            return false;
+        };
+        let Some(err) = slot.pages.io().take_completion() else {
+            return false;
+        };
+        // Cannot fail: the completion cleared the busy mark before it was seen.
+        let _ = slot.pages.unmap();
+        if let Some(p) = self.persistent.as_mut() {
+            p.release(&slot.held[..slot.nr_held], now_us);
+        }
+        slot.nr_held = 0;
+        slot.response = None;
+        // Answered already by the completion if it needed nothing from the worker.
+        if !self.responder.take_early_answer(index) {
+            response.status = status_for_errno(err);
+            self.respond(response);
+        }
+        true
     }
 
     /// Notices that the backing device changed size (e.g. a resized logical volume or a
@@ -644,11 +662,10 @@ impl RingState {
 
     /// Unmaps persistent grants that are due, and arms the purge timer for the next ones,
     /// so that an idle ring gives its grants back without a periodic wake-up.
-    fn tend_persistent_grants(&mut self, shared: &RingShared) {
+    fn tend_persistent_grants(&mut self, shared: &RingShared, now: u64) {
         let Some(p) = self.persistent.as_mut() else {
             return;
         };
-        let now = monotonic_us();
         if p.timer_at.is_some_and(|at| at <= now) {
             p.timer_at = None;
         }
@@ -681,57 +698,46 @@ impl RingState {
         self.responder.publish();
     }
 
+    /// How many requests wait on the ring (0 if the ring is faulty: `consume` finds out).
+    fn waiting_requests(&self) -> u32 {
+        self.responder
+            .unconsumed_requests(self.read_req_prod())
+            .unwrap_or(0)
+    }
+
     fn read_req_prod(&self) -> u32 {
         let req_prod = self.shared.read_u32(REQ_PROD_OFFSET).unwrap_or(0);
         read_barrier();
         req_prod
     }
 
-    /// Whether the ring is empty even after publishing `req_event` (so the frontend
-    /// will notify for the next request).
-    fn idle_after_final_check(&mut self) -> bool {
-        match self.responder.unconsumed_requests(self.read_req_prod()) {
-            Ok(0) => {}
-            _ => return false,
-        }
-        self.responder.set_idle_req_event();
-        full_barrier();
-        matches!(
-            self.responder.unconsumed_requests(self.read_req_prod()),
-            Ok(0)
-        )
-    }
-
     /// Takes requests off the ring while slots are free and the domain's budget admits
     /// them. Each request is copied and checked before it is taken, so a request that is
     /// not admitted stays on the ring (and the frontend eventually sees the ring full).
-    fn consume(&mut self, shared: &RingShared) -> (u32, Stop) {
+    fn consume(&mut self, shared: &RingShared, now_us: u64) -> (u32, Stop) {
         let mut taken = 0;
         loop {
             if self.halted {
                 return (taken, Stop::Halted);
             }
             let req_prod = self.read_req_prod();
-            match self.responder.unconsumed_requests(req_prod) {
-                Ok(0) => return (taken, Stop::Empty),
-                Ok(_) => {}
+            let offset = match self.responder.next_request(req_prod) {
+                Ok(None) => return (taken, Stop::Empty),
+                Ok(Some(offset)) => offset,
                 Err(e) => {
                     self.halted = true;
                     self.log_frontend_fault(shared, format_args!("ring halted: {}", e));
                     return (taken, Stop::Halted);
                 }
-            }
+            };
             // Requests the completion hook answered early are reaped before the next one is
             // taken: the frontend may already reuse their grants, which must then be found
             // idle in the persistent-grant cache (not mapped again for that one request).
-            if shared.tracker.take_completed() {
-                self.reap();
-            }
+            self.reap(&shared.tracker, now_us);
             let Some(slot_index) = self.slots.iter().position(|s| s.response.is_none()) else {
                 return (taken, Stop::NoFreeSlot);
             };
             // Private copy of the next entry, taken before deciding anything about it.
-            let offset = self.responder.next_request_offset();
             let mut copy = [0u8; MAX_REQUEST_SIZE];
             if self
                 .shared
@@ -744,7 +750,7 @@ impl RingState {
             let request = parse_request(self.abi, &copy);
             // The segment table is moved out while a request borrows it.
             let mut table = core::mem::replace(&mut self.segment_table, KVec::new());
-            let decision = self.decide(shared.domid, &request, &mut table);
+            let decision = self.decide(shared.domid, &request, &mut table, now_us);
             // A barrier starts only once everything before it has completed; it is not
             // admitted (charged) before then.
             if decision_drains(&decision) && self.slots.iter().any(|s| s.response.is_some()) {
@@ -755,7 +761,7 @@ impl RingState {
                 Decision::Start(valid) => request_cost(valid),
                 _ => Cost::no_data(),
             };
-            if let Admission::Hold { retry_at_us } = shared.domain.admit(shared.id, cost) {
+            if let Admission::Hold { retry_at_us } = shared.domain.admit(shared.id, cost, now_us) {
                 // Decided again when the budget allows: the entry may even change meanwhile.
                 self.segment_table = table;
                 shared.retry_timer.arm_at(retry_at_us);
@@ -794,12 +800,13 @@ impl RingState {
         domid: u16,
         request: &Request,
         table: &'t mut KVec<u8>,
+        now_us: u64,
     ) -> Decision<'t> {
         match validate(request, &self.device) {
             Ok(Validation::Ready(valid)) => Decision::Start(valid),
             Ok(Validation::NeedsSegmentTable(pending)) => {
                 let len = table_len(pending.nr_segments());
-                if let Err(e) = self.copy_segment_table(domid, &pending, table) {
+                if let Err(e) = self.copy_segment_table(domid, &pending, table, now_us) {
                     return Decision::BadIndirectPages(pending.response(Status::Error), e);
                 }
                 match pending.complete(&table[..len]) {
@@ -824,6 +831,7 @@ impl RingState {
         domid: u16,
         pending: &PendingIndirect,
         table: &mut KVec<u8>,
+        now_us: u64,
     ) -> Result {
         let grefs = pending.indirect_grefs();
         let nr_segments = pending.nr_segments();
@@ -879,7 +887,7 @@ impl RingState {
         if let Some(p) = self.persistent.as_mut() {
             // Persistent grants whose mapping failed were forgotten by `map_new`; releasing
             // them is a no-op.
-            p.release(&held[..nr_held], monotonic_us());
+            p.release(&held[..nr_held], now_us);
         }
         result
     }

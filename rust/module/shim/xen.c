@@ -394,6 +394,11 @@ static int rblk_c_worker_fn(void *data)
 {
 	struct rblk_worker *w = data;
 
+	/*
+	 * As the stock backend's ring threads: a woken worker gets the CPU ahead of ordinary
+	 * tasks, since the guest's I/O waits for it.
+	 */
+	set_user_nice(current, -10);
 	while (!kthread_should_stop()) {
 		wait_event_interruptible(w->wq, atomic_read(&w->kicked) || kthread_should_stop());
 		if (kthread_should_stop())
@@ -727,6 +732,15 @@ bool rblk_bio_add_page(struct bio *bio, struct page *page, unsigned int len, uns
 void rblk_bio_submit(struct bio *bio)
 {
 	submit_bio(bio);
+}
+
+void rblk_with_plug(void (*fn)(void *ctx), void *ctx)
+{
+	struct blk_plug plug;
+
+	blk_start_plug(&plug);
+	fn(ctx);
+	blk_finish_plug(&plug);
 }
 
 struct bio *rblk_bio_discard_new(struct file *f, u64 sector, u64 nr_sects, void *ctx)

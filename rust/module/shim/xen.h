@@ -170,6 +170,12 @@ void rblkback_bio_done(void *ctx, int err);
 bool rblk_bio_add_page(struct bio *bio, struct page *page, unsigned int len, unsigned int offset);
 void rblk_bio_submit(struct bio *bio);
 /*
+ * Runs fn(ctx) with the calling task's block plug started: bios it submits are held and
+ * sent to the device together when fn returns (or the task sleeps), so that one pass over a
+ * ring kicks the device once rather than once per request.
+ */
+void rblk_with_plug(void (*fn)(void *ctx), void *ctx);
+/*
  * A discard of nr_sects sectors at sector, ready to submit with rblk_bio_submit: the device's
  * limits may split it into a chain of bios, all but the last submitted here; the last one
  * (returned) completes through rblkback_bio_done(ctx, ...) after all of them. NULL if there

@@ -8,7 +8,7 @@
 
 use super::bindings;
 use super::worker::{WaitQueue, WorkerRef};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use kernel::error::{to_result, Error};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -120,7 +120,8 @@ pub trait IoCompletion: Send + Sync {
     fn completed(&self, slot: usize, err: i32) -> bool;
 }
 
-/// Counts a ring's in-flight bios and wakes its worker when one completes.
+/// Counts a ring's in-flight bios, records which request slots completed, and wakes its
+/// worker when one completes.
 pub struct IoTracker {
     worker: WorkerRef,
     in_flight: AtomicU32,
@@ -129,13 +130,24 @@ pub struct IoTracker {
     /// The worker waits for a completion (it stopped for want of a free slot, or to drain
     /// the ring): wake it even for completions the hook dealt with.
     wake_worker: AtomicBool,
-    /// Some bio completed since the worker last asked ([`IoTracker::take_completed`]).
-    completed: AtomicBool,
+    /// One bit per request slot whose bio completed since the worker last took it
+    /// ([`IoTracker::take_completed_slots`]): the worker finds completions without looking
+    /// at every slot.
+    completed: KVec<AtomicU64>,
 }
 
 impl IoTracker {
-    /// A tracker that kicks `worker` on every completion, after telling `hook`.
-    pub fn new(worker: WorkerRef, hook: Option<Arc<dyn IoCompletion>>) -> Result<Arc<Self>> {
+    /// A tracker for `slots` request slots that kicks `worker` on every completion, after
+    /// telling `hook`.
+    pub fn new(
+        worker: WorkerRef,
+        hook: Option<Arc<dyn IoCompletion>>,
+        slots: usize,
+    ) -> Result<Arc<Self>> {
+        let mut completed = KVec::with_capacity(slots.div_ceil(64), GFP_KERNEL)?;
+        for _ in 0..slots.div_ceil(64) {
+            completed.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
         Ok(Arc::new(
             Self {
                 worker,
@@ -143,7 +155,7 @@ impl IoTracker {
                 idle: WaitQueue::new()?,
                 hook,
                 wake_worker: AtomicBool::new(false),
-                completed: AtomicBool::new(false),
+                completed,
             },
             GFP_KERNEL,
         )?)
@@ -163,11 +175,33 @@ impl IoTracker {
             .store(on_every_completion, Ordering::SeqCst);
     }
 
-    /// Whether some bio completed since the last call: if not, no slot has a completion
-    /// to take (a completion marks its slot before it sets this), and the worker need not
-    /// look at every slot.
-    pub fn take_completed(&self) -> bool {
-        self.completed.load(Ordering::Acquire) && self.completed.swap(false, Ordering::AcqRel)
+    /// Words of the completion bitmap: slot `64 * w + b` is bit `b` of word `w`.
+    pub fn completion_words(&self) -> usize {
+        self.completed.len()
+    }
+
+    /// Takes word `word` of the bitmap of slots whose bio completed since the last call;
+    /// each slot's [`IoSlot::take_completion`] then has its result. A plain load first:
+    /// the worker looks on every pass, and mostly finds nothing.
+    pub fn take_completed_slots(&self, word: usize) -> u64 {
+        match self.completed.get(word) {
+            Some(bits) if bits.load(Ordering::Acquire) != 0 => bits.swap(0, Ordering::AcqRel),
+            _ => 0,
+        }
+    }
+
+    /// Whether some slot's completion is not taken yet.
+    pub fn any_completed(&self) -> bool {
+        self.completed
+            .iter()
+            .any(|bits| bits.load(Ordering::SeqCst) != 0)
+    }
+
+    /// Records that slot `index`'s bio completed (after its `done` is set).
+    fn mark_completed(&self, index: usize) {
+        if let Some(bits) = self.completed.get(index / 64) {
+            bits.fetch_or(1 << (index % 64), Ordering::SeqCst);
+        }
     }
 
     /// Sleeps until no bio is in flight.
@@ -209,18 +243,11 @@ impl IoSlot {
     /// If the slot's bio has completed since the last call, returns its result
     /// (0 or -errno) and forgets it.
     pub fn take_completion(&self) -> Option<i32> {
-        // A plain load first: the worker looks at every slot on each pass, and an atomic
-        // exchange on each (a locked instruction) is what most of those looks would cost.
-        if self.done.load(Ordering::Acquire) && self.done.swap(false, Ordering::AcqRel) {
+        if self.done.swap(false, Ordering::AcqRel) {
             Some(self.status.load(Ordering::Acquire))
         } else {
             None
         }
-    }
-
-    /// Whether the slot's bio completed and [`IoSlot::take_completion`] has not taken it yet.
-    pub fn has_completion(&self) -> bool {
-        self.done.load(Ordering::SeqCst)
     }
 
     /// Whether a bio using the slot's pages is in flight.
@@ -240,9 +267,9 @@ impl IoSlot {
             .as_ref()
             .is_some_and(|hook| hook.completed(self.index, err));
         self.done.store(true, Ordering::SeqCst);
-        self.tracker.completed.store(true, Ordering::SeqCst);
+        self.tracker.mark_completed(self.index);
         // Paired with the worker's `wake_me(true)` and then looking for completions: either
-        // it sees `done`, or this sees its request to be woken.
+        // it sees the slot's completion bit, or this sees its request to be woken.
         if !handled || self.tracker.wake_worker.load(Ordering::SeqCst) {
             self.tracker.worker.kick();
         }
@@ -659,35 +686,6 @@ pub fn submit(
     if io.is_busy() {
         return Err(EBUSY);
     }
-    // Every page must be mapped before anything is built.
-    let page_of = |seg: &BioSegment, persistent: &Option<&mut PersistentPages>| match seg.page {
-        SegmentPage::Request(index) if index < pages.mapped => Some(pages.pages[index]),
-        SegmentPage::Persistent(slot) => match persistent {
-            Some(p) if p.is_mapped(slot) => Some(p.pages[usize::from(slot)]),
-            _ => None,
-        },
-        SegmentPage::Request(_) => None,
-    };
-    // Persistent pages record the slot as their user, which must be one of theirs.
-    let user = match &persistent {
-        Some(p)
-            if segments
-                .iter()
-                .any(|s| matches!(s.page, SegmentPage::Persistent(_))) =>
-        {
-            Some(p.user_id(io).ok_or(EINVAL)?)
-        }
-        _ => None,
-    };
-    for seg in segments {
-        let in_page = seg
-            .offset
-            .checked_add(seg.len)
-            .is_some_and(|end| end as usize <= super::ring::XEN_PAGE_SIZE);
-        if !in_page || page_of(seg, &persistent).is_none() {
-            return Err(EINVAL);
-        }
-    }
     let raw_kind = match kind {
         BioKind::Read => bindings::rblk_bio_kind_RBLK_BIO_READ,
         BioKind::Write => bindings::rblk_bio_kind_RBLK_BIO_WRITE,
@@ -711,26 +709,50 @@ pub fn submit(
         drop(unsafe { Arc::from_raw(ctx) });
         return Err(ENOMEM);
     }
+    // One pass per segment: find its page (which must be mapped), add it, and record the
+    // slot as the user of a persistent page, which then cannot be unmapped until this bio
+    // completes. If a segment is refused, the bio is dropped unsubmitted; users recorded
+    // by then only keep their pages mapped a little longer (until this slot's next I/O).
+    let mut persistent = persistent;
+    let mut user = None;
     for seg in segments {
-        let page = page_of(seg, &persistent).unwrap_or(core::ptr::null_mut());
-        // SAFETY: `bio` is ours until submitted; the page is mapped (checked above) and
-        // stays mapped while the slot is busy: request pages cannot be unmapped while busy,
-        // and persistent ones record this slot as their user below.
-        let ok = !page.is_null()
-            && unsafe { bindings::rblk_bio_add_page(bio, page, seg.len, seg.offset) };
-        if !ok {
+        let in_page = seg
+            .offset
+            .checked_add(seg.len)
+            .is_some_and(|end| end as usize <= super::ring::XEN_PAGE_SIZE);
+        let page = match (seg.page, persistent.as_deref_mut()) {
+            (SegmentPage::Request(index), _) if index < pages.mapped => Some(pages.pages[index]),
+            (SegmentPage::Persistent(slot), Some(p)) if p.is_mapped(slot) => {
+                let id = match user {
+                    Some(id) => Some(id),
+                    None => p.user_id(io),
+                };
+                user = id;
+                match (id, p.users.get_mut(usize::from(slot))) {
+                    (Some(id), Some(entry)) => {
+                        *entry = id;
+                        Some(p.pages[usize::from(slot)])
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        // SAFETY: `bio` is ours until submitted; the page is mapped and stays mapped while
+        // the slot is busy: request pages cannot be unmapped while busy, and persistent
+        // ones record this slot as their user (above).
+        let added = match page {
+            Some(page) if in_page => unsafe {
+                bindings::rblk_bio_add_page(bio, page, seg.len, seg.offset)
+            },
+            _ => false,
+        };
+        if !added {
             // SAFETY: never submitted, so we own the bio and the reference.
             unsafe { bindings::rblk_bio_drop_unsubmitted(bio) };
             // SAFETY: as above.
             drop(unsafe { Arc::from_raw(ctx) });
             return Err(EINVAL);
-        }
-    }
-    if let (Some(p), Some(user)) = (persistent, user) {
-        for seg in segments {
-            if let SegmentPage::Persistent(slot) = seg.page {
-                p.users[usize::from(slot)] = user;
-            }
         }
     }
     io.busy.store(true, Ordering::Release);
@@ -765,6 +787,38 @@ pub fn submit_discard(
     // SAFETY: a fully built bio; after this the completion owns `ctx`.
     unsafe { bindings::rblk_bio_submit(bio) };
     Ok(true)
+}
+
+/// Runs `f` with the calling thread's block plug started: the bios it submits reach the
+/// device together when it returns (or when the thread sleeps), with one notification of
+/// the device for the batch instead of one per bio.
+pub fn with_plug<R, F: FnOnce() -> R>(f: F) -> R {
+    let mut call = (Some(f), None);
+    // SAFETY: `plugged_call::<R, F>` gets a pointer to `call`, which lives across the call
+    // (C calls it exactly once, before returning).
+    unsafe {
+        bindings::rblk_with_plug(
+            Some(plugged_call::<R, F>),
+            &mut call as *mut (Option<F>, Option<R>) as *mut _,
+        )
+    };
+    match call.1 {
+        Some(result) => result,
+        // C always calls back; if it did not, running `f` unplugged is still correct.
+        None => match call.0.take() {
+            Some(f) => f(),
+            None => unreachable!(),
+        },
+    }
+}
+
+extern "C" fn plugged_call<R, F: FnOnce() -> R>(ctx: *mut core::ffi::c_void) {
+    // SAFETY: `ctx` is the `(Option<F>, Option<R>)` of `with_plug`, borrowed by nobody
+    // else while C runs this.
+    let call = unsafe { &mut *(ctx as *mut (Option<F>, Option<R>)) };
+    if let Some(f) = call.0.take() {
+        call.1 = Some(f());
+    }
 }
 
 /// Called by the C bio completion (any context) with the `ctx` given at submission.
