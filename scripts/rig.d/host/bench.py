@@ -3,11 +3,13 @@
 xen-blkback against rblkback, the same fio jobs on the same disk in one boot, in pairs.
 
   bench.py compile --share DIR --domu-initramfs FILE --data-disk FILE [--rounds N] [--seconds S]
+                   [--figures NAME,...]
       Prepares DIR/bench/ for dom0's driver (scripts/rig.d/dom0/bench): the domU initrd (the
       cached base initramfs plus scripts/rig.d/domu/bench-init as /init, one fio job file per
       figure and the start-signal wait), its xl config (no disk: dom0 attaches the data disk
       under each backend in turn) and bench.env; a prefilled 1 GiB partition of the data
-      disk; the time budget in DIR/plan.json.
+      disk; the time budget in DIR/plan.json. --figures measures only the named figures
+      (for quick experiments; `make bench` measures all).
   bench.py collect --share DIR --out DIR
       After the boot: copies dom0's records to DIR/bench/, writes DIR/bench/report.json and
       prints the report (below). Exit status 1 if the driver did not finish or a measurement
@@ -16,9 +18,13 @@ xen-blkback against rblkback, the same fio jobs on the same disk in one boot, in
       The report of a collected run (DIR/bench/results.csv), one line per figure:
           <figure>: stock=<v> rblkback=<v> ratio=<r> spread=<s> pairs=<min>..<max>
 
-Why pairs: under TCG the emulated CPUs' speed swings by tens of percent over tens of seconds
-(Documentation/rig.md, "The data disk"), and the benchmark's figures are CPU-bound, so two
-backends measured minutes apart differ by more than any difference between them. Each
+The machine (scripts/rig bench's defaults): one emulated CPU whose clock counts
+instructions (QEMU's icount), so that a figure is a count of work rather than a reading of
+the host's speed; dom0 CPU per I/O is Xen's account of the time it ran dom0's vCPU, per I/O.
+
+Why pairs: under plain TCG the emulated CPUs' speed swings by tens of percent over tens of
+seconds (Documentation/rig.md, "The data disk"); with icount what is left to vary is when
+the host completes the disk's I/O, which moves the two backends alike. Each
 figure is therefore measured for stock and for rblkback back to back (dom0 detaches the
 domU's disk, swaps the modules and attaches it again in between, ~10 s), ROUNDS times, the
 order of each pair alternating. A backend's value is the mean over its rounds; `ratio` is
@@ -65,7 +71,8 @@ REPORT = (
     ("seqwrite_1m_MBps", "seqwrite_1m", "MBps", "higher"),
     ("randread_4k_qd1_lat_p50_us", "randread_4k_qd1", "p50_us", None),
     ("randread_4k_qd1_lat_p99_us", "randread_4k_qd1", "p99_us", "lower"),
-) + tuple((f"{name}_dom0_cpu_us_per_io", name, "cpu_us_per_io", "lower") for name, _ in FIGURES)
+) + tuple((f"{name}_dom0_cpu_us_per_io", name, "cpu_us_per_io", "lower") for name, _ in FIGURES) \
+  + tuple((f"{name}_dom0_proc_stat_us_per_io", name, "stat_us_per_io", None) for name, _ in FIGURES)
 THROUGHPUT_GOAL, COST_GOAL = 0.95, 1.05
 # Seconds per measurement beyond its runtime (fio's start-up in the domU, the handshake) and
 # per backend swap (detach, rmmod, insmod, attach), for the time budget.
@@ -97,12 +104,30 @@ exit 0
 """
 
 
+def chosen_figures(names):
+    """The FIGURES entries named in `names` (comma-separated; all of them if empty), in
+    FIGURES' order; exits naming an unknown one."""
+    if not names:
+        return FIGURES
+    wanted = names.split(",")
+    unknown = sorted(set(wanted) - {name for name, _ in FIGURES})
+    if unknown:
+        raise SystemExit(f"bench.py: unknown figure {', '.join(unknown)} (known: {', '.join(n for n, _ in FIGURES)})")
+    return tuple(f for f in FIGURES if f[0] in wanted)
+
+
+def report_entries(figures):
+    """The REPORT lines of the measured `figures` (names)."""
+    return [entry for entry in REPORT if entry[1] in figures]
+
+
 def cmd_compile(args):
     bdir = os.path.join(args.share, "bench")
     os.makedirs(bdir)
     files = [("rig", 0o40755, None), ("init", 0o100755, riglib.read_bytes(DOMU_INIT)),
              ("rig/wait-go", 0o100755, WAIT_GO.encode())]
-    for name, opts in FIGURES:
+    figures = chosen_figures(args.figures)
+    for name, opts in figures:
         files.append((f"rig/bench-{name}.fio", 0o100644, JOB_TEMPLATE.format(name=name, opts=opts).encode()))
     with open(os.path.join(bdir, "initrd"), "wb") as f:
         # The kernel unpacks concatenated archives in order; the overlay's /init wins.
@@ -130,13 +155,14 @@ on_crash = "destroy"
 ''')
     with open(os.path.join(bdir, "bench.env"), "w") as f:
         f.write(f"ROUNDS={args.rounds}\nMEASURE_S={args.seconds}\nTARGET={target}\nXL_NAME={XL_NAME}\n"
-                f"FIGURES=\"{' '.join(name for name, _ in FIGURES)}\"\nBACKENDS=\"{' '.join(BACKENDS)}\"\n")
+                f"FIGURES=\"{' '.join(name for name, _ in figures)}\"\nBACKENDS=\"{' '.join(BACKENDS)}\"\n")
     # Written in full: no measurement pays for first writes into holes of the sparse file.
     riglib.write_data_disk(args.data_disk, [DISK_BYTES], prefill=True)
-    pairs = args.rounds * len(FIGURES)
+    pairs = args.rounds * len(figures)
     budget = BUDGET_BASE_S + pairs * (2 * (args.seconds + MEASUREMENT_OVERHEAD_S) + SWAP_S)
     plan.update({"slot_sizes": [DISK_BYTES], "budget_s": budget,
-                 "bench": {"rounds": args.rounds, "seconds": args.seconds, "budget_s": budget},
+                 "bench": {"rounds": args.rounds, "seconds": args.seconds, "budget_s": budget,
+                           "figures": [name for name, _ in figures]},
                  "device": None})
     with open(plan_path, "w") as f:
         json.dump(plan, f, indent=1)
@@ -155,10 +181,16 @@ def load_results(path):
             runtime_s = int(row["runtime_ms"]) / 1000
             if row["rc"] != "0" or row["err"] != "0" or ios == 0 or runtime_s <= 0:
                 raise ValueError(f"fio exit status {row['rc']}, error {row['err']}, {ios} I/Os")
+            # The I/Os of the measurement window (fio's rate over its runtime, times the window).
+            window_ios = ios * int(row["window_ms"]) / 1e3 / runtime_s
             value = {"round": int(row["round"]), "iops": ios / runtime_s, "MBps": kib * 1024 / runtime_s / 1e6,
                      "p50_us": float(row["p50_us"]), "p99_us": float(row["p99_us"]),
-                     # dom0's busy CPU time over the measurement window, per I/O of that window.
-                     "cpu_us_per_io": int(row["dom0_busy_ms"]) * 1e3 / (ios * int(row["window_ms"]) / 1e3 / runtime_s)}
+                     # dom0's CPU time over the window as Xen accounts it (the time it ran
+                     # dom0's vCPU), per I/O.
+                     "cpu_us_per_io": int(row["dom0_vcpu_ms"]) * 1e3 / window_ios,
+                     # For reference: dom0's own /proc/stat, user + nice + system + irq +
+                     # softirq ticks (10 ms each), per I/O.
+                     "stat_us_per_io": int(row["dom0_busy_ticks"]) * 1e4 / window_ios}
         except (KeyError, ValueError, ZeroDivisionError) as e:
             problems.append(f"round {row.get('round')} {key[0]} {key[1]}: {e}")
             continue
@@ -166,10 +198,11 @@ def load_results(path):
     return out, problems
 
 
-def report_lines(results):
-    """The report's lines and whether each meets its goal: [(line, ok)]."""
+def report_lines(results, figures):
+    """The report's lines for the measured `figures` (names) and whether each meets its
+    goal: [(line, ok)]."""
     lines = []
-    for line, figure, key, goal in REPORT:
+    for line, figure, key, goal in report_entries(figures):
         per = {b: {v["round"]: v[key] for v in results.get((figure, b), [])} for b in BACKENDS}
         rounds = sorted(set(per["stock"]) & set(per["rblkback"]))
         if not rounds or any(per[b][r] <= 0 for b in BACKENDS for r in rounds):
@@ -186,8 +219,8 @@ def report_lines(results):
     return lines
 
 
-def print_report(results, rounds):
-    lines = report_lines(results)
+def print_report(results, rounds, figures):
+    lines = report_lines(results, figures)
     print(f"bench: stock vs rblkback, {rounds} rounds of back-to-back pairs, one boot")
     for text, _ in lines:
         print(text)
@@ -195,7 +228,7 @@ def print_report(results, rounds):
     for name in missed:
         print(f"goal missed: {name} (want ratio >= {THROUGHPUT_GOAL} for throughput, <= {COST_GOAL} "
               f"for latency and CPU per I/O)")
-    with_goal = sum(1 for entry in REPORT if entry[3] is not None)
+    with_goal = sum(1 for entry in report_entries(figures) if entry[3] is not None)
     print(f"bench: {with_goal - len(missed)} of the {with_goal} figures with a goal meet it")
     return lines
 
@@ -218,14 +251,15 @@ def cmd_collect(args):
     if status != "complete":
         problems.append(status)
     expected = plan["bench"]["rounds"]
-    for name, _ in FIGURES:
+    figures = plan["bench"]["figures"]
+    for name in figures:
         for b in BACKENDS:
             n = len(results.get((name, b), []))
             if n != expected:
                 problems.append(f"{name} {b}: {n} of {expected} rounds measured")
-    lines = print_report(results, expected)
+    lines = print_report(results, expected, figures)
     with open(os.path.join(dest, "report.json"), "w") as f:
-        json.dump({"rounds": expected, "seconds": plan["bench"]["seconds"], "problems": problems,
+        json.dump({"rounds": expected, "seconds": plan["bench"]["seconds"], "figures": figures, "problems": problems,
                    "lines": [text for text, _ in lines],
                    "results": {f"{k[0]}/{k[1]}": v for k, v in sorted(results.items())}}, f, indent=1)
     for p in problems:
@@ -237,7 +271,7 @@ def cmd_collect(args):
 def cmd_report(args):
     summary = json.loads(riglib.read_text(os.path.join(args.dir, "bench", "report.json")))
     results, _ = load_results(os.path.join(args.dir, "bench", "results.csv"))
-    print_report(results, summary["rounds"])
+    print_report(results, summary["rounds"], summary.get("figures", [name for name, _ in FIGURES]))
     return 0
 
 
@@ -250,6 +284,7 @@ def main():
     c.add_argument("--data-disk", required=True)
     c.add_argument("--rounds", type=int, default=ROUNDS)
     c.add_argument("--seconds", type=int, default=SECONDS)
+    c.add_argument("--figures", default="", help="comma-separated figure names (default: all)")
     c = sub.add_parser("collect")
     c.add_argument("--share", required=True)
     c.add_argument("--out", required=True)

@@ -9,11 +9,13 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
-HEADER = "round,figure,backend,window_ms,dom0_busy_ms,dom0_busy_ticks,rc,err,read_ios,write_ios,read_kb,write_kb,runtime_ms,p50_us,p99_us\n"
+HEADER = ("round,figure,backend,window_ms,dom0_busy_ms,dom0_busy_ticks,dom0_vcpu_ms,rc,err,read_ios,write_ios,"
+          "read_kb,write_kb,runtime_ms,p50_us,p99_us\n")
 
 
 def row(rnd, figure, backend, ios, busy_ms=3000, p50=1000, p99=5000, rc=0):
-    return f"{rnd},{figure},{backend},10000,{busy_ms},{busy_ms // 10},{rc},0,{ios},0,{ios * 4},0,10000,{p50},{p99}\n"
+    return (f"{rnd},{figure},{backend},10000,-1,{busy_ms // 20},{busy_ms},{rc},0,{ios},0,{ios * 4},0,10000,"
+            f"{p50},{p99}\n")
 
 
 class ReportTests(unittest.TestCase):
@@ -30,12 +32,14 @@ class ReportTests(unittest.TestCase):
                 row(2, "randread_4k_qd1", "rblkback", 11000) + row(2, "randread_4k_qd1", "stock", 10000))
         results, problems = self.results(text)
         self.assertEqual(problems, [])
-        lines = dict((text.split(":")[0], (text, ok)) for text, ok in bench.report_lines(results))
+        lines = dict((text.split(":")[0], (text, ok)) for text, ok in bench.report_lines(results, [name for name, _ in bench.FIGURES]))
         text, ok = lines["randread_4k_qd1_iops"]
         self.assertIn("stock=750.00 rblkback=825.00 ratio=1.100 spread=1.000 pairs=1.100..1.100", text)
         self.assertTrue(ok)
-        # 3000 ms of dom0 CPU over 10 s: per I/O 3e6 / 5000 = 600 us (stock, round 1).
+        # 3000 ms of dom0 CPU (Xen's account) over 10 s: per I/O 3e6 / 5000 = 600 us (stock,
+        # round 1); /proc/stat's 150 ticks of 10 ms, 300 us.
         self.assertEqual(results[("randread_4k_qd1", "stock")][0]["cpu_us_per_io"], 600.0)
+        self.assertEqual(results[("randread_4k_qd1", "stock")][0]["stat_us_per_io"], 300.0)
         text, ok = lines["randread_4k_qd1_dom0_cpu_us_per_io"]
         self.assertIn("ratio=0.909", text)
         self.assertTrue(ok)
@@ -47,7 +51,7 @@ class ReportTests(unittest.TestCase):
         results, problems = self.results(text)
         self.assertEqual(len(problems), 1)
         self.assertIn("fio exit status 1", problems[0])
-        lines = dict((t.split(":")[0], ok) for t, ok in bench.report_lines(results))
+        lines = dict((t.split(":")[0], ok) for t, ok in bench.report_lines(results, [name for name, _ in bench.FIGURES]))
         self.assertFalse(lines["randread_4k_qd32_iops"])        # 0.90 < 0.95
         self.assertFalse(lines["randread_4k_qd32_dom0_cpu_us_per_io"])   # same CPU, fewer I/Os: 1.11
 
