@@ -394,11 +394,6 @@ static int rblk_c_worker_fn(void *data)
 {
 	struct rblk_worker *w = data;
 
-	/*
-	 * As the stock backend's ring threads: a woken worker gets the CPU ahead of ordinary
-	 * tasks, since the guest's I/O waits for it.
-	 */
-	set_user_nice(current, -10);
 	while (!kthread_should_stop()) {
 		wait_event_interruptible(w->wq, atomic_read(&w->kicked) || kthread_should_stop());
 		if (kthread_should_stop())
