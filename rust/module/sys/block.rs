@@ -738,13 +738,13 @@ pub fn submit(
             }
             _ => None,
         };
-        // SAFETY: `bio` is ours until submitted; the page is mapped and stays mapped while
-        // the slot is busy: request pages cannot be unmapped while busy, and persistent
-        // ones record this slot as their user (above).
         let added = match page {
-            Some(page) if in_page => unsafe {
-                bindings::rblk_bio_add_page(bio, page, seg.len, seg.offset)
-            },
+            Some(page) if in_page => {
+                // SAFETY: `bio` is ours until submitted; the page is mapped and stays mapped
+                // while the slot is busy: request pages cannot be unmapped while busy, and
+                // persistent ones record this slot as their user (above).
+                unsafe { bindings::rblk_bio_add_page(bio, page, seg.len, seg.offset) }
+            }
             _ => false,
         };
         if !added {
