@@ -38,10 +38,17 @@ pub struct RawSegment {
 impl RawSegment {
     /// Decodes an 8-byte `blkif_request_segment` entry (inline or from an indirect page).
     pub fn from_entry(entry: &[u8; SEGMENT_ENTRY_SIZE]) -> RawSegment {
+        RawSegment::read_at(entry, 0)
+    }
+
+    /// Decodes the entry at byte `at` of `bytes` in place, field by field (bytes past the
+    /// end read as zero): the parser does this for every segment of every request, where
+    /// copying each entry out first would cost several times as much.
+    fn read_at(bytes: &[u8], at: usize) -> RawSegment {
         RawSegment {
-            gref: get_u32(entry, SEGMENT_GREF),
-            first_sect: get_u8(entry, SEGMENT_FIRST_SECT),
-            last_sect: get_u8(entry, SEGMENT_LAST_SECT),
+            gref: get_u32(bytes, at.saturating_add(SEGMENT_GREF)),
+            first_sect: get_u8(bytes, at.saturating_add(SEGMENT_FIRST_SECT)),
+            last_sect: get_u8(bytes, at.saturating_add(SEGMENT_LAST_SECT)),
         }
     }
 
@@ -273,14 +280,7 @@ fn parse_with(layout: &RequestLayout, slot: &[u8]) -> Request {
         // one or two of the eleven.
         let claimed = usize::from(nr_segments).min(MAX_SEGMENTS_PER_REQUEST);
         for segment in segments.iter_mut().take(claimed) {
-            // Field by field, as `RawSegment::from_entry` reads an entry: this runs for
-            // every request, and a byte-wise copy of each entry first costs several times
-            // as much.
-            *segment = RawSegment {
-                gref: get_u32(slot, at.saturating_add(SEGMENT_GREF)),
-                first_sect: get_u8(slot, at.saturating_add(SEGMENT_FIRST_SECT)),
-                last_sect: get_u8(slot, at.saturating_add(SEGMENT_LAST_SECT)),
-            };
+            *segment = RawSegment::read_at(slot, at);
             at = at.saturating_add(SEGMENT_ENTRY_SIZE);
         }
         RequestKind::Direct(DirectRequest {

@@ -30,7 +30,7 @@ use crate::blkif::ring::{
 };
 use crate::sys::block::IoCompletion;
 use crate::sys::evtchn::Notifier;
-use crate::sys::ring::{full_barrier, read_barrier, write_barrier, SharedRing};
+use crate::sys::ring::{full_barrier, write_barrier, SharedRing};
 use crate::sys::sync::IrqSpinLock;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
@@ -161,8 +161,7 @@ impl Responder {
             return true;
         };
         let empty = |cursor: &Cursor| {
-            let req_prod = shared.read_u32(REQ_PROD_OFFSET).unwrap_or(0);
-            read_barrier();
+            let req_prod = shared.read_producer(REQ_PROD_OFFSET).unwrap_or(0);
             matches!(cursor.back.unconsumed_requests(req_prod), Ok(0))
         };
         if !empty(&cursor) {

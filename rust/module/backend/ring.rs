@@ -29,7 +29,7 @@ use crate::sys::block::{
     SegmentPage, DIRECT_SEGMENTS,
 };
 use crate::sys::evtchn::{EventChannel, EventHandler};
-use crate::sys::ring::{read_barrier, SharedRing};
+use crate::sys::ring::SharedRing;
 use crate::sys::time::{monotonic_us, WakeTimer};
 use crate::sys::worker::{Worker, WorkerRef, WorkerRun};
 use crate::sys::xenbus::{Transaction, XenbusDevice};
@@ -706,9 +706,7 @@ impl RingState {
     }
 
     fn read_req_prod(&self) -> u32 {
-        let req_prod = self.shared.read_u32(REQ_PROD_OFFSET).unwrap_or(0);
-        read_barrier();
-        req_prod
+        self.shared.read_producer(REQ_PROD_OFFSET).unwrap_or(0)
     }
 
     /// Takes requests off the ring while slots are free and the domain's budget admits

@@ -71,6 +71,14 @@ impl SharedRing {
         Ok(unsafe { core::ptr::read_volatile(self.addr.add(offset) as *const u32) })
     }
 
+    /// Reads the other side's producer index at `offset`, then a read barrier, so that the
+    /// entries it covers are read after it.
+    pub fn read_producer(&self, offset: usize) -> Result<u32> {
+        let index = self.read_u32(offset)?;
+        read_barrier();
+        Ok(index)
+    }
+
     /// Writes the 32-bit index at `offset` (4-byte aligned).
     pub fn write_u32(&self, offset: usize, value: u32) -> Result {
         self.check(offset, 4)?;
