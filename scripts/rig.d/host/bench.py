@@ -3,13 +3,15 @@
 xen-blkback against rblkback, the same fio jobs on the same disk in one boot, in pairs.
 
   bench.py compile --share DIR --domu-initramfs FILE --data-disk FILE [--rounds N] [--seconds S]
-                   [--figures NAME,...]
+                   [--figures NAME,...] [--control]
       Prepares DIR/bench/ for dom0's driver (scripts/rig.d/dom0/bench): the domU initrd (the
       cached base initramfs plus scripts/rig.d/domu/bench-init as /init, one fio job file per
       figure and the start-signal wait), its xl config (no disk: dom0 attaches the data disk
       under each backend in turn) and bench.env; a prefilled 1 GiB partition of the data
       disk; the time budget in DIR/plan.json. --figures measures only the named figures
-      (for quick experiments; `make bench` measures all).
+      (for quick experiments; `make bench` measures all). --control: the control run,
+      stock xen-blkback in both columns (dom0 still swaps modules between the two), so
+      its ratios show what the instrument reports for two identical backends.
   bench.py collect --share DIR --out DIR
       After the boot: copies dom0's records to DIR/bench/, writes DIR/bench/report.json and
       prints the report (below). Exit status 1 if the driver did not finish or a measurement
@@ -155,14 +157,15 @@ on_crash = "destroy"
 ''')
     with open(os.path.join(bdir, "bench.env"), "w") as f:
         f.write(f"ROUNDS={args.rounds}\nMEASURE_S={args.seconds}\nTARGET={target}\nXL_NAME={XL_NAME}\n"
-                f"FIGURES=\"{' '.join(name for name, _ in figures)}\"\nBACKENDS=\"{' '.join(BACKENDS)}\"\n")
+                f"FIGURES=\"{' '.join(name for name, _ in figures)}\"\nBACKENDS=\"{' '.join(BACKENDS)}\"\n"
+                f"CONTROL={int(args.control)}\n")
     # Written in full: no measurement pays for first writes into holes of the sparse file.
     riglib.write_data_disk(args.data_disk, [DISK_BYTES], prefill=True)
     pairs = args.rounds * len(figures)
     budget = BUDGET_BASE_S + pairs * (2 * (args.seconds + MEASUREMENT_OVERHEAD_S) + SWAP_S)
     plan.update({"slot_sizes": [DISK_BYTES], "budget_s": budget,
                  "bench": {"rounds": args.rounds, "seconds": args.seconds, "budget_s": budget,
-                           "figures": [name for name, _ in figures]},
+                           "figures": [name for name, _ in figures], "control": args.control},
                  "device": None})
     with open(plan_path, "w") as f:
         json.dump(plan, f, indent=1)
@@ -219,9 +222,11 @@ def report_lines(results, figures):
     return lines
 
 
-def print_report(results, rounds, figures):
+def print_report(results, rounds, figures, control=False):
     lines = report_lines(results, figures)
     print(f"bench: stock vs rblkback, {rounds} rounds of back-to-back pairs, one boot")
+    if control:
+        print("bench: CONTROL RUN: the column named rblkback is stock xen-blkback again (--control)")
     for text, _ in lines:
         print(text)
     missed = [text.split(":")[0] for text, ok in lines if not ok]
@@ -257,9 +262,11 @@ def cmd_collect(args):
             n = len(results.get((name, b), []))
             if n != expected:
                 problems.append(f"{name} {b}: {n} of {expected} rounds measured")
-    lines = print_report(results, expected, figures)
+    control = plan["bench"].get("control", False)
+    lines = print_report(results, expected, figures, control)
     with open(os.path.join(dest, "report.json"), "w") as f:
-        json.dump({"rounds": expected, "seconds": plan["bench"]["seconds"], "figures": figures, "problems": problems,
+        json.dump({"rounds": expected, "seconds": plan["bench"]["seconds"], "figures": figures,
+                   "control": control, "problems": problems,
                    "lines": [text for text, _ in lines],
                    "results": {f"{k[0]}/{k[1]}": v for k, v in sorted(results.items())}}, f, indent=1)
     for p in problems:
@@ -271,7 +278,8 @@ def cmd_collect(args):
 def cmd_report(args):
     summary = json.loads(riglib.read_text(os.path.join(args.dir, "bench", "report.json")))
     results, _ = load_results(os.path.join(args.dir, "bench", "results.csv"))
-    print_report(results, summary["rounds"], summary.get("figures", [name for name, _ in FIGURES]))
+    print_report(results, summary["rounds"], summary.get("figures", [name for name, _ in FIGURES]),
+                 summary.get("control", False))
     return 0
 
 
@@ -285,6 +293,8 @@ def main():
     c.add_argument("--rounds", type=int, default=ROUNDS)
     c.add_argument("--seconds", type=int, default=SECONDS)
     c.add_argument("--figures", default="", help="comma-separated figure names (default: all)")
+    c.add_argument("--control", action="store_true",
+                   help="stock xen-blkback in both columns: what the instrument reports for identical backends")
     c = sub.add_parser("collect")
     c.add_argument("--share", required=True)
     c.add_argument("--out", required=True)

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Unit tests of the benchmark's host side (scripts/rig.d/host/bench.py), no QEMU.
 Run: scripts/rig selftest  (or python3 -m unittest in this directory)."""
+import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -54,6 +56,15 @@ class ReportTests(unittest.TestCase):
         lines = dict((t.split(":")[0], ok) for t, ok in bench.report_lines(results, [name for name, _ in bench.FIGURES]))
         self.assertFalse(lines["randread_4k_qd32_iops"])        # 0.90 < 0.95
         self.assertFalse(lines["randread_4k_qd32_dom0_cpu_us_per_io"])   # same CPU, fewer I/Os: 1.11
+
+    def test_control_run_says_so(self):
+        results, _ = self.results(row(1, "randread_4k_qd1", "stock", 5000) + row(1, "randread_4k_qd1", "rblkback", 5000))
+        for control in (False, True):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                bench.print_report(results, 1, ["randread_4k_qd1"], control)
+            self.assertEqual("CONTROL RUN" in out.getvalue(), control)
+            self.assertIn("randread_4k_qd1_iops: stock=500.00 rblkback=500.00 ratio=1.000", out.getvalue())
 
 
 if __name__ == "__main__":
