@@ -4,7 +4,7 @@
 #   make test       every test: host crates, module build, QEMU tests
 #   make soak       the rig's functional tests with 20 create/destroy cycles
 #   make isolation  the noisy-neighbour isolation scenario alone (rig, rblkback, ~6 min)
-#   make bench      rblkback vs stock xen-blkback, back-to-back pairs in one rig boot, ratios (~10 min)
+#   make bench      rblkback vs stock xen-blkback, back-to-back pairs in one rig boot, ratios (~13 min)
 # KDIR may point at any Rust-enabled 6.12 build tree (see Documentation/user-guide.md).
 
 SHELL := /bin/bash
