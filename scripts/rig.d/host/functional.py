@@ -18,7 +18,6 @@ import gzip
 import json
 import os
 import re
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -124,47 +123,16 @@ on_crash = "destroy"
 
 
 def cmd_collect(args):
-    src = os.path.join(args.share, "out", "functional")
-    dest = os.path.join(args.out, "functional")
-    os.makedirs(os.path.join(dest, "consoles"), exist_ok=True)
-    if os.path.isdir(src):
-        shutil.copytree(src, dest, dirs_exist_ok=True)
-    cdir = os.path.join(args.share, "out", "consoles")
-    for fn in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
-        if fn.startswith(f"guest-{XL_PREFIX}"):
-            shutil.copy(os.path.join(cdir, fn), os.path.join(dest, "consoles", fn[len("guest-"):]))
-    checks_txt = os.path.join(src, "checks.txt")
-    lines = riglib.read_lines(checks_txt) if os.path.isfile(checks_txt) else []
-    failed = 0
-    for line in lines:
-        line = line.rstrip("\n")
-        print(line)
-        failed += line.startswith("FAIL")
-    status_txt = os.path.join(src, "status")
-    status = riglib.read_text(status_txt).strip() if os.path.isfile(status_txt) else \
-        "the functional tests did not finish (machine stopped or timed out)"
-    passed = sum(1 for line in lines if line.startswith("PASS"))
-    if status != "complete":
-        print(f"FAIL functional: {status}")
-        failed += 1
-    elif not passed:
-        print("FAIL functional: no assertion was checked")
-        failed += 1
-    print(f"functional: {passed} passed, {failed} failed -> {dest}")
+    src, dest = riglib.copy_driver_records(args.share, args.out, "functional", XL_PREFIX)
+    failed = riglib.report_checks(src, "functional", "the functional tests", dest)
     return 1 if failed else 0
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("compile")
-    c.add_argument("--share", required=True)
-    c.add_argument("--domu-initramfs", required=True)
-    c.add_argument("--data-disk", required=True)
+    c, _ = riglib.add_compile_and_collect(sub)
     c.add_argument("--cycles", type=int, required=True)
-    c = sub.add_parser("collect")
-    c.add_argument("--share", required=True)
-    c.add_argument("--out", required=True)
     args = ap.parse_args()
     if args.cmd == "compile":
         cmd_compile(args)

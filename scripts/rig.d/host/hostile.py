@@ -24,7 +24,6 @@ import argparse
 import gzip
 import json
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -216,42 +215,17 @@ def write_table(rows, path):
 
 
 def cmd_collect(args):
-    src = os.path.join(args.share, "out", "hostile")
-    dest = os.path.join(args.out, "hostile")
-    os.makedirs(os.path.join(dest, "consoles"), exist_ok=True)
-    if os.path.isdir(src):
-        shutil.copytree(src, dest, dirs_exist_ok=True)
-    cdir = os.path.join(args.share, "out", "consoles")
-    for fn in sorted(os.listdir(cdir)) if os.path.isdir(cdir) else []:
-        if fn.startswith(f"guest-{XL_PREFIX}"):
-            shutil.copy(os.path.join(cdir, fn), os.path.join(dest, "consoles", fn[len("guest-"):]))
+    src, dest = riglib.copy_driver_records(args.share, args.out, "hostile", XL_PREFIX)
     cases, bad = extract_cases(os.path.join(dest, "consoles", f"{XL_PREFIX}hostile.log"))
     with open(os.path.join(dest, "cases.jsonl"), "w") as f:
         for c in cases:
             f.write(json.dumps(c) + "\n")
     rows = case_rows(cases)
     write_table(rows, os.path.join(dest, "cases.md"))
-    checks_txt = os.path.join(src, "checks.txt")
-    lines = riglib.read_lines(checks_txt) if os.path.isfile(checks_txt) else []
-    failed = 0
-    for line in lines:
-        line = line.rstrip("\n")
-        print(line)
-        failed += line.startswith("FAIL")
     errors = [c for c in cases if c.get("case") == "error"]
-    print(f"hostile: {len(cases)} JSON lines from rblk-hostile ({bad} unparsable), {len(rows)} cases"
-          + (f"; rblk-hostile error: {errors[0].get('error')}" if errors else ""))
-    status_txt = os.path.join(src, "status")
-    status = riglib.read_text(status_txt).strip() if os.path.isfile(status_txt) else \
-        "the hostile test did not finish (machine stopped or timed out)"
-    passed = sum(1 for line in lines if line.startswith("PASS"))
-    if status != "complete":
-        print(f"FAIL hostile: {status}")
-        failed += 1
-    elif not passed:
-        print("FAIL hostile: no assertion was checked")
-        failed += 1
-    print(f"hostile: {passed} passed, {failed} failed -> {dest}")
+    summary = (f"hostile: {len(cases)} JSON lines from rblk-hostile ({bad} unparsable), {len(rows)} cases"
+               + (f"; rblk-hostile error: {errors[0].get('error')}" if errors else ""))
+    failed = riglib.report_checks(src, "hostile", "the hostile test", dest, [summary])
     return 1 if failed else 0
 
 
@@ -285,19 +259,13 @@ def cmd_report(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("compile")
-    c.add_argument("--share", required=True)
-    c.add_argument("--domu-initramfs", required=True)
-    c.add_argument("--data-disk", required=True)
+    c, _ = riglib.add_compile_and_collect(sub)
     c.add_argument("--hostile-bin", required=True)
     c.add_argument("--solo-s", type=int, default=int(os.environ.get("HOSTILE_SOLO_S", SOLO_S)))
     c.add_argument("--attack-s", type=int, default=int(os.environ.get("HOSTILE_ATTACK_S", ATTACK_S)))
     c.add_argument("--attack-rounds", type=int, choices=(1, 2, 3),
                    default=int(os.environ.get("HOSTILE_ATTACK_ROUNDS", ATTACK_ROUNDS)))
     c.add_argument("--warmup-s", type=int, default=int(os.environ.get("HOSTILE_WARMUP_S", WARMUP_S)))
-    c = sub.add_parser("collect")
-    c.add_argument("--share", required=True)
-    c.add_argument("--out", required=True)
     c = sub.add_parser("report")
     c.add_argument("dirs", nargs="+")
     args = ap.parse_args()

@@ -2,7 +2,9 @@
 """Unit tests of the rig's host side (no QEMU): scenario parsing and rendering, the initramfs
 overlay and data disk formats, and the arithmetic behind summary.json.
 Run: scripts/rig selftest  (or python3 -m unittest in this directory)."""
+import contextlib
 import gzip
+import io
 import os
 import struct
 import subprocess
@@ -118,6 +120,37 @@ class ScenarioTests(unittest.TestCase):
         self.assertEqual(riglib.parse_size("4096"), 4096)
         with self.assertRaises(riglib.ScenarioError):
             riglib.parse_size("lots")
+
+
+class DriverReportTests(unittest.TestCase):
+    def report(self, checks, status):
+        with tempfile.TemporaryDirectory() as d:
+            if checks is not None:
+                with open(os.path.join(d, "checks.txt"), "w") as f:
+                    f.write(checks)
+            if status is not None:
+                with open(os.path.join(d, "status"), "w") as f:
+                    f.write(status + "\n")
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                failed = riglib.report_checks(d, "functional", "the functional tests", "DEST", ["extra line"])
+            return failed, out.getvalue().splitlines()
+
+    def test_counts_failures_and_prints_every_line(self):
+        failed, lines = self.report("PASS functional: a\nFAIL functional: b\nINFO functional: c\n", "complete")
+        self.assertEqual(failed, 1)
+        self.assertEqual(lines, ["PASS functional: a", "FAIL functional: b", "INFO functional: c", "extra line",
+                                 "functional: 1 passed, 1 failed -> DEST"])
+
+    def test_a_driver_that_did_not_finish_or_checked_nothing_fails(self):
+        failed, lines = self.report("PASS functional: a\n", None)
+        self.assertEqual(failed, 1)
+        self.assertIn("FAIL functional: the functional tests did not finish (machine stopped or timed out)", lines)
+        failed, lines = self.report("INFO functional: c\n", "complete")
+        self.assertEqual(failed, 1)
+        self.assertIn("FAIL functional: no assertion was checked", lines)
+        failed, lines = self.report(None, "aborted: xl create failed")
+        self.assertEqual((failed, lines[-2]), (1, "FAIL functional: aborted: xl create failed"))
 
 
 class FormatTests(unittest.TestCase):
