@@ -224,6 +224,44 @@ class ArithmeticTests(unittest.TestCase):
         summary["limits"][0]["value"] = 40
         self.assertFalse(riglib.limit_reaction_checks(summary, {"domain": "a", "key": "iops_limit"})[0]["passed"])
 
+    def test_limit_windows_settle_from_each_phase_start(self):
+        # A domain idle until 33 s, then held at 50/s after fio's slow first seconds (33-35 s).
+        series = [0.0] * 33 + [10.0, 30.0] + [50.0] * 45
+        summary = {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 50}],
+                   "domains": {"a": {"timeseries": series,
+                                     "phases": [{"start_s": 33, "duration_s": 47}]}}}
+        a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
+        checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
+        # Windows from 38 s (33 + settle) to 78 s: none includes the idle time or fio's start.
+        self.assertEqual(len(checks), 8, [c["check"] for c in checks])
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks])
+        self.assertIn("38-43s", checks[0]["check"])
+        self.assertEqual(riglib.limit_window_starts([], 15, 40, 5, 5, 80), [15, 20, 25, 30, 35])
+        # Two phases back to back: the second one settles too.
+        self.assertEqual(riglib.limit_window_starts(
+            [{"start_s": 0, "duration_s": 20}, {"start_s": 20, "duration_s": 20}], 0, 40, 5, 5, 40),
+            [5, 10, 15, 25, 30, 35])
+        # Without the phases the idle seconds would have been compared with the limit.
+        del summary["domains"]["a"]["phases"]
+        self.assertFalse(all(c["passed"] for c in riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})))
+
+    def test_limit_windows_follow_the_guests_late_start(self):
+        # dom0 changed the limit 100 -> 50 at 42 s on its clock; the guest saw the start
+        # signal 3 s late, so its series shows the change from 39 s.
+        series = [100.0] * 39 + [50.0] * 41
+        summary = {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 100},
+                              {"at_s": 42.0, "domain": "a", "key": "iops_limit", "value": 50}],
+                   "domains": {"a": {"timeseries": series, "go_seen_lag_s": 3.0,
+                                     "phases": [{"start_s": 0, "duration_s": 80}]}}}
+        a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
+        checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks])
+        self.assertNotIn("35-40s", " ".join(c["check"] for c in checks))
+        self.assertIn("limit=50: 45-50s", " ".join(c["check"] for c in checks).replace("iops_limit=", "limit="))
+        # Taken as on time, the window 35-40 s counts as settled, mixes both rates and fails.
+        summary["domains"]["a"]["go_seen_lag_s"] = 0
+        self.assertFalse(all(c["passed"] for c in riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})))
+
     def test_isolation_compares_interleaved_blocks(self):
         series = [100.0] * 10 + [50.0] * 10 + [92.0] * 10        # idle, unlimited, limited
         summary = {"domains": {"a": {"timeseries": series}}}
