@@ -5,7 +5,8 @@
 //!
 //! A ring asks its domain before it takes each request off the ring ([`Domain::admit`]).
 //! When the budget is spent the ring is marked held and arms its own timer for the time
-//! the budget says to retry; the timer kicks the ring's worker, which asks again. A limit
+//! the budget says to retry; the timer kicks the ring's worker, which asks again, and that
+//! retry brings the budget's clock up to date and ends the held period. A limit
 //! change kicks every held ring of the domain, so it takes effect at the next slice
 //! boundary (or at once when the domain becomes unlimited). The accounting itself is the
 //! shared `throttle` crate.
@@ -19,7 +20,7 @@ use crate::throttle::control::{
 };
 use crate::throttle::log_limit::{LogLimiter, LogVerdict, DEFAULT_BURST, DEFAULT_INTERVAL_US};
 use crate::throttle::params::Param;
-use crate::throttle::{Admission, Cost, DomainBudget, Limits, Meter, SliceConfig};
+use crate::throttle::{Admission, Cost, DomainBudget, HeldRings, Limits, Meter, SliceConfig};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -122,9 +123,22 @@ impl Domain {
 
     /// Asks whether ring `id` may take a request of `cost` off its ring at `now_us`
     /// (`monotonic_us`, read by the caller).
+    ///
+    /// Each held ring's own timer wakes its worker, which retries through here; the retry
+    /// that finds the held requests may go on ends the domain's held period (so the
+    /// held-time counters stop there instead of running on) and kicks the other held rings
+    /// to retry too (`DomainBudget::try_admit_and_release`).
     pub fn admit(&self, id: u64, cost: Cost, now_us: u64) -> Admission {
         let mut st = self.state.lock();
-        let admission = st.budget.try_admit(now_us, cost);
+        let (released, admission) = st.budget.try_admit_and_release(now_us, cost);
+        if released == HeldRings::Kick {
+            for ring in st.rings.iter_mut().flatten() {
+                if ring.held && ring.id != id {
+                    ring.worker.kick();
+                }
+                ring.held = false;
+            }
+        }
         let held = matches!(admission, Admission::Hold { .. });
         if let Some(ring) = st.rings.iter_mut().flatten().find(|r| r.id == id) {
             ring.held = held;

@@ -190,6 +190,25 @@ impl DomainBudget {
         }
     }
 
+    /// [`try_admit`](Self::try_admit) for a caller whose held rings retry on timers of
+    /// their own instead of being woken by [`advance_to`](Self::advance_to) (the module:
+    /// each held ring's timer wakes its worker, which asks again through this).
+    ///
+    /// While rings are held, the budget is first brought up to `now_us`; if the held
+    /// requests may go on, that ends the held period (the held-time counters stop here, not
+    /// at some later kick) and the first element of the answer is [`HeldRings::Kick`]: the
+    /// caller clears every held mark and wakes its other held rings, whose retries each get
+    /// their own answer. The second element decides the request at hand, as `try_admit`
+    /// does; if it is a hold, the held period starts again.
+    pub fn try_admit_and_release(&mut self, now_us: u64, cost: Cost) -> (HeldRings, Admission) {
+        let released = if self.waiting.is_empty() {
+            HeldRings::NoneHeld
+        } else {
+            self.advance_to(now_us)
+        };
+        (released, self.try_admit(now_us, cost))
+    }
+
     /// Brings the budget up to `now_us`: one refill for every slice boundary passed since
     /// the last call, however many (a late or missed timer tick loses nothing), with any
     /// pending change applied at the first of them. Call it from the domain's timer.
@@ -775,6 +794,61 @@ mod tests {
         );
         assert_eq!((stats.holds, stats.kicks), (3, 2));
         assert_eq!(stats.admitted_requests, 2);
+    }
+
+    #[test]
+    fn a_ring_retrying_on_its_own_timer_ends_the_held_period() {
+        // 100 ops/s: one operation per 10 ms slice. The ring is held at 2_500 and its timer
+        // retries at 10_200, a little after the boundary.
+        let mut budget = DomainBudget::new(Limits::iops(100), CONFIG, 0);
+        assert_eq!(
+            budget.try_admit_and_release(0, Cost::read(0)),
+            (HeldRings::NoneHeld, Admission::Admit)
+        );
+        let (released, held) = budget.try_admit_and_release(2_500, Cost::read(0));
+        assert_eq!((released, hold_until(held)), (HeldRings::NoneHeld, SLICE));
+        assert_eq!(
+            budget.try_admit_and_release(SLICE + 200, Cost::read(0)),
+            (HeldRings::Kick, Admission::Admit)
+        );
+        assert!(!budget.is_held());
+        let after_retry = budget.stats(SLICE + 200);
+        assert_eq!(
+            (after_retry.throttled_us, after_retry.throttled_slices),
+            (7_700, 2)
+        );
+        // A second later, with nothing held since, the counters have not moved.
+        assert_eq!(budget.stats(SLICE + 1_000_000), after_retry);
+        // Retried too early (before the boundary), the ring is held again and the held
+        // period goes on uninterrupted.
+        assert!(matches!(
+            budget.try_admit_and_release(SLICE + 300, Cost::read(0)),
+            (HeldRings::NoneHeld, Admission::Hold { .. })
+        ));
+        assert_eq!(
+            budget.try_admit_and_release(SLICE + 5_000, Cost::read(0)).1,
+            hold_at(2 * SLICE)
+        );
+        assert_eq!(budget.stats(2 * SLICE).throttled_us, 7_700 + 9_700);
+    }
+
+    #[test]
+    fn a_retry_alone_does_not_end_the_held_period() {
+        // What try_admit without advance_to leaves behind: the budget still counts the
+        // domain as held after its request went through, and the held time runs on at
+        // wall-clock rate (the module's bug before try_admit_and_release).
+        let mut budget = DomainBudget::new(Limits::iops(100), CONFIG, 0);
+        assert_eq!(budget.try_admit(0, Cost::read(0)), Admission::Admit);
+        assert!(matches!(
+            budget.try_admit(2_500, Cost::read(0)),
+            Admission::Hold { .. }
+        ));
+        assert_eq!(
+            budget.try_admit(SLICE + 200, Cost::read(0)),
+            Admission::Admit
+        );
+        assert!(budget.is_held());
+        assert!(budget.stats(SLICE + 1_000_000).throttled_us > 1_000_000);
     }
 
     #[test]
