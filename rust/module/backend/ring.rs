@@ -382,7 +382,6 @@ impl RingConnection {
         let retry_timer = WakeTimer::new(&worker)?;
         let purge_timer = WakeTimer::new(&worker)?;
         let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
-        domain.attach_ring(id, worker.clone())?;
         let shared = Arc::pin_init(
             pin_init!(RingShared {
                 domid,
@@ -404,10 +403,17 @@ impl RingConnection {
         let evtchn = EventChannel::bind(dev, params.port, shared.clone())?;
         responder.set_notifier(Some(evtchn.notifier()));
         shared.state.lock().evtchn = Some(evtchn);
+        // From here on a failure drops `conn`, whose `Drop` unbinds the event channel (it
+        // holds a reference to `shared`) and detaches the ring from its domain. The domain
+        // learns of the ring only now, after every step that a frontend's bad values can
+        // fail (a frontend that reconnects with a bad event channel in a loop must not grow
+        // the domain's ring list), and before the worker, the only caller of
+        // `Domain::admit` for this ring, starts.
         let mut conn = Self {
             shared: shared.clone(),
             worker: None,
         };
+        conn.shared.domain.attach_ring(id, worker.clone())?;
         conn.worker = Some(Worker::start(&worker, shared, domid, devid, params.queue)?);
         Ok(conn)
     }
