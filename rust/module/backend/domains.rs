@@ -178,7 +178,10 @@ impl DomainFiles for Domain {
         if let Some(meter) = limit_meter(attr) {
             return self.effective_limit(meter);
         }
-        let stats = self.state.lock().budget.stats(monotonic_us());
+        let st = self.state.lock();
+        let stats = st.budget.stats(monotonic_us());
+        let rings = st.rings.iter().flatten().count() as u64;
+        drop(st);
         match attr {
             6 => stats.admitted_ops,
             7 => stats.admitted_bytes,
@@ -186,6 +189,7 @@ impl DomainFiles for Domain {
             9 => stats.throttled_us,
             10 => stats.admitted_requests,
             11 => stats.holds,
+            12 => rings,
             _ => 0,
         }
     }

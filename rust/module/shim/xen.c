@@ -907,6 +907,7 @@ RBLK_DOM_ATTR(throttled_slices, 0444, RBLK_DOM_THROTTLED_SLICES);
 RBLK_DOM_ATTR(throttled_us, 0444, RBLK_DOM_THROTTLED_US);
 RBLK_DOM_ATTR(admitted_requests, 0444, RBLK_DOM_ADMITTED_REQUESTS);
 RBLK_DOM_ATTR(holds, 0444, RBLK_DOM_HOLDS);
+RBLK_DOM_ATTR(rings, 0444, RBLK_DOM_RINGS);
 
 static struct attribute *rblk_dom_attrs[] = {
 	&rblk_dom_attr_iops_limit.attr,	      &rblk_dom_attr_bps_limit.attr,
@@ -915,6 +916,7 @@ static struct attribute *rblk_dom_attrs[] = {
 	&rblk_dom_attr_admitted_ops.attr,     &rblk_dom_attr_admitted_bytes.attr,
 	&rblk_dom_attr_throttled_slices.attr, &rblk_dom_attr_throttled_us.attr,
 	&rblk_dom_attr_admitted_requests.attr, &rblk_dom_attr_holds.attr,
+	&rblk_dom_attr_rings.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(rblk_dom);

@@ -218,7 +218,8 @@ enum rblk_domain_attr {
 	RBLK_DOM_THROTTLED_US = 9,
 	RBLK_DOM_ADMITTED_REQUESTS = 10,
 	RBLK_DOM_HOLDS = 11,
-	RBLK_DOM_ATTR_COUNT = 12,
+	RBLK_DOM_RINGS = 12,
+	RBLK_DOM_ATTR_COUNT = 13,
 };
 struct rblk_domains_ops {
 	/* a line written to domains/limits; 0 or -errno */
