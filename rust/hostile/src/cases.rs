@@ -26,7 +26,7 @@ pub(crate) const CASES: &[(&str, u64)] = &[
 
 /// Conformance checks: well-formed traffic the backend must serve correctly, run by name
 /// (`--case NAME`), not by `--case all`; a failed check fails the program.
-pub(crate) const CHECKS: &[(&str, u64)] = &[("abi-layouts", 3)];
+pub(crate) const CHECKS: &[(&str, u64)] = &[("abi-layouts", 3), ("bad-connect", 1000)];
 
 /// The case or check called `name`: its static name and default count.
 fn lookup(name: &str) -> Option<(&'static str, u64)> {
@@ -155,6 +155,7 @@ pub(crate) fn run(
         "disconnect-mid-request" => disconnect_mid_request(f, &mut r)?,
         "reconnect-order" => reconnect_order(f, &mut r)?,
         "abi-layouts" => abi_layouts(f, &mut r, rng)?,
+        "bad-connect" => bad_connect(f, &mut r)?,
         _ => unreachable!("every case in CASES and CHECKS has a function"),
     }
     if f.conn.is_some() && !matches!(case, "prod-overrun" | "notify-storm" | "reconnect-order") {
@@ -1066,6 +1067,72 @@ fn abi_layouts(f: &mut Frontend, r: &mut CaseResult, rng: &mut Rng) -> Result<()
     } else {
         Err(Error(format!(
             "abi-layouts failed: {}",
+            failures.join("; ")
+        )))
+    }
+}
+
+/// Handshakes with one bad key each, in turn: an event channel that does not exist or is
+/// no number, a ring reference never granted or no number, and a queue count of 0, one
+/// beyond any backend's (2^32 - 1), no number, or 2 with no `queue-N` directories. Each
+/// of the `count` attempts must be refused (the backend goes to Closing or Closed, never
+/// Connected); dom0 meanwhile counts the domain's rings and its own memory before and after
+/// (a refused connection must leave nothing behind). Ends with a good connection that
+/// answers a READ.
+fn bad_connect(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    const BAD: [(&str, &str); 9] = [
+        ("event-channel", "65535"),
+        ("event-channel", "0"),
+        ("event-channel", "port"),
+        ("ring-ref", "2147483632"),
+        ("ring-ref", "ring"),
+        ("multi-queue-num-queues", "0"),
+        ("multi-queue-num-queues", "4294967295"),
+        ("multi-queue-num-queues", "many"),
+        ("multi-queue-num-queues", "2"),
+    ];
+    let mut refused = [0u64; BAD.len()];
+    let mut accepted = [0u64; BAD.len()];
+    let t0 = Instant::now();
+    for i in 0..r.count {
+        let k = (i % BAD.len() as u64) as usize;
+        if f.conn.is_some() {
+            f.close()?;
+        }
+        match f.connect_with(0, false, Some(BAD[k]))? {
+            Ok(()) => accepted[k] += 1,
+            Err(_) => refused[k] += 1,
+        }
+        // Closing and Closed from this side too, so the next handshake starts afresh.
+        f.close()?;
+    }
+    let mut failures = Vec::new();
+    for (k, (key, value)) in BAD.iter().enumerate() {
+        let note = format!(
+            "{key}={value}: refused {} of {}",
+            refused[k],
+            refused[k] + accepted[k]
+        );
+        if accepted[k] > 0 {
+            failures.push(note.clone());
+        }
+        r.notes.push(note);
+    }
+    r.notes.push(format!(
+        "{} handshakes in {} ms",
+        r.count,
+        t0.elapsed().as_millis()
+    ));
+    ensure_connected(f)?;
+    r.ring_halted = !f.probe()?;
+    if r.ring_halted {
+        failures.push("the good connection after them does not answer a READ".into());
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error(format!(
+            "bad-connect: connected with a bad key: {}",
             failures.join("; ")
         )))
     }

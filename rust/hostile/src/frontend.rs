@@ -391,6 +391,18 @@ impl Frontend {
         order: u32,
         order_key: bool,
     ) -> Result<Result<(), u32>, Error> {
+        self.connect_with(order, order_key, None)
+    }
+
+    /// [`connect`](Self::connect), with one key of the handshake given a bad value
+    /// instead (`bad`: the key, relative to the frontend's directory, and its value),
+    /// written after the good keys and before the state goes to Initialised.
+    pub(crate) fn connect_with(
+        &mut self,
+        order: u32,
+        order_key: bool,
+        bad: Option<(&str, &str)>,
+    ) -> Result<Result<(), u32>, Error> {
         if self.conn.is_some() {
             self.close()?;
         }
@@ -403,6 +415,7 @@ impl Frontend {
         let fe = self.fe.clone();
         self.xs.remove(&format!("{fe}/ring-ref"))?;
         self.xs.remove(&format!("{fe}/ring-page-order"))?;
+        self.xs.remove(&format!("{fe}/multi-queue-num-queues"))?;
         for i in 0..32 {
             self.xs.remove(&format!("{fe}/ring-ref{i}"))?;
         }
@@ -422,6 +435,9 @@ impl Frontend {
         match self.protocol.0 {
             Some(p) => self.xs.write(&format!("{fe}/protocol"), p)?,
             None => self.xs.remove(&format!("{fe}/protocol"))?,
+        }
+        if let Some((key, value)) = bad {
+            self.xs.write(&format!("{fe}/{key}"), value)?;
         }
         self.set_state(state::INITIALISED)?;
         self.connections += 1;

@@ -85,9 +85,10 @@ ATTACK_MAX_EXTRA_S = 600
 # (the good domain's I/O); its large sequential I/O counts once per 256 KiB, so that the
 # functional tests that share the boot are not slowed by much.
 DEVICE = {"iops": 400, "iops_size": 256 << 10}
-# Budget beyond the boot: creating two domains, the three phases (plus fio's start-up and
-# the hostile's last case after the attack phase), teardown and checks.
-BUDGET_BASE_S = 660
+# Budget beyond the boot: creating two domains, the bad handshakes (~1-2 min), the three
+# phases (plus fio's start-up and the hostile's last case after the attack phase), teardown
+# and checks.
+BUDGET_BASE_S = 840
 
 
 def cmd_compile(args):
