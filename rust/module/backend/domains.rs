@@ -47,6 +47,10 @@ struct RingEntry {
 
 struct DomainState {
     budget: DomainBudget,
+    /// The module's default limits as they were when the domain was first seen: what its
+    /// limits are without overrides (the user guide's contract; later changes of
+    /// `default_iops`/`default_bps` apply to domains seen after them).
+    defaults: Limits,
     overrides: Overrides,
     /// Attached rings; a detached ring leaves a `None` for the next one to reuse.
     rings: KVec<Option<RingEntry>>,
@@ -69,6 +73,7 @@ impl Domain {
         let now = monotonic_us();
         let state = DomainState {
             budget: DomainBudget::new(limits, config, now),
+            defaults: limits,
             overrides: Overrides::default(),
             rings: KVec::new(),
             log: LogLimiter::new(DEFAULT_BURST, DEFAULT_INTERVAL_US, now),
@@ -152,7 +157,7 @@ impl Domain {
         let now = monotonic_us();
         let mut st = self.state.lock();
         change(&mut st.overrides);
-        let limits = st.overrides.apply_to(defaults().0);
+        let limits = st.overrides.apply_to(st.defaults);
         let _ = st.budget.set_limits(limits, now);
         for ring in st.rings.iter().flatten().filter(|r| r.held) {
             ring.worker.kick();
