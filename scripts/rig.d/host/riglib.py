@@ -822,7 +822,9 @@ def limit_reaction_checks(summary, a):
             continue
         i = bisect.bisect_left(times, e["at_s"] + slice_s)
         j = bisect.bisect_left(times, times[i] + 1.0) if i < len(times) else len(times)
-        if j >= len(times) or times[j] - times[i] > 1.5:
+        # dom0's samples come ~0.1 s apart, 0.3-1.2 s when it does not get the CPU (a loaded
+        # host): the rate is then taken over the span the samples allow, up to 3 s.
+        if j >= len(times) or times[j] - times[i] > 3.0:
             checks.append({"check": f"{dom}: {key} -> {e['value']} at {e['at_s']:.2f}s: no backend samples "
                                     f"a second after it", "passed": False})
             continue
