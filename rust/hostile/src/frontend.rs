@@ -266,6 +266,9 @@ pub(crate) struct Frontend {
     next_id: u64,
 }
 
+/// The "key" of [`Frontend::connect_with`] that sets the ring's request producer.
+pub(crate) const BAD_REQ_PROD: &str = "(ring) req_prod";
+
 impl Frontend {
     /// Opens the device files and finds the vbd (`devid`, or the only one).
     pub(crate) fn open(devid: Option<u32>, timeout: Duration) -> Result<Frontend, Error> {
@@ -396,7 +399,8 @@ impl Frontend {
 
     /// [`connect`](Self::connect), with one key of the handshake given a bad value
     /// instead (`bad`: the key, relative to the frontend's directory, and its value),
-    /// written after the good keys and before the state goes to Initialised.
+    /// written after the good keys and before the state goes to Initialised; or, for
+    /// [`BAD_REQ_PROD`], the new ring's request producer set to the value.
     pub(crate) fn connect_with(
         &mut self,
         order: u32,
@@ -436,8 +440,12 @@ impl Frontend {
             Some(p) => self.xs.write(&format!("{fe}/protocol"), p)?,
             None => self.xs.remove(&format!("{fe}/protocol"))?,
         }
-        if let Some((key, value)) = bad {
-            self.xs.write(&format!("{fe}/{key}"), value)?;
+        match bad {
+            // Not a key: the ring's own request producer, which the backend reads when it
+            // maps the ring.
+            Some((BAD_REQ_PROD, value)) => ring.set_req_prod(value.parse().unwrap_or(u32::MAX)),
+            Some((key, value)) => self.xs.write(&format!("{fe}/{key}"), value)?,
+            None => {}
         }
         self.set_state(state::INITIALISED)?;
         self.connections += 1;

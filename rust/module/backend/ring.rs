@@ -321,8 +321,10 @@ impl RingConnection {
         }
         let req_prod = shared_ring.read_u32(REQ_PROD_OFFSET)?;
         let rsp_prod = shared_ring.read_u32(RSP_PROD_OFFSET)?;
+        // Through the domain's log limiter, like every line a frontend can cause: a guest
+        // that reconnects in a loop with a bad ring must not flood dom0's log.
         let back = BackRing::attach(geometry, req_prod, rsp_prod).map_err(|e| {
-            pr_warn!("domain {} vbd {}: refusing ring: {}\n", domid, devid, e);
+            log_about_domain(&domain, devid, fmt!("refusing ring: {}", e));
             EIO
         })?;
         let shared_ring = Arc::new(shared_ring, GFP_KERNEL)?;
