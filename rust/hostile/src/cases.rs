@@ -1073,15 +1073,19 @@ fn abi_layouts(f: &mut Frontend, r: &mut CaseResult, rng: &mut Rng) -> Result<()
 }
 
 /// Handshakes with one bad key each, in turn: a ring whose request producer is already far
-/// ahead of its responses, an event channel that does not exist or is no number, a ring reference never granted or no number, and a queue count of 0, one
-/// beyond any backend's (2^32 - 1), no number, or 2 with no `queue-N` directories. Each
+/// ahead of its responses, a frontend state no frontend may write (7, Reconfiguring; 42)
+/// instead of Initialised, an event channel that does not exist or is no number, a ring
+/// reference never granted or no number, and a queue count of 0, one beyond any
+/// backend's (2^32 - 1), no number, or 2 with no `queue-N` directories. Each
 /// of the `count` attempts must be refused (the backend goes to Closing or Closed, never
 /// Connected); dom0 meanwhile counts the domain's rings and its own memory before and after
 /// (a refused connection must leave nothing behind). Ends with a good connection that
 /// answers a READ.
 fn bad_connect(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
-    const BAD: [(&str, &str); 10] = [
+    const BAD: [(&str, &str); 12] = [
         (crate::frontend::BAD_REQ_PROD, "4000000000"),
+        (crate::frontend::BAD_STATE, "7"),
+        (crate::frontend::BAD_STATE, "42"),
         ("event-channel", "65535"),
         ("event-channel", "0"),
         ("event-channel", "port"),

@@ -268,6 +268,9 @@ pub(crate) struct Frontend {
 
 /// The "key" of [`Frontend::connect_with`] that sets the ring's request producer.
 pub(crate) const BAD_REQ_PROD: &str = "(ring) req_prod";
+/// The "key" of [`Frontend::connect_with`] that is the frontend state written instead of
+/// Initialised.
+pub(crate) const BAD_STATE: &str = "(frontend) state";
 
 impl Frontend {
     /// Opens the device files and finds the vbd (`devid`, or the only one).
@@ -444,10 +447,14 @@ impl Frontend {
             // Not a key: the ring's own request producer, which the backend reads when it
             // maps the ring.
             Some((BAD_REQ_PROD, value)) => ring.set_req_prod(value.parse().unwrap_or(u32::MAX)),
+            Some((BAD_STATE, _)) => {}
             Some((key, value)) => self.xs.write(&format!("{fe}/{key}"), value)?,
             None => {}
         }
-        self.set_state(state::INITIALISED)?;
+        match bad {
+            Some((BAD_STATE, value)) => self.xs.write(&format!("{fe}/state"), value)?,
+            _ => self.set_state(state::INITIALISED)?,
+        }
         self.connections += 1;
         let got = self.wait_backend(
             &[state::CONNECTED, state::CLOSING, state::CLOSED],

@@ -307,6 +307,11 @@ impl Vbd {
                 }
             }
             XenbusState::Unknown => dev.unregister(),
+            // As stock does: a state no frontend may write is the frontend's error (the
+            // device goes to Closing with the error in xenstore), not the device's end.
+            XenbusState::Other(v) => {
+                self.fatal(EINVAL, fmt!("saw state {} at frontend", v));
+            }
             XenbusState::InitWait => {
                 self.fatal(EINVAL, fmt!("saw state InitWait at frontend"));
             }

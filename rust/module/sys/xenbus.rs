@@ -26,19 +26,23 @@ pub enum XenbusState {
     Closing,
     /// Shut down.
     Closed,
+    /// A value outside 0..=6 (`Reconfiguring`, `Reconfigured`, or none at all): for a
+    /// frontend's state, a protocol error, not a device going away.
+    Other(i32),
 }
 
 impl XenbusState {
-    /// Converts the C value; anything unexpected is `Unknown`.
+    /// Converts the C value; 0 is `Unknown`, anything beyond `Closed` is `Other`.
     pub fn from_raw(v: i32) -> Self {
         match v {
+            0 => Self::Unknown,
             1 => Self::Initialising,
             2 => Self::InitWait,
             3 => Self::Initialised,
             4 => Self::Connected,
             5 => Self::Closing,
             6 => Self::Closed,
-            _ => Self::Unknown,
+            other => Self::Other(other),
         }
     }
 
@@ -52,6 +56,7 @@ impl XenbusState {
             Self::Connected => 4,
             Self::Closing => 5,
             Self::Closed => 6,
+            Self::Other(v) => v,
         }
     }
 }
