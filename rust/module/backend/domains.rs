@@ -283,7 +283,11 @@ impl Domains {
 
     /// The domain `domid`, created (with its sysfs directory) if new; `vbds` more vbds of it.
     fn get_or_create(&self, domid: u16, vbds: u32) -> Result<Arc<Domain>> {
-        let mut registry = self.registry.lock();
+        Self::get_or_create_locked(&mut self.registry.lock(), domid, vbds)
+    }
+
+    /// `get_or_create` with the registry locked by the caller.
+    fn get_or_create_locked(registry: &mut Registry, domid: u16, vbds: u32) -> Result<Arc<Domain>> {
         if let Some(e) = registry
             .entries
             .iter_mut()
@@ -333,14 +337,20 @@ impl DomainsHandler for Domains {
     type Domain = Domain;
 
     fn limits_write(&self, input: &[u8]) -> Result {
-        match parse_limits_line(input).map_err(|_| EINVAL)? {
+        // The change is applied with the registry locked (then the domain's state: the one
+        // order these locks are taken in), so that a detach of the domain's last vbd cannot
+        // drop the entry between the lookup and the change, which would report success for
+        // a change applied to a domain already forgotten.
+        let command = parse_limits_line(input).map_err(|_| EINVAL)?;
+        let mut registry = self.registry.lock();
+        match command {
             LimitsCommand::Set { domid, overrides } => {
-                let domain = self.get_or_create(domid, 0)?;
+                let domain = Self::get_or_create_locked(&mut registry, domid, 0)?;
                 domain.apply(|o| o.merge(&overrides));
                 pr_info!("domain {}: limits set\n", domid);
             }
             LimitsCommand::Clear { domid } => {
-                let domain = self.get_or_create(domid, 0)?;
+                let domain = Self::get_or_create_locked(&mut registry, domid, 0)?;
                 domain.apply(|o| *o = Overrides::default());
                 pr_info!("domain {}: limits cleared\n", domid);
             }
