@@ -3,10 +3,11 @@
  * Module parameters for rblkback.
  *
  * Linux 6.12's Rust `module!` macro cannot declare parameters, so they are declared here with
- * module_param_cb(). Parsing stays in C (kstrtou64); whether a value is acceptable is decided
- * by Rust (throttle::params::validate via rblkback_param_check), so one table of ranges
- * serves insmod, runtime sysfs writes and the host tests. A refused value fails insmod
- * with -EINVAL, or fails the sysfs write and leaves the old value.
+ * module_param_cb(). Parsing and checking are Rust's (rblkback_param_parse: the number format
+ * of throttle::control::parse_number, the ranges of throttle::params::validate), so insmod,
+ * runtime sysfs writes, the per-domain files and the host tests share one format and one
+ * table of ranges. A refused value fails insmod with -EINVAL, or fails the sysfs write and
+ * leaves the old value.
  */
 #include <linux/kernel.h>
 #include <linux/module.h>
@@ -35,13 +36,7 @@ static int rblk_param_set(const char *val, const struct kernel_param *kp)
 	u64 value;
 	int err;
 
-	err = kstrtou64(val, 0, &value);
-	if (err) {
-		pr_err("rblkback: parameter %s: '%s' is not an unsigned integer\n",
-		       kp->name, val);
-		return -EINVAL;
-	}
-	err = rblkback_param_check(id, value);
+	err = rblkback_param_parse(id, val, &value);
 	if (err)
 		return err;
 	WRITE_ONCE(*slot, value);

@@ -46,9 +46,10 @@ enum rblk_param_id {
 u64 rblk_param_get(unsigned int id);
 
 /*
- * Rust: validates a value before C stores it. Returns 0 to accept, -EINVAL to refuse; on
- * refusal it has already logged a line naming the parameter and the accepted range.
+ * Rust: parses and validates the text given for a parameter (NUL-terminated) before C stores
+ * it. Returns 0 with *value set to accept, -EINVAL to refuse; on refusal it has already
+ * logged a line naming the parameter and what it accepts.
  */
-int rblkback_param_check(unsigned int id, u64 value);
+int rblkback_param_parse(unsigned int id, const char *text, u64 *value);
 
 #endif /* RBLKBACK_SHIM_H */

@@ -6,8 +6,10 @@
 //! the rules, from [`crate::throttle::params`].
 
 use super::bindings;
+use crate::throttle::control::parse_number;
 use crate::throttle::params::{validate, Param, ParamError, ALL};
 use kernel::prelude::*;
+use kernel::str::CStr;
 
 // The C defaults must be the ones the shared crate documents and tests.
 const _: () = {
@@ -85,24 +87,52 @@ pub fn report_invalid(param: Param, value: u64) {
     }
 }
 
-/// Called by `shim/params.c` before it stores a value given to `insmod` or written to sysfs.
+/// Called by `shim/params.c` for the text given to `insmod` or written to sysfs, before it
+/// stores the value: the number format of every file of the module
+/// ([`crate::throttle::control::parse_number`]), then the parameter's range.
 ///
-/// Returns 0 to accept or `-EINVAL` (after logging) to refuse.
+/// Returns 0 with `*value` set to accept, or `-EINVAL` (after logging) to refuse.
+///
+/// # Safety
+///
+/// `text` is NUL-terminated and readable, and `value` writable, for the call (or null).
 #[no_mangle]
-pub extern "C" fn rblkback_param_check(id: u32, value: u64) -> kernel::ffi::c_int {
+pub unsafe extern "C" fn rblkback_param_parse(
+    id: u32,
+    text: *const kernel::ffi::c_char,
+    value: *mut u64,
+) -> kernel::ffi::c_int {
     let Some(param) = ALL.iter().copied().find(|p| c_id(*p) == id) else {
         pr_err!("parameter id {} is unknown\n", id);
         return EINVAL.to_errno();
     };
-    match validate(param, value) {
-        Ok(()) => 0,
-        Err(_) => {
-            report_invalid(param, value);
-            EINVAL.to_errno()
-        }
+    if text.is_null() || value.is_null() {
+        return EINVAL.to_errno();
     }
+    // SAFETY: not null; NUL-terminated and alive for the call (the caller's contract).
+    let text = unsafe { CStr::from_char_ptr(text) };
+    let parsed = match parse_number(text.as_bytes()) {
+        Ok(v) => v,
+        Err(_) => {
+            pr_err!(
+                "parameter {}: '{}' is not an unsigned decimal number\n",
+                param.name(),
+                text.as_bytes().escape_ascii()
+            );
+            return EINVAL.to_errno();
+        }
+    };
+    if validate(param, parsed).is_err() {
+        report_invalid(param, parsed);
+        return EINVAL.to_errno();
+    }
+    // SAFETY: not null; writable for the call (the caller's contract).
+    unsafe { *value = parsed };
+    0
 }
 
 // The exported function must have exactly the type C was told about in shim.h.
-const _: unsafe extern "C" fn(u32, u64) -> kernel::ffi::c_int = bindings::rblkback_param_check;
-const _: extern "C" fn(u32, u64) -> kernel::ffi::c_int = rblkback_param_check;
+const _: unsafe extern "C" fn(u32, *const kernel::ffi::c_char, *mut u64) -> kernel::ffi::c_int =
+    bindings::rblkback_param_parse;
+const _: unsafe extern "C" fn(u32, *const kernel::ffi::c_char, *mut u64) -> kernel::ffi::c_int =
+    rblkback_param_parse;

@@ -126,6 +126,14 @@ pub fn parse_u64(text: &[u8]) -> Result<u64, ControlError> {
     Ok(n)
 }
 
+/// Parses a number as every file of the module takes it, module parameters (given to
+/// `insmod` or written to `/sys/module/rblkback/parameters/`) and per-domain files alike:
+/// unsigned decimal digits (at most 20, no sign, no `0x` or leading-zero base, no spaces),
+/// optionally followed by one newline (what `echo` appends).
+pub fn parse_number(input: &[u8]) -> Result<u64, ControlError> {
+    parse_u64(trim_newline(input))
+}
+
 /// Parses a value written to one `<key>_limit` file: a limit, 0 for unlimited.
 pub fn parse_limit_value(meter: Meter, input: &[u8]) -> Result<u64, ControlError> {
     let text = trim_newline(input);
@@ -209,6 +217,38 @@ mod tests {
     use super::super::params::{MAX_BPS, MAX_IOPS};
     use super::*;
     use std::string::ToString;
+
+    #[test]
+    fn numbers_are_decimal_with_one_optional_newline() {
+        for (text, want) in [
+            (&b"0"[..], 0),
+            (b"10000\n", 10000),
+            // Decimal, not octal: the kernel's base-0 parsing read this as 8.
+            (b"010", 10),
+            (b"18446744073709551615", u64::MAX),
+        ] {
+            assert_eq!(parse_number(text), Ok(want), "{:?}", text);
+        }
+        for text in [
+            &b""[..],
+            b"\n",
+            b"+5",
+            b"-1",
+            b"0x10",
+            b" 5",
+            b"5 ",
+            b"5\n\n",
+            b"1e3",
+            b"18446744073709551616",
+        ] {
+            assert_eq!(
+                parse_number(text),
+                Err(ControlError::NotANumber),
+                "{:?}",
+                text
+            );
+        }
+    }
 
     #[test]
     fn single_values() {
