@@ -44,6 +44,9 @@ struct Rblkback {
     _driver: Option<sys::xenbus::Registration<backend::VbdBackend>>,
     domains: Arc<backend::domains::Domains>,
     _domains_dir: sys::domains::DomainsDir<backend::domains::Domains>,
+    /// Last: unloading waits for teardown jobs still returning (a ring freed by its last
+    /// completion).
+    _deferred: sys::worker::DeferredQueue,
 }
 
 impl kernel::Module for Rblkback {
@@ -65,6 +68,7 @@ impl kernel::Module for Rblkback {
             sys::params::get(Param::Burst),
             sys::params::get(Param::OpSize),
         );
+        let deferred = sys::worker::DeferredQueue::create()?;
         let domains = backend::domains::Domains::new()?;
         let domains_dir = sys::domains::DomainsDir::add(domains.clone())?;
         // Without Xen there is nothing to serve; the module still loads so that its
@@ -79,6 +83,7 @@ impl kernel::Module for Rblkback {
             _driver: driver,
             domains,
             _domains_dir: domains_dir,
+            _deferred: deferred,
         })
     }
 }
@@ -86,8 +91,8 @@ impl kernel::Module for Rblkback {
 impl Drop for Rblkback {
     fn drop(&mut self) {
         // Fields drop after this body, in order: the driver (removing every vbd), the
-        // registry handle, then the `domains` directory. Its per-domain directories must go
-        // first, and no new one may appear.
+        // registry handle, the `domains` directory, then the deferred workqueue. The
+        // directory's per-domain directories must go first, and no new one may appear.
         self.domains.close();
         pr_info!("unloaded\n");
     }

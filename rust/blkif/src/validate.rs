@@ -44,6 +44,7 @@ use super::request::{
     RequestKind,
 };
 use super::response::Response;
+use super::xenstore::{FEATURE_BARRIER, FEATURE_FLUSH_CACHE};
 use core::fmt;
 
 /// Largest device size accepted, in sectors: keeps every byte count in `u64`.
@@ -142,6 +143,25 @@ impl DeviceInfo {
     /// The configuration.
     pub const fn config(&self) -> &DeviceConfig {
         &self.config
+    }
+
+    /// The device refused an operation the backend advertised (its bio failed with
+    /// `EOPNOTSUPP`): the feature is withdrawn, as the stock backend does, so later
+    /// requests of that kind are answered "not supported" without reaching the device.
+    /// Returns the xenstore feature key to set to 0 if this withdrew one (the first
+    /// refusal only); reads, writes and discards withdraw nothing.
+    pub fn withdraw_refused(&mut self, operation: u8) -> Option<&'static str> {
+        match operation {
+            op::FLUSH_DISKCACHE if self.config.flush_cache => {
+                self.config.flush_cache = false;
+                Some(FEATURE_FLUSH_CACHE)
+            }
+            op::WRITE_BARRIER if self.config.barrier => {
+                self.config.barrier = false;
+                Some(FEATURE_BARRIER)
+            }
+            _ => None,
+        }
     }
 
     /// Logical block size in 512-byte sectors.
@@ -1097,6 +1117,40 @@ mod tests {
         assert_eq!(flush.response_operation(), op::FLUSH_DISKCACHE);
         let barrier = ready(&direct(DirectOp::WriteBarrier, 3, &[]), &dev);
         assert_eq!(*barrier.action(), Action::Flush(FlushMode::DrainThenFlush));
+    }
+
+    #[test]
+    fn a_refused_flush_or_barrier_is_withdrawn_once() {
+        let mut dev = device(config());
+        assert_eq!(dev.withdraw_refused(op::READ), None);
+        assert_eq!(dev.withdraw_refused(op::WRITE), None);
+        assert_eq!(dev.withdraw_refused(op::DISCARD), None);
+        assert_eq!(dev, device(config()));
+        assert_eq!(
+            dev.withdraw_refused(op::FLUSH_DISKCACHE),
+            Some("feature-flush-cache")
+        );
+        assert_eq!(dev.withdraw_refused(op::FLUSH_DISKCACHE), None);
+        assert!(!dev.config().flush_cache && dev.config().barrier);
+        // Later flushes, with or without data, no longer reach the device.
+        for request in [
+            direct(DirectOp::FlushDiskCache, 0, &[]),
+            direct(DirectOp::FlushDiskCache, 16, &[full_page(1)]),
+        ] {
+            assert_eq!(
+                rejected(&request, &dev),
+                Rejection::NotAdvertised {
+                    operation: op::FLUSH_DISKCACHE
+                }
+            );
+        }
+        assert_eq!(
+            dev.withdraw_refused(op::WRITE_BARRIER),
+            Some("feature-barrier")
+        );
+        assert_eq!(dev.withdraw_refused(op::WRITE_BARRIER), None);
+        assert!(!dev.config().barrier);
+        ready(&direct(DirectOp::Write, 16, &[full_page(1)]), &dev);
     }
 
     #[test]

@@ -31,10 +31,10 @@ use crate::sys::block::{
 use crate::sys::evtchn::{EventChannel, EventHandler};
 use crate::sys::ring::SharedRing;
 use crate::sys::time::{monotonic_us, WakeTimer};
-use crate::sys::worker::{Worker, WorkerRef, WorkerRun};
-use crate::sys::xenbus::{Transaction, XenbusDevice};
+use crate::sys::worker::{DeferredJob, WaitQueue, Worker, WorkerRef, WorkerRun};
+use crate::sys::xenbus::{ModuleRef, Transaction, XenbusDevice};
 use crate::throttle::{Admission, Cost};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::error::Error;
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -271,6 +271,12 @@ struct RingState {
     segment_table: KVec<u8>,
     /// A protocol violation stopped consumption until the frontend reconnects.
     halted: bool,
+    /// Operation of a completed flush or barrier the device refused (`EOPNOTSUPP`), for
+    /// the worker to withdraw its feature.
+    refused_operation: Option<u8>,
+    /// Taken when the ring disconnects with bios in flight: the module stays until they
+    /// complete and the ring is freed. Last, so it goes after everything else.
+    module_while_draining: Option<ModuleRef>,
 }
 
 /// The ring as seen from interrupt handlers and the worker.
@@ -292,14 +298,116 @@ pub struct RingShared {
     tracker: Arc<IoTracker>,
     /// The event channel fired since the worker last looked.
     event_pending: AtomicBool,
+    /// The ring disconnected with bios in flight: its last completion frees it.
+    teardown_waited: AtomicBool,
     #[pin]
     state: Mutex<RingState>,
 }
 
-/// A connected ring; disconnects (stop, drain, unmap) on drop.
+/// The rings of one vbd whose resources (ring mapping, grants, pages, the reference on
+/// the backing device) are not freed yet. A ring's resources outlive its connection while
+/// its bios are in flight: a connection ends at once, and its last completion frees them.
+pub struct LiveRings {
+    count: AtomicU32,
+    freed: WaitQueue,
+}
+
+impl LiveRings {
+    /// None yet.
+    pub fn new() -> Result<Arc<Self>> {
+        Ok(Arc::new(
+            Self {
+                count: AtomicU32::new(0),
+                freed: WaitQueue::new()?,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// Rings whose resources are not freed yet (connected or waiting for their I/O).
+    pub fn count(&self) -> u32 {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `timeout_ms` until every ring's resources are freed; returns whether
+    /// they are.
+    pub fn wait_all_freed(&self, timeout_ms: u32) -> bool {
+        self.freed
+            .wait_until_timeout(&|| self.count() == 0, timeout_ms)
+    }
+}
+
+/// What the rings of one vbd share: whose they are and where they report.
+pub struct RingOwner {
+    /// The vbd's statistics.
+    pub stats: Arc<VbdStats>,
+    /// The domain whose budget and log limit the rings use.
+    pub domain: Arc<Domain>,
+    /// The vbd's device id, for log lines.
+    pub devid: u32,
+    /// The vbd's rings not yet freed.
+    pub live: Arc<LiveRings>,
+}
+
+/// What a ring holds until its last bio completes, and frees then (on drop): its request
+/// pages are unmapped here; the ring mapping, persistent grants, backing device and, if the
+/// ring waited for its I/O, the module reference taken for the wait go with the last
+/// reference to the ring.
+struct RingRemains {
+    shared: Option<Arc<RingShared>>,
+    live: Arc<LiveRings>,
+}
+
+impl RingRemains {
+    fn new(shared: Arc<RingShared>, live: Arc<LiveRings>) -> Self {
+        live.count.fetch_add(1, Ordering::AcqRel);
+        Self {
+            shared: Some(shared),
+            live,
+        }
+    }
+}
+
+impl Drop for RingRemains {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            {
+                let mut st = shared.state.lock();
+                st.responder.close();
+                for slot in st.slots.iter_mut() {
+                    let _ = slot.pages.io().take_completion();
+                    slot.response = None;
+                    // Cannot fail: nothing is in flight any more.
+                    let _ = slot.pages.unmap();
+                }
+            }
+            if shared.teardown_waited.load(Ordering::Acquire) {
+                log_about_domain(
+                    &shared.domain,
+                    shared.devid,
+                    fmt!(
+                        "queue {}: the last bio of a disconnected ring completed; ring freed",
+                        shared.queue
+                    ),
+                );
+            }
+            // Usually the last reference: the ring, its grants and pages go here.
+            drop(shared);
+        }
+        if self.live.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.live.freed.wake();
+        }
+    }
+}
+
+/// A connected ring; disconnects on drop: stops the worker and the event channel at once,
+/// and frees the rest when no bio is in flight any more (see [`RingRemains`]).
 pub struct RingConnection {
     shared: Arc<RingShared>,
     worker: Option<Worker<RingShared>>,
+    /// The job that frees the ring's remains (a [`RingRemains`]), made at connect so that
+    /// a disconnect needs no allocation.
+    free_remains: Option<DeferredJob>,
 }
 
 impl RingConnection {
@@ -309,10 +417,9 @@ impl RingConnection {
         params: &RingParams,
         device: DeviceInfo,
         bdev: Arc<BlockDevice>,
-        stats: Arc<VbdStats>,
-        domain: Arc<Domain>,
-        devid: u32,
+        owner: &RingOwner,
     ) -> Result<Self> {
+        let (domain, devid) = (owner.domain.clone(), owner.devid);
         let domid = dev.otherend_id();
         let geometry = RingGeometry::new(params.abi, params.order).map_err(|_| EINVAL)?;
         let shared_ring = SharedRing::map(dev, &params.ring_refs)?;
@@ -379,6 +486,8 @@ impl RingConnection {
             persistent,
             segment_table,
             halted: false,
+            refused_operation: None,
+            module_while_draining: None,
         };
         let worker_for_kicks = worker.clone();
         let retry_timer = WakeTimer::new(&worker)?;
@@ -394,27 +503,32 @@ impl RingConnection {
                 domain: domain.clone(),
                 retry_timer,
                 purge_timer,
-                stats,
+                stats: owner.stats.clone(),
                 worker: worker_for_kicks,
                 tracker,
                 event_pending: AtomicBool::new(false),
+                teardown_waited: AtomicBool::new(false),
                 state <- new_mutex!(state, "rblkback::RingShared::state"),
             }),
             GFP_KERNEL,
         )?;
-        let evtchn = EventChannel::bind(dev, params.port, shared.clone())?;
-        responder.set_notifier(Some(evtchn.notifier()));
-        shared.state.lock().evtchn = Some(evtchn);
+        let remains = RingRemains::new(shared.clone(), owner.live.clone());
+        let free_remains = DeferredJob::new(move || drop(remains))?;
         // From here on a failure drops `conn`, whose `Drop` unbinds the event channel (it
-        // holds a reference to `shared`) and detaches the ring from its domain. The domain
-        // learns of the ring only now, after every step that a frontend's bad values can
-        // fail (a frontend that reconnects with a bad event channel in a loop must not grow
-        // the domain's ring list), and before the worker, the only caller of
-        // `Domain::admit` for this ring, starts.
+        // holds a reference to `shared`), detaches the ring from its domain and frees the
+        // rest.
         let mut conn = Self {
             shared: shared.clone(),
             worker: None,
+            free_remains: Some(free_remains),
         };
+        let evtchn = EventChannel::bind(dev, params.port, shared.clone())?;
+        responder.set_notifier(Some(evtchn.notifier()));
+        shared.state.lock().evtchn = Some(evtchn);
+        // The domain learns of the ring only now, after every step that a frontend's bad
+        // values can fail (a frontend that reconnects with a bad event channel in a loop
+        // must not grow the domain's ring list), and before the worker, the only caller of
+        // `Domain::admit` for this ring, starts.
         conn.shared.domain.attach_ring(id, worker.clone())?;
         conn.worker = Some(Worker::start(&worker, shared, domid, devid, params.queue)?);
         Ok(conn)
@@ -423,8 +537,10 @@ impl RingConnection {
 
 impl Drop for RingConnection {
     fn drop(&mut self) {
-        // Order matters: no worker run, then no events, then no I/O in flight, then the
-        // grants and the ring itself can go.
+        // Order matters: no worker run (so no new bio), then no events, then, once no bio
+        // is in flight, the grants and the ring itself can go. Nothing here waits for the
+        // device: this runs on xenwatch, which every domain's xenbus handling shares, and a
+        // hung device (a dead path, a suspended device-mapper table) must not stop it.
         drop(self.worker.take());
         self.shared.domain.detach_ring(self.shared.id);
         let evtchn = self.shared.state.lock().evtchn.take();
@@ -432,17 +548,27 @@ impl Drop for RingConnection {
         // channel that is gone.
         self.shared.state.lock().responder.set_notifier(None);
         drop(evtchn);
-        self.shared.tracker.wait_idle();
-        let mut st = self.shared.state.lock();
-        st.responder.close();
-        for slot in st.slots.iter_mut() {
-            let _ = slot.pages.io().take_completion();
-            slot.response = None;
-            // Cannot fail: nothing is in flight any more.
-            let _ = slot.pages.unmap();
+        let Some(job) = self.free_remains.take() else {
+            return;
+        };
+        let in_flight = self.shared.tracker.in_flight();
+        if in_flight > 0 {
+            self.shared.teardown_waited.store(true, Ordering::Release);
+            // Taken before the job can run; if the bios complete meanwhile, it is released
+            // again at once.
+            self.shared.state.lock().module_while_draining = Some(ModuleRef::get());
         }
-        // Persistent grants are unmapped (nothing is in flight) and their pages freed, and
-        // the ring unmapped, when the state goes with the last Arc.
+        if self.shared.tracker.when_idle(job) {
+            log_about_domain(
+                &self.shared.domain,
+                self.shared.devid,
+                fmt!(
+                    "queue {}: disconnected with {} bios in flight; the ring is freed when they complete",
+                    self.shared.queue,
+                    in_flight
+                ),
+            );
+        }
     }
 }
 
@@ -467,6 +593,7 @@ impl WorkerRun for RingShared {
             // pass takes, and a read costs more than the rest of a small request's checks.
             now = monotonic_us();
             let reaped = st.reap(&self.tracker, now);
+            st.withdraw_refused_feature(self);
             // A pass over several waiting requests sends their bios to the device together,
             // with one notification of it; a lone request goes at once, unplugged.
             let (consumed, stop) = if st.waiting_requests() > 1 {
@@ -617,6 +744,9 @@ impl RingState {
         let Some(err) = slot.pages.io().take_completion() else {
             return false;
         };
+        if err == EOPNOTSUPP_ERRNO {
+            self.refused_operation = Some(response.operation);
+        }
         // Cannot fail: the completion cleared the busy mark before it was seen.
         let _ = slot.pages.unmap();
         if let Some(p) = self.persistent.as_mut() {
@@ -630,6 +760,35 @@ impl RingState {
             self.respond(response);
         }
         true
+    }
+
+    /// Stops advertising a flush or barrier the device refused, as the stock backend does:
+    /// later ones are answered "not supported" here, and xenstore says so (the frontend
+    /// also stops sending them once it sees the refusal).
+    fn withdraw_refused_feature(&mut self, shared: &RingShared) {
+        let Some(operation) = self.refused_operation.take() else {
+            return;
+        };
+        let Some(key) = self.device.withdraw_refused(operation) else {
+            return;
+        };
+        let written = CString::try_from_fmt(fmt!("{}", key))
+            .and_then(|key| Transaction::NONE.write(shared.dev.nodename(), &key, c_str!("0")));
+        log_about_domain(
+            shared.domain.as_ref(),
+            shared.devid,
+            fmt!(
+                "queue {}: the device refused operation {} (EOPNOTSUPP): {} withdrawn{}",
+                shared.queue,
+                operation,
+                key,
+                if written.is_ok() {
+                    ""
+                } else {
+                    " (could not write it to xenstore)"
+                }
+            ),
+        );
     }
 
     /// Notices that the backing device changed size (e.g. a resized logical volume or a
@@ -1036,13 +1195,9 @@ impl RingState {
                 stats::add(&shared.stats.ds_req, 1);
                 if range.sectors() == 0 {
                     Ok(Some(Status::Okay))
-                } else if range.secure() {
-                    // Rare (few devices erase securely) and synchronous, as in the stock
-                    // backend: the worker waits for the device.
-                    self.bdev
-                        .secure_erase(range.start_sector(), range.sectors())
-                        .map(|()| Some(Status::Okay))
                 } else {
+                    // A secure erase too completes like any bio: the worker never waits
+                    // for the device (a hung one would hang the ring's teardown).
                     match self.slots.get(slot_index) {
                         Some(slot) => {
                             self.responder
@@ -1052,6 +1207,7 @@ impl RingState {
                                 slot.pages.io(),
                                 range.start_sector(),
                                 range.sectors(),
+                                range.secure(),
                             );
                             if !matches!(r, Ok(true)) {
                                 self.responder.cancel_early_answer(slot_index);

@@ -6,10 +6,11 @@
 //! `physical-device` (and the toolstack `mode`): open the backing device, add sysfs files.
 //! The frontend reaches Initialised: read its ring details. With both, map the ring, start
 //! the worker, publish the device's size and features in one transaction, go Connected.
-//! Closing/Closed from the frontend: disconnect (drain I/O, unmap), follow its state.
+//! Closing/Closed from the frontend: disconnect (the rings stop at once and are freed when
+//! their I/O completes), follow its state.
 
 use super::domains::{Domain, Domains};
-use super::ring::{log_about_domain, RingConnection, RingParams};
+use super::ring::{log_about_domain, LiveRings, RingConnection, RingOwner, RingParams};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::Abi;
 use crate::blkif::validate::{DeviceConfig, DeviceInfo};
@@ -29,6 +30,9 @@ use kernel::{c_str, fmt, new_mutex};
 
 /// Longest xenstore value we read (paths, numbers, protocol names).
 const VALUE_MAX: usize = 128;
+
+/// How long a reconnect waits for the previous connection's I/O to complete.
+const RECONNECT_DRAIN_MS: u32 = 500;
 
 /// The ring page order this module accepts (`max_ring_page_order`, fixed at load).
 fn max_ring_page_order() -> u32 {
@@ -89,6 +93,8 @@ pub struct Vbd {
     domain: Arc<Domain>,
     /// The registry, told when this vbd is removed.
     domains: Arc<Domains>,
+    /// This vbd's rings not yet freed: a disconnected ring stays until its I/O completes.
+    live_rings: Arc<LiveRings>,
     _module: ModuleRef,
     #[pin]
     state: Mutex<VbdState>,
@@ -126,6 +132,7 @@ impl Vbd {
         domain: Arc<Domain>,
     ) -> Result<Arc<Self>> {
         let stats = Arc::new(VbdStats::default(), GFP_KERNEL)?;
+        let live_rings = LiveRings::new()?;
         let vbd = Arc::pin_init(
             pin_init!(Vbd {
                 dev,
@@ -134,6 +141,7 @@ impl Vbd {
                 stats,
                 domain,
                 domains: domains.clone(),
+                live_rings,
                 _module: ModuleRef::get(),
                 state <- new_mutex!(VbdState::default(), "rblkback::Vbd::state"),
             }),
@@ -319,7 +327,8 @@ impl Vbd {
     }
 
     fn disconnect(st: &mut VbdState) {
-        // Each ring stops its worker, waits for its I/O and unmaps on drop.
+        // Each ring stops its worker and event channel on drop; what its in-flight bios
+        // still use is freed by the last of them (never waited for here, on xenwatch).
         drop(core::mem::take(&mut st.rings));
     }
 
@@ -421,9 +430,28 @@ impl Vbd {
             return;
         }
         let Some(backing) = &st.backing else { return };
+        // As stock: no new connection while bios of the previous one are in flight. The
+        // frontend has reissued (or given up) those requests, and a stale write that lands
+        // after a newer one would undo it. A short wait covers an ordinary drain; a hung
+        // device fails the connection instead of holding xenwatch.
+        if self.live_rings.count() > 0 && !self.live_rings.wait_all_freed(RECONNECT_DRAIN_MS) {
+            return self.fatal(
+                EBUSY,
+                fmt!(
+                    "reconnecting while {} rings of the previous connection wait for I/O",
+                    self.live_rings.count()
+                ),
+            );
+        }
         let conn = match self.ring_params() {
             Ok(c) => c,
             Err(e) => return self.fatal(e, fmt!("reading the frontend's ring details")),
+        };
+        let owner = RingOwner {
+            stats: self.stats.clone(),
+            domain: self.domain.clone(),
+            devid: self.devid,
+            live: self.live_rings.clone(),
         };
         for params in conn.queues.iter() {
             let ring = RingConnection::connect(
@@ -431,9 +459,7 @@ impl Vbd {
                 params,
                 backing.info,
                 backing.bdev.clone(),
-                self.stats.clone(),
-                self.domain.clone(),
-                self.devid,
+                &owner,
             );
             let pushed = ring.and_then(|r| st.rings.push(r, GFP_KERNEL).map_err(Error::from));
             if let Err(e) = pushed {

@@ -20,6 +20,7 @@
 #include <linux/spinlock.h>
 #include <linux/sched.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <xen/events.h>
 #include <xen/grant_table.h>
 #include <xen/page.h>
@@ -301,12 +302,20 @@ void *rblk_ring_map(struct xenbus_device *dev, const u32 *grefs, unsigned int nr
 	for (i = 0; i < nr; i++)
 		refs[i] = grefs[i];
 	*err = xenbus_map_ring_valloc(dev, refs, nr, &addr);
-	return *err ? NULL : addr;
+	if (*err)
+		return NULL;
+	/*
+	 * The unmap needs the device, and may come after the device is removed (a ring whose
+	 * I/O is still in flight is freed by its last completion): hold it until then.
+	 */
+	get_device(&dev->dev);
+	return addr;
 }
 
 void rblk_ring_unmap(struct xenbus_device *dev, void *addr)
 {
 	xenbus_unmap_ring_vfree(dev, addr);
+	put_device(&dev->dev);
 }
 
 void rblk_virt_rmb(void)
@@ -523,9 +532,81 @@ void rblk_waitq_wake(struct rblk_waitq *q)
 	wake_up_all(&q->wq);
 }
 
-void rblk_waitq_wait(struct rblk_waitq *q, bool (*done)(void *ctx), void *ctx)
+bool rblk_waitq_wait_timeout(struct rblk_waitq *q, bool (*done)(void *ctx), void *ctx,
+			     unsigned int timeout_ms)
 {
-	wait_event(q->wq, done(ctx));
+	return wait_event_timeout(q->wq, done(ctx), msecs_to_jiffies(timeout_ms)) > 0;
+}
+
+/* ---------------------------------------------------------------- deferred jobs */
+
+/*
+ * One workqueue of the module's own for jobs that must not run on the caller's thread
+ * (freeing a ring after its last bio completes). Destroying it at unload waits for a job
+ * that is still returning after it released its module reference.
+ */
+static struct workqueue_struct *rblk_deferred_wq;
+
+int rblk_deferred_wq_create(void)
+{
+	rblk_deferred_wq = alloc_workqueue("rblkback_deferred", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
+	return rblk_deferred_wq ? 0 : -ENOMEM;
+}
+
+void rblk_deferred_wq_destroy(void)
+{
+	if (rblk_deferred_wq)
+		destroy_workqueue(rblk_deferred_wq);
+	rblk_deferred_wq = NULL;
+}
+
+struct rblk_deferred {
+	struct work_struct work;
+	/* Runs the job (run = true) or only releases it (false); called exactly once. */
+	void (*fn)(void *ctx, bool run);
+	void *ctx;
+};
+
+static void rblk_c_deferred_finish(struct rblk_deferred *d, bool run)
+{
+	void (*fn)(void *ctx, bool run) = d->fn;
+	void *ctx = d->ctx;
+
+	/* Freed first: the job may end with the last reference to anything, even this module. */
+	kfree(d);
+	fn(ctx, run);
+}
+
+static void rblk_c_deferred_work(struct work_struct *work)
+{
+	rblk_c_deferred_finish(container_of(work, struct rblk_deferred, work), true);
+}
+
+struct rblk_deferred *rblk_deferred_new(void (*fn)(void *ctx, bool run), void *ctx)
+{
+	struct rblk_deferred *d = kzalloc(sizeof(*d), GFP_KERNEL);
+
+	if (!d)
+		return NULL;
+	INIT_WORK(&d->work, rblk_c_deferred_work);
+	d->fn = fn;
+	d->ctx = ctx;
+	return d;
+}
+
+void rblk_deferred_queue(struct rblk_deferred *d)
+{
+	queue_work(rblk_deferred_wq, &d->work);
+}
+
+void rblk_deferred_run_now(struct rblk_deferred *d)
+{
+	rblk_c_deferred_finish(d, true);
+}
+
+void rblk_deferred_cancel(struct rblk_deferred *d)
+{
+	rblk_c_deferred_finish(d, false);
 }
 
 /* ---------------------------------------------------------------- grants */
@@ -673,10 +754,6 @@ u32 rblk_bdev_discard_alignment(struct file *f)
 	return bdev_discard_alignment(file_bdev(f));
 }
 
-int rblk_bdev_secure_erase(struct file *f, u64 sector, u64 nr_sects)
-{
-	return blkdev_issue_secure_erase(file_bdev(f), sector, nr_sects, GFP_KERNEL);
-}
 
 /* ---------------------------------------------------------------- bios */
 
@@ -738,12 +815,58 @@ void rblk_with_plug(void (*fn)(void *ctx), void *ctx)
 	blk_finish_plug(&plug);
 }
 
-struct bio *rblk_bio_discard_new(struct file *f, u64 sector, u64 nr_sects, void *ctx)
+/*
+ * The secure-erase bios of [sector, sector + nr_sects), chained like a discard's. As the
+ * kernel's own (synchronous) blkdev_issue_secure_erase, which a worker must not wait in:
+ * a device that hangs would hang the ring's teardown too.
+ */
+static int rblk_c_secure_erase_chain(struct block_device *bdev, sector_t sector,
+				     sector_t nr_sects, struct bio **biop)
 {
+	sector_t bs_mask = (bdev_logical_block_size(bdev) >> SECTOR_SHIFT) - 1;
+	unsigned int max_sectors = bdev_max_secure_erase_sectors(bdev);
 	struct bio *bio = NULL;
 
-	/* Chains and submits every bio but the last, which completes after all of them. */
-	if (__blkdev_issue_discard(file_bdev(f), sector, nr_sects, GFP_KERNEL, &bio) || !bio)
+	max_sectors = min_t(unsigned int, max_sectors, UINT_MAX >> SECTOR_SHIFT);
+	max_sectors &= ~bs_mask;
+	if (max_sectors == 0)
+		return -EOPNOTSUPP;
+	if ((sector | nr_sects) & bs_mask)
+		return -EINVAL;
+	if (bdev_read_only(bdev))
+		return -EPERM;
+	while (nr_sects) {
+		unsigned int len = min_t(sector_t, nr_sects, max_sectors);
+
+		bio = blk_next_bio(bio, bdev, 0, REQ_OP_SECURE_ERASE, GFP_KERNEL);
+		bio->bi_iter.bi_sector = sector;
+		bio->bi_iter.bi_size = len << SECTOR_SHIFT;
+		sector += len;
+		nr_sects -= len;
+		cond_resched();
+	}
+	*biop = bio;
+	return 0;
+}
+
+struct bio *rblk_bio_discard_new(struct file *f, u64 sector, u64 nr_sects, bool secure,
+				 void *ctx, int *err)
+{
+	struct block_device *bdev = file_bdev(f);
+	struct bio *bio = NULL;
+
+	*err = 0;
+	if (secure) {
+		*err = rblk_c_secure_erase_chain(bdev, sector, nr_sects, &bio);
+	} else if (!bdev_max_discard_sectors(bdev)) {
+		/* The device no longer discards (a device-mapper table reload can do that). */
+		*err = -EOPNOTSUPP;
+	} else {
+		/* Chains and submits every bio but the last, which completes after all of them. */
+		*err = __blkdev_issue_discard(bdev, sector, nr_sects, GFP_KERNEL, &bio);
+	}
+	/* No bio and no error: the range held no whole discard unit, nothing to do. */
+	if (*err || !bio)
 		return NULL;
 	bio->bi_private = ctx;
 	bio->bi_end_io = rblk_c_bio_end;

@@ -114,13 +114,30 @@ void rblk_irqlock_free(struct rblk_irqlock *lock);
 unsigned long rblk_irqlock_lock(struct rblk_irqlock *lock); /* returns the saved irq flags */
 void rblk_irqlock_unlock(struct rblk_irqlock *lock, unsigned long flags);
 
-/* --- a wait queue for "all I/O of this ring has completed" --- */
+/* --- a wait queue for "every ring of this vbd is freed" --- */
 struct rblk_waitq;
 struct rblk_waitq *rblk_waitq_new(void);
 void rblk_waitq_free(struct rblk_waitq *wq);
 void rblk_waitq_wake(struct rblk_waitq *wq);
-/* Sleeps until done(ctx) returns true (re-checked after each wake); uninterruptible. */
-void rblk_waitq_wait(struct rblk_waitq *wq, bool (*done)(void *ctx), void *ctx);
+/*
+ * Sleeps until done(ctx) returns true (re-checked after each wake) or timeout_ms pass;
+ * uninterruptible. Returns whether done() held.
+ */
+bool rblk_waitq_wait_timeout(struct rblk_waitq *wq, bool (*done)(void *ctx), void *ctx,
+			     unsigned int timeout_ms);
+
+/* Deferred jobs: run once, in process context, on the module's own workqueue. */
+struct rblk_deferred;
+int rblk_deferred_wq_create(void);
+void rblk_deferred_wq_destroy(void);
+/* fn(ctx, true) runs the job, fn(ctx, false) only releases ctx; exactly one of them happens. */
+struct rblk_deferred *rblk_deferred_new(void (*fn)(void *ctx, bool run), void *ctx);
+/* Any context. The job owns the structure from here on. */
+void rblk_deferred_queue(struct rblk_deferred *d);
+/* Runs the job on the calling thread (process context) and frees the structure. */
+void rblk_deferred_run_now(struct rblk_deferred *d);
+/* Releases a job that never ran, without running it (process context). */
+void rblk_deferred_cancel(struct rblk_deferred *d);
 
 /* --- grant mapping of guest data pages --- */
 #define RBLK_GRANT_BATCH 16 /* most grants one rblk_grants_map/unmap call takes */
@@ -150,7 +167,6 @@ u32 rblk_bdev_max_secure_erase_sectors(struct file *bdev_file);
 u32 rblk_bdev_discard_granularity(struct file *bdev_file);
 u32 rblk_bdev_discard_alignment(struct file *bdev_file);
 /* Synchronous secure erase of a range (sleeps); 0 or -errno. */
-int rblk_bdev_secure_erase(struct file *bdev_file, u64 sector, u64 nr_sects);
 
 /* --- bios --- */
 enum rblk_bio_kind {
@@ -176,12 +192,15 @@ void rblk_bio_submit(struct bio *bio);
  */
 void rblk_with_plug(void (*fn)(void *ctx), void *ctx);
 /*
- * A discard of nr_sects sectors at sector, ready to submit with rblk_bio_submit: the device's
- * limits may split it into a chain of bios, all but the last submitted here; the last one
- * (returned) completes through rblkback_bio_done(ctx, ...) after all of them. NULL if there
- * is nothing to discard.
+ * A discard (secure: a secure erase) of nr_sects sectors at sector, ready to submit with
+ * rblk_bio_submit: the device's limits may split it into a chain of bios, all but the last
+ * submitted here; the last one (returned) completes through rblkback_bio_done(ctx, ...)
+ * after all of them. NULL with *err = 0 if the range holds no whole discard unit (nothing
+ * to do); NULL with *err = -errno if the device cannot (-EOPNOTSUPP) or the range is not
+ * valid for it.
  */
-struct bio *rblk_bio_discard_new(struct file *bdev_file, u64 sector, u64 nr_sects, void *ctx);
+struct bio *rblk_bio_discard_new(struct file *bdev_file, u64 sector, u64 nr_sects, bool secure,
+				 void *ctx, int *err);
 void rblk_bio_drop_unsubmitted(struct bio *bio);
 
 /* --- module reference: held per backend device, so rmmod refuses while guests are attached */

@@ -7,8 +7,8 @@
 //! the pages can be neither unmapped nor freed (dropping them then leaks them instead).
 
 use super::bindings;
-use super::worker::{WaitQueue, WorkerRef};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use super::worker::{DeferredJob, WorkerRef};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use kernel::error::{to_result, Error};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -84,12 +84,6 @@ impl BlockDevice {
             secure: unsafe { bindings::rblk_bdev_max_secure_erase_sectors(self.0) } > 0,
         })
     }
-
-    /// Securely erases `nr_sectors` at `sector`; sleeps until the device is done.
-    pub fn secure_erase(&self, sector: u64, nr_sectors: u64) -> Result {
-        // SAFETY: the file is open until drop; the call sleeps, which the worker may.
-        to_result(unsafe { bindings::rblk_bdev_secure_erase(self.0, sector, nr_sectors) })
-    }
 }
 
 /// A device's discard geometry, as advertised to the frontend.
@@ -125,7 +119,6 @@ pub trait IoCompletion: Send + Sync {
 pub struct IoTracker {
     worker: WorkerRef,
     in_flight: AtomicU32,
-    idle: WaitQueue,
     hook: Option<Arc<dyn IoCompletion>>,
     /// The worker waits for a completion (it stopped for want of a free slot, or to drain
     /// the ring): wake it even for completions the hook dealt with.
@@ -134,6 +127,9 @@ pub struct IoTracker {
     /// ([`IoTracker::take_completed_slots`]): the worker finds completions without looking
     /// at every slot.
     completed: KVec<AtomicU64>,
+    /// The job of [`IoTracker::when_idle`], until the call or the last completion takes it
+    /// (whichever comes second sees it; a swap decides).
+    on_idle: AtomicPtr<bindings::rblk_deferred>,
 }
 
 impl IoTracker {
@@ -152,10 +148,10 @@ impl IoTracker {
             Self {
                 worker,
                 in_flight: AtomicU32::new(0),
-                idle: WaitQueue::new()?,
                 hook,
                 wake_worker: AtomicBool::new(false),
                 completed,
+                on_idle: AtomicPtr::new(core::ptr::null_mut()),
             },
             GFP_KERNEL,
         )?)
@@ -204,9 +200,50 @@ impl IoTracker {
         }
     }
 
-    /// Sleeps until no bio is in flight.
-    pub fn wait_idle(&self) {
-        self.idle.wait_until(&|| self.in_flight() == 0);
+    /// Runs `job` once no bio is in flight and no more will be submitted (the caller
+    /// stopped every submitter): at once on the calling thread if none is in flight, else
+    /// on the module's deferred workqueue after the last completion. Nothing waits, so a
+    /// device that never completes its I/O holds only what `job` owns, not the caller.
+    /// Returns whether the job was deferred.
+    pub fn when_idle(&self, job: DeferredJob) -> bool {
+        let raw = job.into_raw();
+        // Publish the job, then look: paired with the last completion's decrement, then
+        // look (both sequentially consistent), so at least one of the two sees the other.
+        let previous = self.on_idle.swap(raw, Ordering::SeqCst);
+        if !previous.is_null() {
+            // SAFETY: a job stored by an earlier call that neither it nor a completion took.
+            drop(unsafe { DeferredJob::from_raw(previous) });
+        }
+        if self.in_flight.load(Ordering::SeqCst) == 0 {
+            let job = self.on_idle.swap(core::ptr::null_mut(), Ordering::SeqCst);
+            if !job.is_null() {
+                // SAFETY: the swap gave us the job stored above; no one else can take it.
+                unsafe { DeferredJob::from_raw(job) }.run_now();
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Called by the completion that leaves no bio in flight: queues the job of
+    /// [`IoTracker::when_idle`], if one waits and the call did not take it.
+    fn last_completion(&self) {
+        let job = self.on_idle.swap(core::ptr::null_mut(), Ordering::SeqCst);
+        if !job.is_null() {
+            // SAFETY: the swap gave us the job `when_idle` stored; no one else can take it.
+            unsafe { DeferredJob::from_raw(job) }.queue();
+        }
+    }
+}
+
+impl Drop for IoTracker {
+    fn drop(&mut self) {
+        let job = *self.on_idle.get_mut();
+        if !job.is_null() {
+            // SAFETY: a job no one took; it never runs (nothing is in flight any more to
+            // start it, or the tracker would still be referenced by that bio).
+            drop(unsafe { DeferredJob::from_raw(job) });
+        }
     }
 }
 
@@ -273,8 +310,8 @@ impl IoSlot {
         if !handled || self.tracker.wake_worker.load(Ordering::SeqCst) {
             self.tracker.worker.kick();
         }
-        if self.tracker.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.tracker.idle.wake();
+        if self.tracker.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.tracker.last_completion();
         }
     }
 }
@@ -762,24 +799,31 @@ pub fn submit(
     Ok(())
 }
 
-/// Submits a discard of `nr_sectors` at `sector`, completing into `io` like a bio of
-/// [`submit`]. Returns `Ok(false)` if there was nothing to submit.
+/// Submits a discard (`secure`: a secure erase) of `nr_sectors` at `sector`, completing
+/// into `io` like a bio of [`submit`]. Returns `Ok(false)` if the range holds no whole
+/// discard unit (nothing to do), `Err(EOPNOTSUPP)` if the device cannot do it (any more).
+/// Never waits for the device.
 pub fn submit_discard(
     bdev: &BlockDevice,
     io: &Arc<IoSlot>,
     sector: u64,
     nr_sectors: u64,
+    secure: bool,
 ) -> Result<bool> {
     if io.is_busy() {
         return Err(EBUSY);
     }
     let ctx = Arc::into_raw(io.clone());
+    let mut err = 0;
     // SAFETY: the device is open; `ctx` is an Arc reference handed to the bio (released in
-    // `rblkback_bio_done`, or below if there is no bio).
-    let bio = unsafe { bindings::rblk_bio_discard_new(bdev.0, sector, nr_sectors, ctx as *mut _) };
+    // `rblkback_bio_done`, or below if there is no bio); `err` is writable.
+    let bio = unsafe {
+        bindings::rblk_bio_discard_new(bdev.0, sector, nr_sectors, secure, ctx as *mut _, &mut err)
+    };
     if bio.is_null() {
         // SAFETY: no bio holds the reference.
         drop(unsafe { Arc::from_raw(ctx) });
+        to_result(err)?;
         return Ok(false);
     }
     io.busy.store(true, Ordering::Release);

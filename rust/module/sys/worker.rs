@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Per-ring worker threads and the wait queue used to drain in-flight I/O.
+//! Per-ring worker threads, wait queues, and deferred jobs
+//! (what must run after the last of a ring's bios completes, on a thread of its own).
 
 use super::bindings;
 use kernel::error::to_result;
@@ -152,15 +153,17 @@ impl WaitQueue {
         unsafe { bindings::rblk_waitq_wake(self.0) }
     }
 
-    /// Sleeps (uninterruptibly) until `done()` returns true.
-    pub fn wait_until<F: Fn() -> bool>(&self, done: &F) {
+    /// Sleeps (uninterruptibly) until `done()` returns true or `timeout_ms` pass; returns
+    /// whether `done()` held.
+    pub fn wait_until_timeout<F: Fn() -> bool>(&self, done: &F, timeout_ms: u32) -> bool {
         // SAFETY: the queue lives as long as `self`; `done` outlives the call, which is the
         // only time C uses the pointer.
         unsafe {
-            bindings::rblk_waitq_wait(
+            bindings::rblk_waitq_wait_timeout(
                 self.0,
                 Some(condition_callback::<F>),
                 done as *const F as *mut _,
+                timeout_ms,
             )
         }
     }
@@ -174,7 +177,98 @@ impl Drop for WaitQueue {
 }
 
 extern "C" fn condition_callback<F: Fn() -> bool>(ctx: *mut core::ffi::c_void) -> bool {
-    // SAFETY: `ctx` is the `&F` passed to `wait_until`, alive for the whole wait.
+    // SAFETY: `ctx` is the `&F` passed to `wait_until_timeout`, alive for the whole wait.
     let done = unsafe { &*(ctx as *const F) };
     done()
+}
+
+/// The module's workqueue for deferred jobs, alive while this value is: the module holds
+/// one for its whole life, made first and dropped last, so that unloading waits for a job
+/// still finishing after it dropped its module reference.
+pub struct DeferredQueue(());
+
+impl DeferredQueue {
+    /// Creates the workqueue.
+    pub fn create() -> Result<Self> {
+        // SAFETY: called once, at module init, before anything can queue a job.
+        to_result(unsafe { bindings::rblk_deferred_wq_create() })?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for DeferredQueue {
+    fn drop(&mut self) {
+        // SAFETY: at module exit, after every vbd is gone: only jobs already queued remain,
+        // and destroying the queue waits for them.
+        unsafe { bindings::rblk_deferred_wq_destroy() }
+    }
+}
+
+/// A job to run once, in process context: now, or later from any context (a bio
+/// completion) on the module's deferred workqueue. Dropped without running, it only
+/// releases what it owns.
+pub struct DeferredJob(*mut bindings::rblk_deferred);
+
+// SAFETY: the job's closure is `Send`; the structure may be queued or run from any thread.
+unsafe impl Send for DeferredJob {}
+// SAFETY: `&DeferredJob` gives no access at all.
+unsafe impl Sync for DeferredJob {}
+
+impl DeferredJob {
+    /// A job that runs `f`. Process context (allocates).
+    pub fn new<F: FnOnce() + Send + 'static>(f: F) -> Result<Self> {
+        let ctx = KBox::into_raw(KBox::new(f, GFP_KERNEL)?);
+        // SAFETY: `deferred_call::<F>` takes `ctx` back exactly once, as C promises.
+        let raw = unsafe { bindings::rblk_deferred_new(Some(deferred_call::<F>), ctx as *mut _) };
+        if raw.is_null() {
+            // SAFETY: C did not take `ctx`; it is still the box made above.
+            drop(unsafe { KBox::from_raw(ctx) });
+            return Err(ENOMEM);
+        }
+        Ok(Self(raw))
+    }
+
+    /// Gives up the job as a raw pointer, for [`DeferredJob::from_raw`].
+    pub(crate) fn into_raw(self) -> *mut bindings::rblk_deferred {
+        let raw = self.0;
+        core::mem::forget(self);
+        raw
+    }
+
+    /// # Safety
+    ///
+    /// `raw` came from [`DeferredJob::into_raw`] and is not used again other than through
+    /// the returned value.
+    pub(crate) unsafe fn from_raw(raw: *mut bindings::rblk_deferred) -> Self {
+        Self(raw)
+    }
+
+    /// Queues the job on the module's deferred workqueue. Any context.
+    pub fn queue(self) {
+        let raw = self.into_raw();
+        // SAFETY: a job we own; from here on the workqueue does.
+        unsafe { bindings::rblk_deferred_queue(raw) }
+    }
+
+    /// Runs the job on the calling thread. Process context.
+    pub fn run_now(self) {
+        let raw = self.into_raw();
+        // SAFETY: a job we own; C runs it and frees it.
+        unsafe { bindings::rblk_deferred_run_now(raw) }
+    }
+}
+
+impl Drop for DeferredJob {
+    fn drop(&mut self) {
+        // SAFETY: a job we own that never ran; C releases it without running it.
+        unsafe { bindings::rblk_deferred_cancel(self.0) }
+    }
+}
+
+extern "C" fn deferred_call<F: FnOnce() + Send + 'static>(ctx: *mut core::ffi::c_void, run: bool) {
+    // SAFETY: `ctx` is the box `DeferredJob::new` leaked for this `F`; C calls this once.
+    let f = unsafe { KBox::from_raw(ctx as *mut F) };
+    if run {
+        KBox::into_inner(f)();
+    }
 }
