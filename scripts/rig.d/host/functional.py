@@ -34,9 +34,10 @@ MEMORY_MIB = 256
 GAMMA_VCPUS = 4
 XL_PREFIX = "fn-"
 # Seconds, beyond the boot: both three-domain phases (create ~15 s per domain under TCG, the
-# jobs, teardown, the held-time check of cycle 1) and per create/destroy cycle; the driver
-# has tighter deadlines per step.
-BUDGET_BASE_S = 960
+# jobs, teardown, the held-time check of cycle 1, the hung-disk phase's three domains and
+# two memory measurements) and per create/destroy cycle; the driver has tighter deadlines
+# per step.
+BUDGET_BASE_S = 1320
 BUDGET_PER_CYCLE_S = 90
 
 
