@@ -25,8 +25,8 @@ use crate::blkif::validate::{
     ValidRequest, Validation,
 };
 use crate::sys::block::{
-    self, BioKind, BioSegment, BlockDevice, GrantPages, IoSlot, IoTracker, PersistentPages,
-    SegmentPage, DIRECT_SEGMENTS,
+    self, BioKind, BioSegment, BlockDevice, GrantPages, IoSlot, IoTracker, PagePool,
+    PersistentPages, SegmentPage, DIRECT_SEGMENTS,
 };
 use crate::sys::evtchn::{EventChannel, EventHandler};
 use crate::sys::ring::SharedRing;
@@ -45,6 +45,13 @@ use kernel::{c_str, fmt};
 /// Least time between two purges of a ring's persistent grants, as in stock xen-blkback.
 const PURGE_INTERVAL_US: u64 = 100_000;
 
+/// Free buffer pages a busy ring keeps for its next requests (more are freed at the end of
+/// the worker's run), as stock xen-blkback's `max_buffer_pages` default.
+const BUSY_RING_FREE_PAGES: usize = 1024;
+
+/// How long a ring has nothing in flight before it frees all its buffer pages.
+const IDLE_RING_FREE_US: u64 = 1_000_000;
+
 /// Source of ring ids, unique for the module's lifetime.
 static NEXT_RING_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -58,6 +65,9 @@ enum Stop {
     /// The next request is a barrier and requests are still in flight: the last
     /// completion will kick the worker.
     Draining,
+    /// The next request needs more buffer pages than the ring has left: a completion will
+    /// kick the worker.
+    NoPages,
     /// The domain's budget is spent: the slice timer will kick the worker.
     Held,
     /// The ring is halted after a protocol violation.
@@ -80,6 +90,8 @@ pub struct RingParams {
     pub persistent_grants: u16,
     /// How long an unused persistent grant stays mapped (0 = no limit).
     pub persistent_unused_us: u64,
+    /// Most pages the ring holds for mapping requests' grants that are not persistent.
+    pub buffer_pages: usize,
 }
 
 /// A request slot: pages for one request's grants and what to answer when it completes.
@@ -263,8 +275,16 @@ struct RingState {
     evtchn: Option<EventChannel<RingShared>>,
     slots: KVec<RequestSlot>,
     /// Where an indirect request's segment pages are mapped while they are copied (those
-    /// that are not persistent grants).
+    /// that are not persistent grants), and their own few pages.
     indirect_pages: GrantPages,
+    indirect_pool: PagePool,
+    /// The pages that requests' grants (not persistent ones) are mapped onto: at most
+    /// `RingParams::buffer_pages`, the bound on what the frontend can pin.
+    pool: PagePool,
+    /// Since when nothing is in flight, if so: after `IDLE_RING_FREE_US` the pages go.
+    idle_since_us: Option<u64>,
+    /// Buffer pages last added to the vbd's `buffer_pages` statistic.
+    reported_pages: usize,
     /// Persistent grants, if both ends use them.
     persistent: Option<PersistentGrants>,
     /// The private copy of the current indirect request's segment table.
@@ -293,6 +313,8 @@ pub struct RingShared {
     retry_timer: WakeTimer,
     /// Wakes the worker when idle persistent grants are due to be unmapped.
     purge_timer: WakeTimer,
+    /// Wakes the worker when an idle ring's buffer pages are due to be freed.
+    pool_timer: WakeTimer,
     stats: Arc<VbdStats>,
     worker: WorkerRef,
     tracker: Arc<IoTracker>,
@@ -372,14 +394,18 @@ impl Drop for RingRemains {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
             {
-                let mut st = shared.state.lock();
+                let mut guard = shared.state.lock();
+                let st = &mut *guard;
                 st.responder.close();
                 for slot in st.slots.iter_mut() {
                     let _ = slot.pages.io().take_completion();
                     slot.response = None;
                     // Cannot fail: nothing is in flight any more.
-                    let _ = slot.pages.unmap();
+                    let _ = slot.pages.unmap(&mut st.pool);
                 }
+                st.pool.shrink_to(0);
+                st.indirect_pool.shrink_to(0);
+                st.report_buffer_pages(&shared);
             }
             if shared.teardown_waited.load(Ordering::Acquire) {
                 log_about_domain(
@@ -459,6 +485,10 @@ impl RingConnection {
             IoSlot::new(tracker.clone(), usize::MAX)?,
             MAX_INDIRECT_PAGES_PER_REQUEST,
         )?;
+        let indirect_pool = PagePool::new(MAX_INDIRECT_PAGES_PER_REQUEST)?;
+        // Never less than one request of the most segments, or a ring could wait for pages
+        // that never come (the parameter's range ensures it too).
+        let pool = PagePool::new(params.buffer_pages.max(max_segments))?;
         let segment_table = KVec::from_elem(0u8, table_len(max_indirect), GFP_KERNEL)?;
         let persistent = if params.persistent_grants > 0 {
             let mut ios = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
@@ -487,11 +517,16 @@ impl RingConnection {
             segment_table,
             halted: false,
             refused_operation: None,
+            indirect_pool,
+            pool,
+            idle_since_us: None,
+            reported_pages: 0,
             module_while_draining: None,
         };
         let worker_for_kicks = worker.clone();
         let retry_timer = WakeTimer::new(&worker)?;
         let purge_timer = WakeTimer::new(&worker)?;
+        let pool_timer = WakeTimer::new(&worker)?;
         let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::pin_init(
             pin_init!(RingShared {
@@ -503,6 +538,7 @@ impl RingConnection {
                 domain: domain.clone(),
                 retry_timer,
                 purge_timer,
+                pool_timer,
                 stats: owner.stats.clone(),
                 worker: worker_for_kicks,
                 tracker,
@@ -606,8 +642,8 @@ impl WorkerRun for RingShared {
                 found_work = true;
             }
             match stop {
-                Stop::NoFreeSlot | Stop::Draining => {
-                    if stop == Stop::NoFreeSlot {
+                Stop::NoFreeSlot | Stop::NoPages | Stop::Draining => {
+                    if stop != Stop::Draining {
                         stats::add(&self.stats.oo_req, 1);
                     }
                     // Only a completion can let us go on: ask to be woken by every one,
@@ -630,11 +666,24 @@ impl WorkerRun for RingShared {
             }
         }
         st.tend_persistent_grants(self, now);
+        st.tend_buffer_pages(self, now);
         if had_event {
             if let Some(evtchn) = &st.evtchn {
                 evtchn.eoi(!found_work);
             }
         }
+    }
+}
+
+/// Most buffer pages starting `decision` can take: one per segment of a read or write
+/// (fewer if some are persistent grants); none for the rest.
+fn pages_needed(decision: &Decision<'_>) -> usize {
+    match decision {
+        Decision::Start(valid) => match valid.action() {
+            Action::Io(io) => usize::from(io.nr_segments()),
+            Action::Flush(_) | Action::Discard(_) => 0,
+        },
+        _ => 0,
     }
 }
 
@@ -748,7 +797,7 @@ impl RingState {
             self.refused_operation = Some(response.operation);
         }
         // Cannot fail: the completion cleared the busy mark before it was seen.
-        let _ = slot.pages.unmap();
+        let _ = slot.pages.unmap(&mut self.pool);
         if let Some(p) = self.persistent.as_mut() {
             p.release(&slot.held[..slot.nr_held], now_us);
         }
@@ -825,6 +874,43 @@ impl RingState {
                 }
             ),
         );
+    }
+
+    /// Frees buffer pages the ring does not need: beyond `BUSY_RING_FREE_PAGES` free ones
+    /// at once, and all of them once nothing has been in flight for `IDLE_RING_FREE_US`
+    /// (the pool timer wakes an idle ring for that).
+    fn tend_buffer_pages(&mut self, shared: &RingShared, now: u64) {
+        self.pool.shrink_to(BUSY_RING_FREE_PAGES);
+        if shared.tracker.in_flight() > 0 {
+            self.idle_since_us = None;
+        } else {
+            let since = *self.idle_since_us.get_or_insert(now);
+            let due = since.saturating_add(IDLE_RING_FREE_US);
+            if now >= due {
+                self.pool.shrink_to(0);
+                self.indirect_pool.shrink_to(0);
+            } else if self.pool.allocated() + self.indirect_pool.allocated() > 0 {
+                shared.pool_timer.arm_at(due);
+            }
+        }
+        self.report_buffer_pages(shared);
+    }
+
+    /// Brings the vbd's `buffer_pages` statistic up to date with this ring's pages.
+    fn report_buffer_pages(&mut self, shared: &RingShared) {
+        let now = self.pool.allocated() + self.indirect_pool.allocated();
+        if now > self.reported_pages {
+            stats::add(
+                &shared.stats.buffer_pages,
+                (now - self.reported_pages) as u64,
+            );
+        } else if now < self.reported_pages {
+            stats::sub(
+                &shared.stats.buffer_pages,
+                (self.reported_pages - now) as u64,
+            );
+        }
+        self.reported_pages = now;
     }
 
     /// Unmaps persistent grants that are due, and arms the purge timer for the next ones,
@@ -921,6 +1007,12 @@ impl RingState {
             if decision_drains(&decision) && self.slots.iter().any(|s| s.response.is_some()) {
                 self.segment_table = table;
                 return (taken, Stop::Draining);
+            }
+            if !self.pool.can_take(pages_needed(&decision)) {
+                // Until earlier requests complete and give their pages back: the frontend
+                // cannot pin more of dom0's memory than the ring's buffer pages.
+                self.segment_table = table;
+                return (taken, Stop::NoPages);
             }
             let cost = match &decision {
                 Decision::Start(valid) => request_cost(valid),
@@ -1028,7 +1120,9 @@ impl RingState {
             None => Ok(()),
         };
         if result.is_ok() && temps > 0 {
-            result = self.indirect_pages.map(domid, &temp_refs[..temps], true);
+            result =
+                self.indirect_pages
+                    .map(&mut self.indirect_pool, domid, &temp_refs[..temps], true);
         }
         let mut at = 0;
         for (page, src) in source.iter().enumerate().take(grefs.len()) {
@@ -1048,7 +1142,7 @@ impl RingState {
             at += n;
         }
         // Cannot fail: these pages never go to a bio. (A no-op if nothing was mapped.)
-        let _ = self.indirect_pages.unmap();
+        let _ = self.indirect_pages.unmap(&mut self.indirect_pool);
         if let Some(p) = self.persistent.as_mut() {
             // Persistent grants whose mapping failed were forgotten by `map_new`; releasing
             // them is a no-op.
@@ -1131,7 +1225,9 @@ impl RingState {
             None => Ok(()),
         };
         if result.is_ok() && temps > 0 {
-            result = slot.pages.map(domid, &slot.grefs[..temps], readonly);
+            result = slot
+                .pages
+                .map(&mut self.pool, domid, &slot.grefs[..temps], readonly);
         }
         if result.is_ok() {
             let n = usize::from(io.nr_segments());
@@ -1151,7 +1247,7 @@ impl RingState {
                 if early {
                     self.responder.cancel_early_answer(slot_index);
                 }
-                let _ = slot.pages.unmap();
+                let _ = slot.pages.unmap(&mut self.pool);
             }
         }
         match result {

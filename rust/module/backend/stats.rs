@@ -22,11 +22,19 @@ pub struct VbdStats {
     pub rd_sect: AtomicU64,
     /// Sectors written.
     pub wr_sect: AtomicU64,
+    /// Pages the rings hold now for mapping requests' grants (not persistent ones): a
+    /// level, not a count; at most `max_ring_buffer_pages` + 8 per ring.
+    pub buffer_pages: AtomicU64,
 }
 
 /// Adds `n` to a counter.
 pub fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Subtracts `n` from a level such as `buffer_pages`.
+pub fn sub(level: &AtomicU64, n: u64) {
+    level.fetch_sub(n, Ordering::Relaxed);
 }
 
 /// Reads a counter.

@@ -170,6 +170,7 @@ impl Vbd {
             4 => stats::get(&s.ds_req),
             5 => stats::get(&s.rd_sect),
             6 => stats::get(&s.wr_sect),
+            10 => stats::get(&s.buffer_pages),
             7..=9 => {
                 let st = self.state.lock();
                 match (&st.backing, stat) {
@@ -416,6 +417,7 @@ impl Vbd {
                     queue,
                     persistent_grants,
                     persistent_unused_us,
+                    buffer_pages: params::get(Param::MaxRingBufferPages) as usize,
                 },
                 GFP_KERNEL,
             )?;

@@ -27,6 +27,7 @@ static u64 rblk_param_values[RBLK_PARAM_COUNT] = {
 	[RBLK_PARAM_FEATURE_PERSISTENT] = RBLK_DEFAULT_FEATURE_PERSISTENT,
 	[RBLK_PARAM_MAX_PERSISTENT_GRANTS] = RBLK_DEFAULT_MAX_PERSISTENT_GRANTS,
 	[RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS] = RBLK_DEFAULT_PERSISTENT_GRANT_UNUSED_SECONDS,
+	[RBLK_PARAM_MAX_RING_BUFFER_PAGES] = RBLK_DEFAULT_MAX_RING_BUFFER_PAGES,
 };
 
 static int rblk_param_set(const char *val, const struct kernel_param *kp)
@@ -102,3 +103,6 @@ MODULE_PARM_DESC(max_persistent_grants, "Most grants a ring keeps mapped persist
 module_param_cb(persistent_grant_unused_seconds, &rblk_param_ops,
 		&rblk_param_values[RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS], 0644);
 MODULE_PARM_DESC(persistent_grant_unused_seconds, "Seconds an unused persistent grant stays mapped (0 = no limit, default 60)");
+module_param_cb(max_ring_buffer_pages, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_MAX_RING_BUFFER_PAGES], 0644);
+MODULE_PARM_DESC(max_ring_buffer_pages, "Most pages a ring holds to map requests' grants that are not persistent (256..65536, default 4096 = 16 MiB)");

@@ -26,7 +26,8 @@ enum rblk_param_id {
 	RBLK_PARAM_FEATURE_PERSISTENT = 8,
 	RBLK_PARAM_MAX_PERSISTENT_GRANTS = 9,
 	RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS = 10,
-	RBLK_PARAM_COUNT = 11,
+	RBLK_PARAM_MAX_RING_BUFFER_PAGES = 11,
+	RBLK_PARAM_COUNT = 12,
 };
 
 /* Defaults; Rust asserts at compile time that they equal throttle::params' defaults. */
@@ -41,6 +42,7 @@ enum rblk_param_id {
 #define RBLK_DEFAULT_FEATURE_PERSISTENT 1ULL
 #define RBLK_DEFAULT_MAX_PERSISTENT_GRANTS 1056ULL
 #define RBLK_DEFAULT_PERSISTENT_GRANT_UNUSED_SECONDS 60ULL
+#define RBLK_DEFAULT_MAX_RING_BUFFER_PAGES 4096ULL
 
 /* C: current value of a module parameter (a racy read is fine: each value is one u64). */
 u64 rblk_param_get(unsigned int id);

@@ -235,11 +235,12 @@ RBLK_STAT_ATTR(f_req, RBLK_STAT_F_REQ);
 RBLK_STAT_ATTR(ds_req, RBLK_STAT_DS_REQ);
 RBLK_STAT_ATTR(rd_sect, RBLK_STAT_RD_SECT);
 RBLK_STAT_ATTR(wr_sect, RBLK_STAT_WR_SECT);
+RBLK_STAT_ATTR(buffer_pages, RBLK_STAT_BUFFER_PAGES);
 
 static struct attribute *rblk_stat_attrs[] = {
 	&dev_attr_oo_req.attr, &dev_attr_rd_req.attr, &dev_attr_wr_req.attr,
 	&dev_attr_f_req.attr,  &dev_attr_ds_req.attr, &dev_attr_rd_sect.attr,
-	&dev_attr_wr_sect.attr, NULL,
+	&dev_attr_wr_sect.attr, &dev_attr_buffer_pages.attr, NULL,
 };
 
 static const struct attribute_group rblk_stat_group = {

@@ -68,6 +68,7 @@ enum rblk_stat {
 	RBLK_STAT_MAJOR = 7,
 	RBLK_STAT_MINOR = 8,
 	RBLK_STAT_WRITABLE = 9,
+	RBLK_STAT_BUFFER_PAGES = 10,
 };
 int rblk_sysfs_add(struct xenbus_device *dev);
 void rblk_sysfs_remove(struct xenbus_device *dev);

@@ -13,7 +13,7 @@ use kernel::error::{to_result, Error};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// Segments of a direct request: the pages every [`GrantPages`] allocates up front.
+/// Segments of a direct request.
 pub const DIRECT_SEGMENTS: usize = 11;
 
 /// Most grants the C side maps or unmaps in one call (`RBLK_GRANT_BATCH`).
@@ -316,38 +316,128 @@ impl IoSlot {
     }
 }
 
-/// Pages into which a request's granted guest pages are mapped.
+/// A ring's pages for mapping the grants of requests (those that are not persistent):
+/// pages in use by requests plus pages kept free for the next ones, never more than
+/// `limit` in all. The limit is what bounds the dom0 memory a frontend can pin through
+/// one ring, whatever its requests ask for: a request that would need more than is left
+/// must wait until earlier ones complete and give theirs back.
 ///
-/// Holds up to `capacity` pages. The first [`DIRECT_SEGMENTS`] are allocated at once; more
-/// are allocated when a request needs them (an indirect request) and kept for the next
-/// one, so memory follows what the frontend actually uses, up to `capacity` per slot.
+/// Pages come from the grant page allocator (`gnttab_alloc_pages`): they are dom0's
+/// memory handed back to Xen while a guest page is mapped over them.
+pub struct PagePool {
+    /// `limit` entries; the first `nr_free` are free pages.
+    free: KVec<*mut bindings::page>,
+    nr_free: usize,
+    in_use: usize,
+}
+
+// SAFETY: the free pages are ours (allocated from the grant page pool, not mapped) and may
+// be used and freed from any thread.
+unsafe impl Send for PagePool {}
+
+impl PagePool {
+    /// An empty pool that will hold at most `limit` pages.
+    pub fn new(limit: usize) -> Result<Self> {
+        Ok(Self {
+            free: KVec::from_elem(core::ptr::null_mut(), limit, GFP_KERNEL)?,
+            nr_free: 0,
+            in_use: 0,
+        })
+    }
+
+    /// Pages allocated: in use plus free.
+    pub fn allocated(&self) -> usize {
+        self.in_use + self.nr_free
+    }
+
+    /// Whether `nr` more pages can be taken now without passing the limit.
+    pub fn can_take(&self, nr: usize) -> bool {
+        self.in_use
+            .checked_add(nr)
+            .is_some_and(|total| total <= self.free.len())
+    }
+
+    /// Fills `out` with pages, free ones first, allocating the rest. Refused (with
+    /// `EBUSY`) if that would pass the limit.
+    fn take(&mut self, out: &mut [*mut bindings::page]) -> Result {
+        if !self.can_take(out.len()) {
+            return Err(EBUSY);
+        }
+        let reused = out.len().min(self.nr_free);
+        let first_free = self.nr_free - reused;
+        let (from_free, to_allocate) = out.split_at_mut(reused);
+        from_free.copy_from_slice(&self.free[first_free..self.nr_free]);
+        if !to_allocate.is_empty() {
+            // SAFETY: `to_allocate` has room for its length of page pointers, which C fills
+            // on success (and leaves to us to free) or leaves unallocated on failure.
+            to_result(unsafe {
+                bindings::rblk_pages_alloc(to_allocate.len() as u32, to_allocate.as_mut_ptr())
+            })?;
+        }
+        // Only now: on failure the reused pages are still in `free`.
+        self.nr_free = first_free;
+        self.in_use += out.len();
+        Ok(())
+    }
+
+    /// Takes back pages from [`PagePool::take`], no longer mapped or used by any bio.
+    fn give_back(&mut self, pages: &[*mut bindings::page]) {
+        // `in_use + nr_free` never passes `limit`, so the pages fit.
+        let end = self.nr_free + pages.len();
+        if let Some(room) = self.free.get_mut(self.nr_free..end) {
+            room.copy_from_slice(pages);
+            self.nr_free = end;
+            self.in_use = self.in_use.saturating_sub(pages.len());
+        }
+    }
+
+    /// Frees free pages until at most `keep` remain.
+    pub fn shrink_to(&mut self, keep: usize) {
+        if self.nr_free <= keep {
+            return;
+        }
+        let excess = self.nr_free - keep;
+        if let Some(tail) = self.free.get_mut(keep..self.nr_free) {
+            // SAFETY: free pages came from `rblk_pages_alloc` and are unmapped and unused;
+            // they leave the pool just below.
+            unsafe { bindings::rblk_pages_free(excess as u32, tail.as_mut_ptr()) };
+            self.nr_free = keep;
+        }
+    }
+}
+
+impl Drop for PagePool {
+    fn drop(&mut self) {
+        // Pages still in use belong to their `GrantPages`, which frees (or leaks) them.
+        self.shrink_to(0);
+    }
+}
+
+/// Pages into which a request's granted guest pages are mapped: taken from the ring's
+/// [`PagePool`] when the request is mapped, given back when it is unmapped.
 pub struct GrantPages {
-    /// `capacity` entries; the first `allocated` are pages we own.
+    /// `capacity` entries; the first `mapped` are pages taken from the pool and mapped.
     pages: KVec<*mut bindings::page>,
     handles: KVec<u32>,
-    allocated: usize,
     mapped: usize,
     io: Arc<IoSlot>,
 }
 
-// SAFETY: the pages are ours (allocated from the grant page pool) and may be used, mapped
-// and freed from any thread.
+// SAFETY: the pages are ours (taken from the grant page pool) and may be used, mapped and
+// freed from any thread.
 unsafe impl Send for GrantPages {}
 // SAFETY: `&GrantPages` gives no access to the pages' contents.
 unsafe impl Sync for GrantPages {}
 
 impl GrantPages {
-    /// Room for up to `capacity` grants, completing into `io`.
+    /// Room for up to `capacity` grants, completing into `io`. Holds no page until mapped.
     pub fn new(io: Arc<IoSlot>, capacity: usize) -> Result<Self> {
-        let mut this = Self {
+        Ok(Self {
             pages: KVec::from_elem(core::ptr::null_mut(), capacity, GFP_KERNEL)?,
             handles: KVec::from_elem(0, capacity, GFP_KERNEL)?,
-            allocated: 0,
             mapped: 0,
             io,
-        };
-        this.reserve(DIRECT_SEGMENTS.min(capacity))?;
-        Ok(this)
+        })
     }
 
     /// The completion record of these pages.
@@ -355,35 +445,27 @@ impl GrantPages {
         &self.io
     }
 
-    /// Makes sure at least `nr` pages are allocated.
-    fn reserve(&mut self, nr: usize) -> Result {
-        if nr > self.pages.len() {
+    /// Maps `grefs` of domain `domid` (read-only when the device will only read them) onto
+    /// pages taken from `pool`, all or nothing. `EBUSY` if the pool has not that many pages
+    /// left; nothing is taken then.
+    pub fn map(
+        &mut self,
+        pool: &mut PagePool,
+        domid: u16,
+        grefs: &[u32],
+        readonly: bool,
+    ) -> Result {
+        if self.mapped != 0 || grefs.is_empty() || grefs.len() > self.pages.len() {
             return Err(EINVAL);
         }
-        if nr <= self.allocated {
-            return Ok(());
-        }
-        let more = nr - self.allocated;
-        let tail = self.pages.get_mut(self.allocated..nr).ok_or(EINVAL)?;
-        // SAFETY: `tail` has room for `more` page pointers, which C fills on success
-        // (and leaves to us to free) or leaves unallocated on failure.
-        to_result(unsafe { bindings::rblk_pages_alloc(more as u32, tail.as_mut_ptr()) })?;
-        self.allocated = nr;
-        Ok(())
-    }
-
-    /// Maps `grefs` of domain `domid` (read-only when the device will only read them),
-    /// all or nothing.
-    pub fn map(&mut self, domid: u16, grefs: &[u32], readonly: bool) -> Result {
-        if self.mapped != 0 || grefs.is_empty() {
-            return Err(EINVAL);
-        }
-        self.reserve(grefs.len())?;
+        let taken = self.pages.get_mut(..grefs.len()).ok_or(EINVAL)?;
+        pool.take(taken)?;
         let mut done = 0;
         while done < grefs.len() {
             let n = (grefs.len() - done).min(GRANT_BATCH);
-            // SAFETY: pages `done..done + n` are allocated (reserved above) and unmapped;
-            // `grefs` and `handles` have entries there; the C side maps all `n` or none.
+            // SAFETY: pages `done..done + n` were taken from the pool above and are
+            // unmapped; `grefs` and `handles` have entries there; the C side maps all `n`
+            // or none.
             let r = to_result(unsafe {
                 bindings::rblk_grants_map(
                     domid,
@@ -398,6 +480,7 @@ impl GrantPages {
                 // Undo the batches that did map: all or nothing for the request too.
                 self.mapped = done;
                 self.unmap_all();
+                pool.give_back(&self.pages[..grefs.len()]);
                 return Err(e);
             }
             done += n;
@@ -428,16 +511,19 @@ impl GrantPages {
         Ok(())
     }
 
-    /// Unmaps the mapped grants. Refused while a bio uses the pages.
-    pub fn unmap(&mut self) -> Result {
+    /// Unmaps the mapped grants and gives their pages back to `pool`. Refused while a bio
+    /// uses the pages.
+    pub fn unmap(&mut self, pool: &mut PagePool) -> Result {
         if self.io.is_busy() {
             return Err(EBUSY);
         }
+        let n = self.mapped;
         self.unmap_all();
+        pool.give_back(&self.pages[..n]);
         Ok(())
     }
 
-    /// Unmaps the first `mapped` pages, in batches.
+    /// Unmaps the first `mapped` pages, in batches; they stay ours.
     fn unmap_all(&mut self) {
         let mut done = 0;
         while done < self.mapped {
@@ -459,16 +545,20 @@ impl GrantPages {
 
 impl Drop for GrantPages {
     fn drop(&mut self) {
-        if self.unmap().is_err() {
-            // A bio still uses the pages: leaking them is the only safe choice.
-            pr_warn!("leaking {} pages still under I/O\n", self.allocated);
+        let n = self.mapped;
+        if n == 0 {
             return;
         }
-        if self.allocated > 0 {
-            // SAFETY: the first `allocated` pages were allocated in `reserve`, and are
-            // unmapped and unused.
-            unsafe { bindings::rblk_pages_free(self.allocated as u32, self.pages.as_mut_ptr()) }
+        if self.io.is_busy() {
+            // A bio still uses the pages: leaking them is the only safe choice.
+            pr_warn!("leaking {} pages still under I/O\n", n);
+            return;
         }
+        // Still mapped (their pool may be gone): unmap and free them here.
+        self.unmap_all();
+        // SAFETY: the first `n` pages came from the pool's allocator, and are unmapped and
+        // unused.
+        unsafe { bindings::rblk_pages_free(n as u32, self.pages.as_mut_ptr()) }
     }
 }
 

@@ -39,6 +39,10 @@ const _: () = {
         bindings::RBLK_DEFAULT_PERSISTENT_GRANT_UNUSED_SECONDS as u64
             == Param::PersistentGrantUnusedSeconds.default_value()
     );
+    assert!(
+        bindings::RBLK_DEFAULT_MAX_RING_BUFFER_PAGES as u64
+            == Param::MaxRingBufferPages.default_value()
+    );
     assert!(bindings::rblk_param_id_RBLK_PARAM_COUNT as usize == ALL.len());
 };
 
@@ -58,6 +62,7 @@ const fn c_id(param: Param) -> u32 {
         Param::PersistentGrantUnusedSeconds => {
             bindings::rblk_param_id_RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS
         }
+        Param::MaxRingBufferPages => bindings::rblk_param_id_RBLK_PARAM_MAX_RING_BUFFER_PAGES,
     }
 }
 

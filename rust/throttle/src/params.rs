@@ -33,10 +33,14 @@ pub enum Param {
     MaxPersistentGrants,
     /// Seconds a persistent grant may stay unused before it is unmapped (0 = no limit).
     PersistentGrantUnusedSeconds,
+    /// Most pages one ring holds for mapping requests' grants that are not persistent (in
+    /// use by requests in flight, or kept for the next ones): bounds the dom0 memory a
+    /// frontend can pin. A request that would need more waits on the ring.
+    MaxRingBufferPages,
 }
 
 /// Every parameter, in the order the kernel glue registers them.
-pub const ALL: [Param; 11] = [
+pub const ALL: [Param; 12] = [
     Param::TimesliceUs,
     Param::DefaultIops,
     Param::DefaultBps,
@@ -48,6 +52,7 @@ pub const ALL: [Param; 11] = [
     Param::FeaturePersistent,
     Param::MaxPersistentGrants,
     Param::PersistentGrantUnusedSeconds,
+    Param::MaxRingBufferPages,
 ];
 
 /// Shortest timeslice: below this, timer overhead would dominate the slice.
@@ -77,6 +82,14 @@ pub const MAX_PERSISTENT_GRANTS: u64 = 65_535;
 /// Default persistent grants per ring, as stock xen-blkback: enough for a 32-entry ring of
 /// 11-segment requests (352) three times over.
 pub const DEFAULT_PERSISTENT_GRANTS: u64 = 1056;
+/// Fewest buffer pages per ring: one request of the most segments must always fit, or a
+/// ring could wait for pages that never come.
+pub const MIN_RING_BUFFER_PAGES: u64 = MAX_INDIRECT_SEGMENTS;
+/// Most buffer pages per ring (256 MiB).
+pub const MAX_RING_BUFFER_PAGES: u64 = 65_536;
+/// Default buffer pages per ring (16 MiB): sixteen 1 MiB requests in flight, or 372
+/// requests of 11 pages, more than a disk needs to stay busy.
+pub const DEFAULT_RING_BUFFER_PAGES: u64 = 4096;
 /// Longest unused time accepted for a persistent grant: a day.
 pub const MAX_PERSISTENT_GRANT_UNUSED_SECONDS: u64 = 86_400;
 
@@ -109,6 +122,7 @@ impl Param {
             Param::FeaturePersistent => "feature_persistent",
             Param::MaxPersistentGrants => "max_persistent_grants",
             Param::PersistentGrantUnusedSeconds => "persistent_grant_unused_seconds",
+            Param::MaxRingBufferPages => "max_ring_buffer_pages",
         }
     }
 
@@ -123,6 +137,7 @@ impl Param {
             Param::FeaturePersistent => 1,
             Param::MaxPersistentGrants => DEFAULT_PERSISTENT_GRANTS,
             Param::PersistentGrantUnusedSeconds => 60,
+            Param::MaxRingBufferPages => DEFAULT_RING_BUFFER_PAGES,
         }
     }
 
@@ -145,6 +160,7 @@ impl Param {
             Param::FeaturePersistent => (0, 1),
             Param::MaxPersistentGrants => (0, MAX_PERSISTENT_GRANTS),
             Param::PersistentGrantUnusedSeconds => (0, MAX_PERSISTENT_GRANT_UNUSED_SECONDS),
+            Param::MaxRingBufferPages => (MIN_RING_BUFFER_PAGES, MAX_RING_BUFFER_PAGES),
         }
     }
 }
@@ -236,6 +252,14 @@ mod tests {
         assert_eq!(validate(Param::FeaturePersistent, 1), Ok(()));
         assert!(validate(Param::FeaturePersistent, 2).is_err());
         assert_eq!(validate(Param::MaxPersistentGrants, 65_535), Ok(()));
+        // One request of the most segments always fits a ring's buffer pages.
+        assert!(validate(Param::MaxRingBufferPages, MAX_INDIRECT_SEGMENTS - 1).is_err());
+        assert_eq!(
+            validate(Param::MaxRingBufferPages, MAX_INDIRECT_SEGMENTS),
+            Ok(())
+        );
+        assert_eq!(validate(Param::MaxRingBufferPages, 65_536), Ok(()));
+        assert!(validate(Param::MaxRingBufferPages, 65_537).is_err());
         assert!(validate(Param::MaxPersistentGrants, 65_536).is_err());
         assert!(validate(Param::PersistentGrantUnusedSeconds, 86_401).is_err());
     }
