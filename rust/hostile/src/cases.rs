@@ -26,7 +26,11 @@ pub(crate) const CASES: &[(&str, u64)] = &[
 
 /// Conformance checks: well-formed traffic the backend must serve correctly, run by name
 /// (`--case NAME`), not by `--case all`; a failed check fails the program.
-pub(crate) const CHECKS: &[(&str, u64)] = &[("abi-layouts", 3), ("bad-connect", 1000)];
+pub(crate) const CHECKS: &[(&str, u64)] = &[
+    ("abi-layouts", 3),
+    ("bad-connect", 1000),
+    ("page-flood", 1024),
+];
 
 /// The case or check called `name`: its static name and default count.
 fn lookup(name: &str) -> Option<(&'static str, u64)> {
@@ -156,6 +160,7 @@ pub(crate) fn run(
         "reconnect-order" => reconnect_order(f, &mut r)?,
         "abi-layouts" => abi_layouts(f, &mut r, rng)?,
         "bad-connect" => bad_connect(f, &mut r)?,
+        "page-flood" => page_flood(f, &mut r)?,
         _ => unreachable!("every case in CASES and CHECKS has a function"),
     }
     if f.conn.is_some() && !matches!(case, "prod-overrun" | "notify-storm" | "reconnect-order") {
@@ -1139,6 +1144,80 @@ fn bad_connect(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
         Err(Error(format!(
             "bad-connect: connected with a bad key: {}",
             failures.join("; ")
+        )))
+    }
+}
+
+/// Segments of the largest request (1 MiB), what `page-flood` sends.
+const FLOOD_SEGMENTS: u16 = 256;
+
+/// Sends `count` 1 MiB indirect READs (256 segments) on a ring of the largest order the
+/// backend offers, keeping every slot of the ring busy, as a guest that wants to pin as much
+/// of dom0's memory as it can: a backend without a bound maps 256 pages per slot (512 MiB
+/// for a 512-slot ring). The segments cycle over the data pages (one guest page granted many
+/// times over costs the guest nothing more). Every request must be answered OKAY: a bounded
+/// backend holds the rest on the ring, it does not refuse them. dom0 measures the memory
+/// (scripts/rig.d/dom0/hostile). Ends on a fresh one-page ring.
+fn page_flood(f: &mut Frontend, r: &mut CaseResult) -> Result<(), Error> {
+    const ORDER: u32 = 4;
+    f.close()?;
+    if let Err(s) = f.connect(ORDER, true)? {
+        return Err(Error(format!(
+            "page-flood: backend refused a ring of order {ORDER} (state {s})"
+        )));
+    }
+    let info = f.c().info;
+    if info.max_indirect < u32::from(FLOOD_SEGMENTS) {
+        return Err(Error(format!(
+            "page-flood: the backend offers {} segments per request, {FLOOD_SEGMENTS} needed",
+            info.max_indirect
+        )));
+    }
+    let entries = f.c().ring.entries;
+    let request_sectors = u64::from(FLOOD_SEGMENTS) * 8;
+    if info.sectors < 2 * request_sectors {
+        return Err(Error(format!(
+            "page-flood: the disk has {} sectors, too small",
+            info.sectors
+        )));
+    }
+    // One segment table for every request: the backend copies it when it takes a request.
+    let segments: Vec<Segment> = (0..u32::from(FLOOD_SEGMENTS))
+        .map(|k| Segment::page(f.data_gref(k)))
+        .collect();
+    f.fill_indirect(0, &segments);
+    let indirect_gref = f.indirect_page(0).0;
+    let slots = info.sectors / request_sectors;
+    let t0 = Instant::now();
+    let tally = f.run_batch(r.count, |_, id, _| {
+        blkreq::indirect(
+            OP_READ,
+            FLOOD_SEGMENTS,
+            0,
+            id,
+            id % slots * request_sectors,
+            &[indirect_gref],
+        )
+    })?;
+    let ms = t0.elapsed().as_millis().max(1);
+    r.notes.push(format!(
+        "{} requests of 1 MiB on a ring of order {ORDER} ({entries} slots, all kept busy): okay {}, error {}, no response {} in {ms} ms ({} MiB/s)",
+        tally.sent,
+        tally.okay,
+        tally.error,
+        tally.no_response,
+        tally.okay as u128 * 1000 / ms
+    ));
+    let served = tally.okay == r.count && tally.sent == r.count;
+    r.tally.add(&tally);
+    f.close()?;
+    ensure_connected(f)?;
+    if served {
+        Ok(())
+    } else {
+        Err(Error(format!(
+            "page-flood: {} of {} requests answered OKAY ({} errors, {} without response)",
+            tally.okay, r.count, tally.error, tally.no_response
         )))
     }
 }
