@@ -617,13 +617,16 @@ def held_fraction(samples, t0, t1):
     return (samples[j][1] - samples[i][1]) / 1e6 / (times[j] - times[i])
 
 
-# A limit is compared with what a domain delivered only over spans its rings were held for at
-# least this share of the time: there the limit set the rate. Less means the guest did not
-# offer the limit (a loaded host starves a TCG guest's vCPU for a second or more), which is
-# not the backend's doing (reported, not asserted).
-HELD_MIN = 0.9
-# Held less than this around a window, a domain may have banked budget (burst) to spend in it.
-HELD_FULL = 0.99
+# A shortfall against a limit counts only over spans the domain's rings were held for at least
+# this share of the time: there the limit set the rate. Less means the guest did not offer
+# the limit for a second or more of a 5 s window (a loaded host starves a TCG guest's vCPU),
+# which is not the backend's doing (reported, not asserted). A domain at its limit is held
+# 87-100 % of the time: between a slice's refill and the next hold the worker runs unheld,
+# longer when dom0 waits for the CPU.
+HELD_MIN = 0.75
+# Held less than this around a window, a domain left budget unused and may have banked up to
+# `burst` slices of it to spend in the window.
+HELD_FULL = HELD_MIN
 
 
 def dom0_cpu_samples(samples_csv, go_ms):
