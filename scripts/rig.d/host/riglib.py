@@ -559,24 +559,37 @@ def backend_series(samples_csv, go_ms, length):
     return out
 
 
+def sample_rows(samples_csv):
+    """(header, rows) of dom0's samples CSV, each row split into its fields; ([], []) without
+    a file or without a row."""
+    if not os.path.isfile(samples_csv):
+        return [], []
+    lines = [l.strip().split(",") for l in read_lines(samples_csv) if l.strip()]
+    if len(lines) < 2:
+        return [], []
+    return lines[0], lines[1:]
+
+
+def sample_points(rows, go_ms, value_of):
+    """[[seconds after go, value_of(row)], ...] on dom0's clock (the clock limits.log uses);
+    rows whose value does not parse (NA, cut short) are left out."""
+    pts = []
+    for r in rows:
+        try:
+            pts.append([round((int(r[0]) - go_ms) / 1000, 3), value_of(r)])
+        except (ValueError, IndexError):
+            pass
+    return pts
+
+
 def backend_request_samples(samples_csv, go_ms):
     """{domain: [[seconds after go, rd_req + wr_req], ...]}: dom0's raw samples of the
     backend's request counters, on dom0's clock (the clock limits.log uses)."""
-    if not os.path.isfile(samples_csv):
-        return {}
-    lines = [l.strip().split(",") for l in read_lines(samples_csv) if l.strip()]
-    if len(lines) < 2:
-        return {}
-    header, out = lines[0], {}
+    header, rows = sample_rows(samples_csv)
+    out = {}
     for dom in sorted({h.split(".")[0] for h in header[1:] if "." in h}):
         rd, wr = header.index(f"{dom}.rd_req"), header.index(f"{dom}.wr_req")
-        pts = []
-        for r in lines[1:]:
-            try:
-                pts.append([round((int(r[0]) - go_ms) / 1000, 3), int(r[rd]) + int(r[wr])])
-            except (ValueError, IndexError):
-                pass
-        out[dom] = pts
+        out[dom] = sample_points(rows, go_ms, lambda r: int(r[rd]) + int(r[wr]))
     return out
 
 
@@ -584,24 +597,13 @@ def backend_held_samples(samples_csv, go_ms):
     """{domain: [[seconds after go, microseconds held], ...]}: dom0's samples of rblkback's
     domains/<domid>/throttled_us (the time the domain's rings were held at its limit), on
     dom0's clock; no entry for a domain without them (stock)."""
-    if not os.path.isfile(samples_csv):
-        return {}
-    lines = [l.strip().split(",") for l in read_lines(samples_csv) if l.strip()]
-    if len(lines) < 2:
-        return {}
-    header, out = lines[0], {}
-    for h in header[1:]:
-        if not h.endswith(".held_us"):
-            continue
-        dom, col = h[: -len(".held_us")], header.index(h)
-        pts = []
-        for r in lines[1:]:
-            try:
-                pts.append([round((int(r[0]) - go_ms) / 1000, 3), int(r[col])])
-            except (ValueError, IndexError):
-                pass
-        if pts:
-            out[dom] = pts
+    header, rows = sample_rows(samples_csv)
+    out = {}
+    for col, h in enumerate(header):
+        if col and h.endswith(".held_us"):
+            pts = sample_points(rows, go_ms, lambda r: int(r[col]))
+            if pts:
+                out[h[: -len(".held_us")]] = pts
     return out
 
 
