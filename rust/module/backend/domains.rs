@@ -173,6 +173,24 @@ impl Domain {
     }
 }
 
+/// Logs a warning about a domain's frontend (vbd `devid`), within the domain's log rate
+/// limit, saying how many lines the limit dropped before it.
+pub fn log_about_domain(domain: &Domain, devid: u32, what: core::fmt::Arguments<'_>) {
+    if let Some(suppressed) = domain.may_log() {
+        if suppressed > 0 {
+            pr_warn!(
+                "domain {} vbd {}: {} ({} earlier lines about this domain suppressed)\n",
+                domain.domid(),
+                devid,
+                what,
+                suppressed
+            );
+        } else {
+            pr_warn!("domain {} vbd {}: {}\n", domain.domid(), devid, what);
+        }
+    }
+}
+
 /// The meter of a limit file (`enum rblk_domain_attr` 0..=5).
 fn limit_meter(attr: u32) -> Option<Meter> {
     Meter::ALL.get(attr as usize).copied()

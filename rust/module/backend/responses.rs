@@ -28,16 +28,13 @@ use crate::blkif::ring::{
     BackRing, RingError, RingSlot, REQ_EVENT_OFFSET, REQ_PROD_OFFSET, RSP_EVENT_OFFSET,
     RSP_PROD_OFFSET,
 };
-use crate::sys::block::IoCompletion;
+use crate::sys::block::{IoCompletion, EOPNOTSUPP_ERRNO};
 use crate::sys::evtchn::Notifier;
 use crate::sys::ring::{full_barrier, write_barrier, SharedRing};
 use crate::sys::sync::IrqSpinLock;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
-
-/// `-EOPNOTSUPP`, which the kernel crate of 6.12 does not name.
-pub const EOPNOTSUPP_ERRNO: i32 = -95;
 
 /// The status to answer for a bio that completed with `err` (0 or -errno).
 pub fn status_for_errno(err: i32) -> Status {

@@ -9,8 +9,8 @@
 //! Closing/Closed from the frontend: disconnect (the rings stop at once and are freed when
 //! their I/O completes), follow its state.
 
-use super::domains::{Domain, Domains};
-use super::ring::{log_about_domain, LiveRings, RingConnection, RingOwner, RingParams};
+use super::domains::{log_about_domain, Domain, Domains};
+use super::ring::{LiveRings, RingConnection, RingOwner, RingParams};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::Abi;
 use crate::blkif::validate::{DeviceConfig, DeviceInfo};
