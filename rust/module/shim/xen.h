@@ -9,7 +9,13 @@
 #ifndef RBLKBACK_XEN_H
 #define RBLKBACK_XEN_H
 
+#include <linux/errno.h>
 #include <linux/types.h>
+
+/* Error numbers the kernel crate of 6.12 does not name, for Rust to take from here. */
+enum rblk_errno {
+	RBLK_ERRNO_EOPNOTSUPP = EOPNOTSUPP,
+};
 
 struct xenbus_device;
 struct rblk_watch;

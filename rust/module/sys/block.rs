@@ -19,6 +19,10 @@ pub const DIRECT_SEGMENTS: usize = 11;
 /// Most grants the C side maps or unmaps in one call (`RBLK_GRANT_BATCH`).
 const GRANT_BATCH: usize = bindings::RBLK_GRANT_BATCH as usize;
 
+/// `-EOPNOTSUPP` (the device cannot do the operation), which the kernel crate of 6.12 does
+/// not name: from the kernel's own header, through the shim.
+pub const EOPNOTSUPP_ERRNO: i32 = -(bindings::rblk_errno_RBLK_ERRNO_EOPNOTSUPP as i32);
+
 /// A backing block device opened from `major:minor`; closed on drop.
 pub struct BlockDevice(*mut bindings::file);
 
@@ -34,7 +38,7 @@ impl BlockDevice {
         // SAFETY: no preconditions beyond a valid out-pointer.
         let f = unsafe { bindings::rblk_bdev_open(major, minor, writable, &mut err) };
         if f.is_null() {
-            return Err(Error::from_errno(if err != 0 { err } else { -19 }));
+            return Err(if err != 0 { Error::from_errno(err) } else { ENODEV });
         }
         Ok(Self(f))
     }

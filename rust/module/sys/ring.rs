@@ -39,7 +39,7 @@ impl SharedRing {
         // SAFETY: the device is live; `grefs` is readable for `nr` entries; C checks `nr`.
         let addr = unsafe { bindings::rblk_ring_map(dev.as_ptr(), grefs.as_ptr(), nr, &mut err) };
         if err != 0 || addr.is_null() {
-            return Err(Error::from_errno(if err != 0 { err } else { -12 }));
+            return Err(if err != 0 { Error::from_errno(err) } else { ENOMEM });
         }
         Ok(Self {
             dev,
