@@ -38,7 +38,11 @@ impl BlockDevice {
         // SAFETY: no preconditions beyond a valid out-pointer.
         let f = unsafe { bindings::rblk_bdev_open(major, minor, writable, &mut err) };
         if f.is_null() {
-            return Err(if err != 0 { Error::from_errno(err) } else { ENODEV });
+            return Err(if err != 0 {
+                Error::from_errno(err)
+            } else {
+                ENODEV
+            });
         }
         Ok(Self(f))
     }

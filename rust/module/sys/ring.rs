@@ -39,7 +39,11 @@ impl SharedRing {
         // SAFETY: the device is live; `grefs` is readable for `nr` entries; C checks `nr`.
         let addr = unsafe { bindings::rblk_ring_map(dev.as_ptr(), grefs.as_ptr(), nr, &mut err) };
         if err != 0 || addr.is_null() {
-            return Err(if err != 0 { Error::from_errno(err) } else { ENOMEM });
+            return Err(if err != 0 {
+                Error::from_errno(err)
+            } else {
+                ENOMEM
+            });
         }
         Ok(Self {
             dev,
