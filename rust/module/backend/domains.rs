@@ -11,7 +11,7 @@
 //! boundary (or at once when the domain becomes unlimited). The accounting itself is the
 //! shared `throttle` crate.
 
-use crate::sys::domains::{DomainDir, DomainFiles, DomainsHandler};
+use crate::sys::domains::{DomainAttr, DomainDir, DomainFiles, DomainsHandler};
 use crate::sys::params;
 use crate::sys::time::monotonic_us;
 use crate::sys::worker::WorkerRef;
@@ -191,13 +191,21 @@ pub fn log_about_domain(domain: &Domain, devid: u32, what: core::fmt::Arguments<
     }
 }
 
-/// The meter of a limit file (`enum rblk_domain_attr` 0..=5).
-fn limit_meter(attr: u32) -> Option<Meter> {
-    Meter::ALL.get(attr as usize).copied()
+/// The meter of a limit file; `None` for the counters.
+fn limit_meter(attr: DomainAttr) -> Option<Meter> {
+    Some(match attr {
+        DomainAttr::IopsLimit => Meter::Ops,
+        DomainAttr::BpsLimit => Meter::Bytes,
+        DomainAttr::ReadIopsLimit => Meter::ReadOps,
+        DomainAttr::WriteIopsLimit => Meter::WriteOps,
+        DomainAttr::ReadBpsLimit => Meter::ReadBytes,
+        DomainAttr::WriteBpsLimit => Meter::WriteBytes,
+        _ => return None,
+    })
 }
 
 impl DomainFiles for Domain {
-    fn show(&self, attr: u32) -> u64 {
+    fn show(&self, attr: DomainAttr) -> u64 {
         if let Some(meter) = limit_meter(attr) {
             return self.effective_limit(meter);
         }
@@ -206,18 +214,19 @@ impl DomainFiles for Domain {
         let rings = st.rings.iter().flatten().count() as u64;
         drop(st);
         match attr {
-            6 => stats.admitted_ops,
-            7 => stats.admitted_bytes,
-            8 => stats.throttled_slices,
-            9 => stats.throttled_us,
-            10 => stats.admitted_requests,
-            11 => stats.holds,
-            12 => rings,
+            DomainAttr::AdmittedOps => stats.admitted_ops,
+            DomainAttr::AdmittedBytes => stats.admitted_bytes,
+            DomainAttr::ThrottledSlices => stats.throttled_slices,
+            DomainAttr::ThrottledUs => stats.throttled_us,
+            DomainAttr::AdmittedRequests => stats.admitted_requests,
+            DomainAttr::Holds => stats.holds,
+            DomainAttr::Rings => rings,
+            // The limits, answered above.
             _ => 0,
         }
     }
 
-    fn store(&self, attr: u32, input: &[u8]) -> Result {
+    fn store(&self, attr: DomainAttr, input: &[u8]) -> Result {
         let meter = limit_meter(attr).ok_or(EINVAL)?;
         let value = parse_limit_value(meter, input).map_err(|_| EINVAL)?;
         self.apply(|o| o.set(meter, Some(value)));

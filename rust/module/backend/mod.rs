@@ -13,7 +13,7 @@ pub mod ring;
 pub mod stats;
 pub mod vbd;
 
-use crate::sys::xenbus::{XenbusBackend, XenbusDevice, XenbusState};
+use crate::sys::xenbus::{VbdStat, XenbusBackend, XenbusDevice, XenbusState};
 use domains::Domains;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -38,7 +38,7 @@ impl XenbusBackend for VbdBackend {
         data.remove()
     }
 
-    fn stat(data: &Vbd, stat: u32) -> u64 {
+    fn stat(data: &Vbd, stat: VbdStat) -> u64 {
         data.stat(stat)
     }
 }

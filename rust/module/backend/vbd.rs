@@ -20,7 +20,7 @@ use crate::blkif::xenstore::{
 use crate::sys::block::{BlockDevice, DiscardSupport};
 use crate::sys::params;
 use crate::sys::xenbus::{
-    self, ModuleRef, Transaction, Watch, WatchHandler, XenbusDevice, XenbusState,
+    self, ModuleRef, Transaction, VbdStat, Watch, WatchHandler, XenbusDevice, XenbusState,
 };
 use crate::throttle::params::Param;
 use kernel::prelude::*;
@@ -159,29 +159,29 @@ impl Vbd {
         Ok(vbd)
     }
 
-    /// A statistic for sysfs (`enum rblk_stat`).
-    pub fn stat(&self, stat: u32) -> u64 {
+    /// A statistic for sysfs.
+    pub fn stat(&self, stat: VbdStat) -> u64 {
         let s = &self.stats;
-        match stat {
-            0 => stats::get(&s.oo_req),
-            1 => stats::get(&s.rd_req),
-            2 => stats::get(&s.wr_req),
-            3 => stats::get(&s.f_req),
-            4 => stats::get(&s.ds_req),
-            5 => stats::get(&s.rd_sect),
-            6 => stats::get(&s.wr_sect),
-            10 => stats::get(&s.buffer_pages),
-            7..=9 => {
+        let counter = match stat {
+            VbdStat::OutOfRequests => &s.oo_req,
+            VbdStat::ReadRequests => &s.rd_req,
+            VbdStat::WriteRequests => &s.wr_req,
+            VbdStat::FlushRequests => &s.f_req,
+            VbdStat::DiscardRequests => &s.ds_req,
+            VbdStat::ReadSectors => &s.rd_sect,
+            VbdStat::WriteSectors => &s.wr_sect,
+            VbdStat::BufferPages => &s.buffer_pages,
+            VbdStat::Major | VbdStat::Minor | VbdStat::Writable => {
                 let st = self.state.lock();
-                match (&st.backing, stat) {
-                    (Some(b), 7) => u64::from(b.major),
-                    (Some(b), 8) => u64::from(b.minor),
+                return match (&st.backing, stat) {
+                    (Some(b), VbdStat::Major) => u64::from(b.major),
+                    (Some(b), VbdStat::Minor) => u64::from(b.minor),
                     (Some(b), _) => u64::from(b.writable),
                     (None, _) => 0,
-                }
+                };
             }
-            _ => 0,
-        }
+        };
+        stats::get(counter)
     }
 
     fn fatal(&self, err: Error, what: core::fmt::Arguments<'_>) {

@@ -18,10 +18,63 @@ pub trait DomainsHandler: Send + Sync {
 
 /// What a domain directory calls.
 pub trait DomainFiles: Send + Sync {
-    /// The value of file `attr` (`enum rblk_domain_attr`).
-    fn show(&self, attr: u32) -> u64;
-    /// A write to file `attr`.
-    fn store(&self, attr: u32, input: &[u8]) -> Result;
+    /// The value of file `attr`.
+    fn show(&self, attr: DomainAttr) -> u64;
+    /// A write to file `attr` (sysfs makes only the limit files writable).
+    fn store(&self, attr: DomainAttr, input: &[u8]) -> Result;
+}
+
+/// A file of a domain directory: the C shim's `enum rblk_domain_attr`, named.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DomainAttr {
+    /// `iops_limit`.
+    IopsLimit,
+    /// `bps_limit`.
+    BpsLimit,
+    /// `read_iops_limit`.
+    ReadIopsLimit,
+    /// `write_iops_limit`.
+    WriteIopsLimit,
+    /// `read_bps_limit`.
+    ReadBpsLimit,
+    /// `write_bps_limit`.
+    WriteBpsLimit,
+    /// `admitted_ops`.
+    AdmittedOps,
+    /// `admitted_bytes`.
+    AdmittedBytes,
+    /// `throttled_slices`.
+    ThrottledSlices,
+    /// `throttled_us`.
+    ThrottledUs,
+    /// `admitted_requests`.
+    AdmittedRequests,
+    /// `holds`.
+    Holds,
+    /// `rings`.
+    Rings,
+}
+
+impl DomainAttr {
+    /// The file C asks for, if it is one of ours.
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            bindings::rblk_domain_attr_RBLK_DOM_IOPS_LIMIT => Self::IopsLimit,
+            bindings::rblk_domain_attr_RBLK_DOM_BPS_LIMIT => Self::BpsLimit,
+            bindings::rblk_domain_attr_RBLK_DOM_READ_IOPS_LIMIT => Self::ReadIopsLimit,
+            bindings::rblk_domain_attr_RBLK_DOM_WRITE_IOPS_LIMIT => Self::WriteIopsLimit,
+            bindings::rblk_domain_attr_RBLK_DOM_READ_BPS_LIMIT => Self::ReadBpsLimit,
+            bindings::rblk_domain_attr_RBLK_DOM_WRITE_BPS_LIMIT => Self::WriteBpsLimit,
+            bindings::rblk_domain_attr_RBLK_DOM_ADMITTED_OPS => Self::AdmittedOps,
+            bindings::rblk_domain_attr_RBLK_DOM_ADMITTED_BYTES => Self::AdmittedBytes,
+            bindings::rblk_domain_attr_RBLK_DOM_THROTTLED_SLICES => Self::ThrottledSlices,
+            bindings::rblk_domain_attr_RBLK_DOM_THROTTLED_US => Self::ThrottledUs,
+            bindings::rblk_domain_attr_RBLK_DOM_ADMITTED_REQUESTS => Self::AdmittedRequests,
+            bindings::rblk_domain_attr_RBLK_DOM_HOLDS => Self::Holds,
+            bindings::rblk_domain_attr_RBLK_DOM_RINGS => Self::Rings,
+            _ => return None,
+        })
+    }
 }
 
 /// The registered `domains` directory; removed on drop.
@@ -99,7 +152,7 @@ extern "C" fn attr_show_callback<D: DomainFiles>(domain: *mut core::ffi::c_void,
     // SAFETY: `domain` is the Arc registered by `DomainDir::add`, alive until its removal,
     // which waits for this call.
     let domain = unsafe { &*(domain as *const D) };
-    domain.show(attr)
+    DomainAttr::from_raw(attr).map_or(0, |attr| domain.show(attr))
 }
 
 extern "C" fn attr_store_callback<D: DomainFiles>(
@@ -112,6 +165,9 @@ extern "C" fn attr_store_callback<D: DomainFiles>(
     let domain = unsafe { &*(domain as *const D) };
     // SAFETY: sysfs passes a buffer of `len` bytes valid during the call.
     let data = unsafe { input(buf, len) };
+    let Some(attr) = DomainAttr::from_raw(attr) else {
+        return EINVAL.to_errno();
+    };
     match domain.store(attr, data) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),

@@ -238,7 +238,55 @@ pub trait XenbusBackend {
     /// The device goes away; release everything.
     fn remove(data: Arc<Self::Data>, dev: XenbusDevice);
     /// A statistic for sysfs.
-    fn stat(data: &Self::Data, stat: u32) -> u64;
+    fn stat(data: &Self::Data, stat: VbdStat) -> u64;
+}
+
+/// A file of a vbd's sysfs directory (`statistics/*`, `physical_device`, `mode`): the C
+/// shim's `enum rblk_stat`, named.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VbdStat {
+    /// `statistics/oo_req`: times a ring stopped for lack of a slot or buffer pages.
+    OutOfRequests,
+    /// `statistics/rd_req`.
+    ReadRequests,
+    /// `statistics/wr_req`.
+    WriteRequests,
+    /// `statistics/f_req`: flushes and barriers.
+    FlushRequests,
+    /// `statistics/ds_req`: discards.
+    DiscardRequests,
+    /// `statistics/rd_sect`.
+    ReadSectors,
+    /// `statistics/wr_sect`.
+    WriteSectors,
+    /// `physical_device`'s major number.
+    Major,
+    /// `physical_device`'s minor number.
+    Minor,
+    /// `mode`: whether the vbd is writable.
+    Writable,
+    /// `statistics/buffer_pages`.
+    BufferPages,
+}
+
+impl VbdStat {
+    /// The file C asks for, if it is one of ours.
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        Some(match raw {
+            bindings::rblk_stat_RBLK_STAT_OO_REQ => Self::OutOfRequests,
+            bindings::rblk_stat_RBLK_STAT_RD_REQ => Self::ReadRequests,
+            bindings::rblk_stat_RBLK_STAT_WR_REQ => Self::WriteRequests,
+            bindings::rblk_stat_RBLK_STAT_F_REQ => Self::FlushRequests,
+            bindings::rblk_stat_RBLK_STAT_DS_REQ => Self::DiscardRequests,
+            bindings::rblk_stat_RBLK_STAT_RD_SECT => Self::ReadSectors,
+            bindings::rblk_stat_RBLK_STAT_WR_SECT => Self::WriteSectors,
+            bindings::rblk_stat_RBLK_STAT_MAJOR => Self::Major,
+            bindings::rblk_stat_RBLK_STAT_MINOR => Self::Minor,
+            bindings::rblk_stat_RBLK_STAT_WRITABLE => Self::Writable,
+            bindings::rblk_stat_RBLK_STAT_BUFFER_PAGES => Self::BufferPages,
+            _ => return None,
+        })
+    }
 }
 
 /// A registered backend driver; unregisters on drop.
@@ -360,7 +408,7 @@ extern "C" fn stat_callback<T: XenbusBackend>(data: *mut core::ffi::c_void, stat
     // SAFETY: C passes the driver data pointer, non-null, of a device whose sysfs files
     // exist; `remove` deletes those files (waiting for readers) before it releases the data.
     let data = unsafe { &*(data as *const T::Data) };
-    T::stat(data, stat)
+    VbdStat::from_raw(stat).map_or(0, |stat| T::stat(data, stat))
 }
 
 /// Something a xenstore watch calls when its node changes.
