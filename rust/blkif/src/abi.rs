@@ -108,7 +108,7 @@ impl Abi {
     }
 
     /// Field offsets of a request in this layout.
-    pub(super) const fn request_layout(self) -> &'static RequestLayout {
+    pub const fn request_layout(self) -> &'static RequestLayout {
         match self {
             Abi::X86_32 => &X86_32_LAYOUT,
             Abi::X86_64 => &X86_64_LAYOUT,
@@ -116,38 +116,39 @@ impl Abi {
     }
 }
 
-/// Byte offsets of every field of `blkif_request` within one layout.
+/// Byte offsets of every field of `blkif_request` within one layout (the module checks the
+/// native one against Xen's header at compile time: `sys::wire_layout`).
 ///
 /// The first four bytes are shared: `operation@0`, then the first byte and the 16-bit
 /// word of whichever union member the operation selects.
 #[derive(Debug)]
-pub(super) struct RequestLayout {
+pub struct RequestLayout {
     /// Size of the whole request.
-    pub(super) size: usize,
+    pub size: usize,
     /// `operation` (all requests).
-    pub(super) operation: usize,
+    pub operation: usize,
     /// `nr_segments` (u8, read/write/barrier/flush).
-    pub(super) rw_nr_segments: usize,
+    pub rw_nr_segments: usize,
     /// `handle` (u16, read/write/barrier/flush).
-    pub(super) rw_handle: usize,
+    pub rw_handle: usize,
     /// `seg[11]` (read/write/barrier/flush).
-    pub(super) rw_segments: usize,
+    pub rw_segments: usize,
     /// `flag` (u8, discard).
-    pub(super) discard_flag: usize,
+    pub discard_flag: usize,
     /// `nr_sectors` (u64, discard).
-    pub(super) discard_nr_sectors: usize,
+    pub discard_nr_sectors: usize,
     /// `indirect_op` (u8, indirect).
-    pub(super) indirect_op: usize,
+    pub indirect_op: usize,
     /// `nr_segments` (u16, indirect).
-    pub(super) indirect_nr_segments: usize,
+    pub indirect_nr_segments: usize,
     /// `handle` (u16, indirect).
-    pub(super) indirect_handle: usize,
+    pub indirect_handle: usize,
     /// `indirect_grefs[8]` (u32 each, indirect).
-    pub(super) indirect_grefs: usize,
+    pub indirect_grefs: usize,
     /// `id` (u64, all requests).
-    pub(super) id: usize,
+    pub id: usize,
     /// `sector_number` (u64, read/write/barrier/flush/discard/indirect).
-    pub(super) sector_number: usize,
+    pub sector_number: usize,
 }
 
 impl RequestLayout {
@@ -178,18 +179,18 @@ const X86_32_LAYOUT: RequestLayout = RequestLayout::with_id_at(4, X86_32_REQUEST
 const X86_64_LAYOUT: RequestLayout = RequestLayout::with_id_at(8, X86_64_REQUEST_SIZE);
 
 /// Offset of `blkif_response.id` (u64).
-pub(super) const RESPONSE_ID: usize = 0;
+pub const RESPONSE_ID: usize = 0;
 /// Offset of `blkif_response.operation` (u8).
-pub(super) const RESPONSE_OPERATION: usize = 8;
+pub const RESPONSE_OPERATION: usize = 8;
 /// Offset of `blkif_response.status` (i16; byte 9 is alignment padding in both ABIs).
-pub(super) const RESPONSE_STATUS: usize = 10;
+pub const RESPONSE_STATUS: usize = 10;
 
 /// Offset of `gref` (u32) within a `blkif_request_segment`.
-pub(super) const SEGMENT_GREF: usize = 0;
+pub const SEGMENT_GREF: usize = 0;
 /// Offset of `first_sect` (u8) within a `blkif_request_segment`.
-pub(super) const SEGMENT_FIRST_SECT: usize = 4;
+pub const SEGMENT_FIRST_SECT: usize = 4;
 /// Offset of `last_sect` (u8) within a `blkif_request_segment`.
-pub(super) const SEGMENT_LAST_SECT: usize = 5;
+pub const SEGMENT_LAST_SECT: usize = 5;
 
 /// Compile-time proof that every field of `layout` lies inside its request, so the
 /// parser's reads are all in bounds.

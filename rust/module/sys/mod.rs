@@ -18,5 +18,6 @@ pub mod params;
 pub mod ring;
 pub mod sync;
 pub mod time;
+pub mod wire_layout;
 pub mod worker;
 pub mod xenbus;
