@@ -294,6 +294,34 @@ class ArithmeticTests(unittest.TestCase):
         checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
         self.assertIn("no settled 5s window held", " ".join(c["check"] for c in checks if not c["passed"]))
 
+    def test_limit_window_shortfall_widens_by_the_time_the_domain_was_not_held(self):
+        # 50/s in force, held 98 % of 20-25 s (a guest stall of 0.1 s): 48.8/s (-2.4 %) is
+        # within -2 % - 2 %; the same window held all the time is not; the widening is at
+        # most the tolerance again (held 80 %: -4 %, so 47.5/s fails).
+        def run(held_share, rate):
+            series = [50.0] * 20 + [rate] * 5 + [50.0] * 15
+            held, us = [], 0
+            for tenth in range(0, 401):
+                t = tenth / 10
+                held.append([t, us])
+                us += round(100_000 * held_share) if 20 <= t < 25 else 100_000
+            summary = {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 50}],
+                       "module_params": {"rblkback/parameters/burst": "20",
+                                         "rblkback/parameters/timeslice_us": "10000"},
+                       "domains": {"a": {"timeseries": series, "backend_held_us": held,
+                                         "phases": [{"start_s": 0, "duration_s": 40}]}}}
+            a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
+            checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
+            return {c["check"].split(": ")[2].split("s ")[0]: c for c in checks}["20-25"]
+        c = run(0.98, 48.8)
+        self.assertTrue(c["passed"], c["check"])
+        self.assertIn("within -4%..+2% (not held the rest), held 98%", c["check"])
+        c = run(1.0, 48.8)
+        self.assertFalse(c["passed"], c["check"])
+        c = run(0.8, 47.5)
+        self.assertFalse(c["passed"], c["check"])
+        self.assertIn("within -4%..", c["check"])
+
     def test_isolation_compares_interleaved_blocks(self):
         series = [100.0] * 10 + [50.0] * 10 + [92.0] * 10        # idle, unlimited, limited
         summary = {"domains": {"a": {"timeseries": series}}}
