@@ -838,6 +838,7 @@ def evaluate_limit_asserts(summary, asserts):
         start, end, n = int(a.get("from_s", 0)), int(a.get("to_s", len(series))), 0
         held = ddom.get("backend_held_us")
         compared, seen = set(), set()
+        windows = {}          # compared window start -> (limit, mean, index in checks)
         params = summary.get("module_params", {})
         burst_s = (int(params.get("rblkback/parameters/burst", 0))
                    * int(params.get("rblkback/parameters/timeslice_us", 10000)) / 1e6)
@@ -873,9 +874,11 @@ def evaluate_limit_asserts(summary, asserts):
                               + (" (not held the rest)" if under > tol else ""))
                     checks.append({"check": f"{dom}: {key}={limit}: {t}-{t + w}s delivered {mean:.2f}/s "
                                             f"({dev:+.2f}%, {bounds}{held_note})", "passed": -under <= dev <= over})
+                    windows[t] = (limit, mean, len(checks) - 1)
                     if frac is None or frac >= HELD_MIN:
                         compared.add(limit)
                     n += 1
+        pair_edge_moves(checks, windows, w, tol)
         if n == 0:
             checks.append({"check": f"{dom}: {key}: no settled {w}s window with a limit in [{start}, {end})",
                            "passed": False})
@@ -886,6 +889,31 @@ def evaluate_limit_asserts(summary, asserts):
     for a in asserts.get("limit_reaction", []):
         checks += limit_reaction_checks(summary, a)
     return checks
+
+
+def pair_edge_moves(checks, windows, w, tol):
+    """A compared window outside its bounds by at most 3 x tol passes if, with the adjacent
+    window of the same limit (before or after it), the mean over both is within tol / 2: the
+    requests it lacks came in the next window (or its excess was missing from the one
+    before), so an edge of the window moved, not the rate. On a loaded host a guest's or
+    dom0's vCPU stalls for 0.1-0.2 s, and what the stall holds back comes right after it
+    (the banked budget): -4.01 % then +3.37 % (10 s: -0.32 %) in one run."""
+    for t, (limit, mean, i) in sorted(windows.items()):
+        dev = (mean - limit) / limit * 100
+        if checks[i]["passed"] or abs(dev) > 3 * tol:
+            continue
+        for u in (t - w, t + w):
+            other = windows.get(u)
+            if not other or other[0] != limit:
+                continue
+            pair = ((mean + other[1]) / 2 - limit) / limit * 100
+            if abs(pair) <= tol / 2:
+                lo, hi = min(t, u), max(t, u) + w
+                checks[i]["check"] += (f"; with {u}-{u + w}s ({(other[1] - limit) / limit * 100:+.2f}%) "
+                                       f"{lo}-{hi}s delivered {pair:+.2f}%, within ±{tol / 2:g}%: an edge "
+                                       f"moved, not the rate")
+                checks[i]["passed"] = True
+                break
 
 
 def limit_reaction_checks(summary, a):

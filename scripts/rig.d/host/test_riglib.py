@@ -322,6 +322,28 @@ class ArithmeticTests(unittest.TestCase):
         self.assertFalse(c["passed"], c["check"])
         self.assertIn("within -4%..", c["check"])
 
+    def test_limit_window_pairs_absorb_a_moved_edge_not_a_wrong_rate(self):
+        # 50/s held all the time; a stall moves 2 s x 1/s from 20-25 s into 25-30 s.
+        def run(series):
+            held = [[tenth / 10, tenth * 100_000] for tenth in range(0, 401)]
+            summary = {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 50}],
+                       "module_params": {"rblkback/parameters/burst": "20",
+                                         "rblkback/parameters/timeslice_us": "10000"},
+                       "domains": {"a": {"timeseries": series, "backend_held_us": held,
+                                         "phases": [{"start_s": 0, "duration_s": 40}]}}}
+            a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
+            checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
+            return {c["check"].split(": ")[2].split("s ")[0]: c for c in checks}
+        c = run([50.0] * 20 + [48.0] * 5 + [52.0] * 5 + [50.0] * 10)
+        self.assertTrue(c["20-25"]["passed"] and c["25-30"]["passed"], c["20-25"]["check"])
+        self.assertIn("20-30s delivered +0.00%, within ±1%: an edge moved", c["20-25"]["check"])
+        # A rate that is wrong over both windows is not excused: 47.5/s then 51/s (-1.5 %).
+        c = run([50.0] * 20 + [47.5] * 5 + [51.0] * 5 + [50.0] * 10)
+        self.assertFalse(c["20-25"]["passed"], c["20-25"]["check"])
+        # Nor is a window far off (-8 %), even if the next makes up for it.
+        c = run([50.0] * 20 + [46.0] * 5 + [54.0] * 5 + [50.0] * 10)
+        self.assertFalse(c["20-25"]["passed"] or c["25-30"]["passed"], c["20-25"]["check"])
+
     def test_isolation_compares_interleaved_blocks(self):
         series = [100.0] * 10 + [50.0] * 10 + [92.0] * 10        # idle, unlimited, limited
         summary = {"domains": {"a": {"timeseries": series}}}
