@@ -24,6 +24,11 @@ const GRANT_BATCH: usize = bindings::RBLK_GRANT_BATCH as usize;
 pub const EOPNOTSUPP_ERRNO: i32 = -(bindings::rblk_errno_RBLK_ERRNO_EOPNOTSUPP as i32);
 
 /// A backing block device opened from `major:minor`; closed on drop.
+///
+/// # Invariants
+///
+/// `self.0` is a valid pointer to an open `struct file` of a block device, from
+/// `rblk_bdev_open`, owned by this handle and closed only on drop.
 pub struct BlockDevice(*mut bindings::file);
 
 // SAFETY: a `struct file` of a block device may be used and released on any thread.
@@ -44,51 +49,53 @@ impl BlockDevice {
                 ENODEV
             });
         }
+        // INVARIANT: `f` is not null, so `rblk_bdev_open` opened the device; the file's
+        // reference is ours alone.
         Ok(Self(f))
     }
 
     /// Size in 512-byte sectors.
     pub fn sectors(&self) -> u64 {
-        // SAFETY: the file is open until drop.
+        // SAFETY: the file is open (type invariant).
         unsafe { bindings::rblk_bdev_sectors(self.0) }
     }
 
     /// Logical block size in bytes.
     pub fn logical_block_size(&self) -> u32 {
-        // SAFETY: the file is open until drop.
+        // SAFETY: the file is open (type invariant).
         unsafe { bindings::rblk_bdev_logical_block_size(self.0) }
     }
 
     /// Physical block size in bytes.
     pub fn physical_block_size(&self) -> u32 {
-        // SAFETY: the file is open until drop.
+        // SAFETY: the file is open (type invariant).
         unsafe { bindings::rblk_bdev_physical_block_size(self.0) }
     }
 
     /// Whether the device itself is read-only.
     pub fn read_only(&self) -> bool {
-        // SAFETY: the file is open until drop.
+        // SAFETY: the file is open (type invariant).
         unsafe { bindings::rblk_bdev_read_only(self.0) }
     }
 
     /// Whether the device has a volatile write cache (so flushes mean something).
     pub fn write_cache(&self) -> bool {
-        // SAFETY: the file is open until drop.
+        // SAFETY: the file is open (type invariant).
         unsafe { bindings::rblk_bdev_write_cache(self.0) }
     }
 
     /// What the device can discard, or `None` if it cannot.
     pub fn discard_support(&self) -> Option<DiscardSupport> {
-        // SAFETY: the file is open until drop.
+        // SAFETY: the file is open (type invariant).
         if unsafe { bindings::rblk_bdev_max_discard_sectors(self.0) } == 0 {
             return None;
         }
         Some(DiscardSupport {
-            // SAFETY: the file is open until drop.
+            // SAFETY: the file is open (type invariant).
             granularity: unsafe { bindings::rblk_bdev_discard_granularity(self.0) },
-            // SAFETY: the file is open until drop.
+            // SAFETY: the file is open (type invariant).
             alignment: unsafe { bindings::rblk_bdev_discard_alignment(self.0) },
-            // SAFETY: the file is open until drop.
+            // SAFETY: the file is open (type invariant).
             secure: unsafe { bindings::rblk_bdev_max_secure_erase_sectors(self.0) } > 0,
         })
     }
@@ -107,8 +114,9 @@ pub struct DiscardSupport {
 
 impl Drop for BlockDevice {
     fn drop(&mut self) {
-        // SAFETY: opened in `open`, closed exactly once. Bios hold their own reference to
-        // the block device, so in-flight I/O is unaffected.
+        // SAFETY: by the type invariant the file is open and ours; it is closed only here,
+        // once. Bios hold their own reference to the block device, so in-flight I/O is
+        // unaffected.
         unsafe { bindings::rblk_bdev_close(self.0) }
     }
 }
@@ -124,6 +132,13 @@ pub trait IoCompletion: Send + Sync {
 
 /// Counts a ring's in-flight bios, records which request slots completed, and wakes its
 /// worker when one completes.
+///
+/// # Invariants
+///
+/// - `in_flight` counts the bios submitted through the tracker's slots and not yet
+///   completed; each holds a reference on the tracker (through its [`IoSlot`]).
+/// - `on_idle` is null or a job from `DeferredJob::into_raw` owned by the tracker: it is
+///   only taken out by a swap, and whoever swaps it out owns it.
 pub struct IoTracker {
     worker: WorkerRef,
     in_flight: AtomicU32,
@@ -152,6 +167,7 @@ impl IoTracker {
         for _ in 0..slots.div_ceil(64) {
             completed.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
+        // INVARIANT: no bio is submitted yet and no job is stored.
         Ok(Arc::new(
             Self {
                 worker,
@@ -219,7 +235,8 @@ impl IoTracker {
         // look (both sequentially consistent), so at least one of the two sees the other.
         let previous = self.on_idle.swap(raw, Ordering::SeqCst);
         if !previous.is_null() {
-            // SAFETY: a job stored by an earlier call that neither it nor a completion took.
+            // SAFETY: a job stored by an earlier call that neither it nor a completion took;
+            // the swap made it ours (type invariant).
             drop(unsafe { DeferredJob::from_raw(previous) });
         }
         if self.in_flight.load(Ordering::SeqCst) == 0 {
@@ -248,14 +265,22 @@ impl Drop for IoTracker {
     fn drop(&mut self) {
         let job = *self.on_idle.get_mut();
         if !job.is_null() {
-            // SAFETY: a job no one took; it never runs (nothing is in flight any more to
-            // start it, or the tracker would still be referenced by that bio).
+            // SAFETY: by the type invariant, a job no one took is still ours, and it never
+            // runs: nothing is in flight any more to start it, or that bio would still hold
+            // a reference on the tracker.
             drop(unsafe { DeferredJob::from_raw(job) });
         }
     }
 }
 
 /// The completion record of one request slot.
+///
+/// # Invariants
+///
+/// `busy` is true from just before each of the slot's bios is submitted until that bio
+/// completes, so whenever a bio using the slot's pages is in flight. That takes one bio in
+/// flight per slot at a time: [`submit`] and [`submit_discard`] refuse a busy slot, and
+/// only the ring's worker submits.
 pub struct IoSlot {
     tracker: Arc<IoTracker>,
     /// The request slot's number, passed to the tracker's completion hook.
@@ -268,6 +293,7 @@ pub struct IoSlot {
 impl IoSlot {
     /// The record of request slot `index`, reporting to `tracker`.
     pub fn new(tracker: Arc<IoTracker>, index: usize) -> Result<Arc<Self>> {
+        // INVARIANT: no bio of the new slot exists, and `busy` starts false.
         Ok(Arc::new(
             Self {
                 tracker,
@@ -332,6 +358,12 @@ impl IoSlot {
 ///
 /// Pages come from the grant page allocator (`gnttab_alloc_pages`): they are dom0's
 /// memory handed back to Xen while a guest page is mapped over them.
+///
+/// # Invariants
+///
+/// `free.len()` is the limit and `in_use + nr_free` never passes it; the first `nr_free`
+/// entries of `free` are pages from `rblk_pages_alloc`, owned by the pool, neither mapped
+/// nor used by any bio.
 pub struct PagePool {
     /// `limit` entries; the first `nr_free` are free pages.
     free: KVec<*mut bindings::page>,
@@ -346,6 +378,7 @@ unsafe impl Send for PagePool {}
 impl PagePool {
     /// An empty pool that will hold at most `limit` pages.
     pub fn new(limit: usize) -> Result<Self> {
+        // INVARIANT: the pool holds no page, and none is in use.
         Ok(Self {
             free: KVec::from_elem(core::ptr::null_mut(), limit, GFP_KERNEL)?,
             nr_free: 0,
@@ -406,8 +439,8 @@ impl PagePool {
         }
         let excess = self.nr_free - keep;
         if let Some(tail) = self.free.get_mut(keep..self.nr_free) {
-            // SAFETY: free pages came from `rblk_pages_alloc` and are unmapped and unused;
-            // they leave the pool just below.
+            // SAFETY: free pages came from `rblk_pages_alloc` and are unmapped and unused
+            // (type invariant); they leave the pool just below.
             unsafe { bindings::rblk_pages_free(excess as u32, tail.as_mut_ptr()) };
             self.nr_free = keep;
         }
@@ -423,6 +456,13 @@ impl Drop for PagePool {
 
 /// Pages into which a request's granted guest pages are mapped: taken from the ring's
 /// [`PagePool`] when the request is mapped, given back when it is unmapped.
+///
+/// # Invariants
+///
+/// `handles` has an entry per page and `mapped` is at most their number; the first `mapped`
+/// entries of `pages` are pages from `rblk_pages_alloc` (taken from a pool), owned by this
+/// value and mapped onto a guest's grants with the handles at the same index. They are not
+/// unmapped while `io` is busy.
 pub struct GrantPages {
     /// `capacity` entries; the first `mapped` are pages taken from the pool and mapped.
     pages: KVec<*mut bindings::page>,
@@ -440,6 +480,7 @@ unsafe impl Sync for GrantPages {}
 impl GrantPages {
     /// Room for up to `capacity` grants, completing into `io`. Holds no page until mapped.
     pub fn new(io: Arc<IoSlot>, capacity: usize) -> Result<Self> {
+        // INVARIANT: nothing is mapped yet; `handles` has as many entries as `pages`.
         Ok(Self {
             pages: KVec::from_elem(core::ptr::null_mut(), capacity, GFP_KERNEL)?,
             handles: KVec::from_elem(0, capacity, GFP_KERNEL)?,
@@ -536,8 +577,9 @@ impl GrantPages {
         let mut done = 0;
         while done < self.mapped {
             let n = (self.mapped - done).min(GRANT_BATCH);
-            // SAFETY: pages `done..done + n` are mapped with `handles` there, and no I/O
-            // uses them (callers check the slot is not busy, or never submitted any).
+            // SAFETY: pages `done..done + n` are mapped with `handles` there (type
+            // invariant), and no I/O uses them (callers check the slot is not busy, or never
+            // submitted any).
             unsafe {
                 bindings::rblk_grants_unmap(
                     self.pages.as_mut_ptr().add(done),
@@ -606,6 +648,15 @@ impl BioSegment {
 /// new persistent grants allocates nothing. A slot's page cannot be unmapped while the last
 /// bio that used it is in flight (the bio's [`IoSlot`] is busy); dropping the set then leaks
 /// that page rather than freeing memory a device may still write.
+///
+/// # Invariants
+///
+/// - `pages`, `handles`, `mapped` and `users` have one entry per slot; every non-null page
+///   is from `rblk_pages_alloc` and owned by the set.
+/// - A slot whose `mapped` entry is set has its page mapped with its `handles` entry; its
+///   `users` entry is `NO_USER` or the request slot whose bio last used the page, and the
+///   page is not unmapped while that slot is busy.
+/// - `ios[i]` is the record of request slot `i`, and there are fewer than `NO_USER`.
 pub struct PersistentPages {
     pages: KVec<*mut bindings::page>,
     handles: KVec<u32>,
@@ -636,6 +687,7 @@ impl PersistentPages {
         {
             return Err(EINVAL);
         }
+        // INVARIANT: no page is allocated or mapped yet; `ios` was checked just above.
         Ok(Self {
             pages: KVec::from_elem(core::ptr::null_mut(), capacity, GFP_KERNEL)?,
             handles: KVec::from_elem(0, capacity, GFP_KERNEL)?,
@@ -828,8 +880,9 @@ pub fn submit(
         BioKind::WritePreflush => bindings::rblk_bio_kind_RBLK_BIO_WRITE_PREFLUSH,
     } as i32;
     let ctx = Arc::into_raw(io.clone());
-    // SAFETY: the device is open; `ctx` is an Arc reference handed to the bio (released in
-    // `rblkback_bio_done`, or below if the bio is not submitted).
+    // SAFETY: the device is open (invariant of `BlockDevice`); `ctx` is an Arc reference
+    // handed to the bio (released in `rblkback_bio_done`, or below if the bio is not
+    // submitted).
     let bio = unsafe {
         bindings::rblk_bio_new(
             bdev.0,
@@ -890,6 +943,8 @@ pub fn submit(
             return Err(EINVAL);
         }
     }
+    // INVARIANT: the slot is busy and the bio counted before it is submitted; its completion
+    // undoes both.
     io.busy.store(true, Ordering::Release);
     io.tracker.in_flight.fetch_add(1, Ordering::AcqRel);
     // SAFETY: a fully built bio; after this the completion owns `ctx`.
@@ -913,8 +968,9 @@ pub fn submit_discard(
     }
     let ctx = Arc::into_raw(io.clone());
     let mut err = 0;
-    // SAFETY: the device is open; `ctx` is an Arc reference handed to the bio (released in
-    // `rblkback_bio_done`, or below if there is no bio); `err` is writable.
+    // SAFETY: the device is open (invariant of `BlockDevice`); `ctx` is an Arc reference
+    // handed to the bio (released in `rblkback_bio_done`, or below if there is no bio);
+    // `err` is writable.
     let bio = unsafe {
         bindings::rblk_bio_discard_new(bdev.0, sector, nr_sectors, secure, ctx as *mut _, &mut err)
     };
@@ -924,6 +980,8 @@ pub fn submit_discard(
         to_result(err)?;
         return Ok(false);
     }
+    // INVARIANT: the slot is busy and the bio counted before it is submitted; its completion
+    // undoes both.
     io.busy.store(true, Ordering::Release);
     io.tracker.in_flight.fetch_add(1, Ordering::AcqRel);
     // SAFETY: a fully built bio; after this the completion owns `ctx`.

@@ -78,6 +78,12 @@ impl DomainAttr {
 }
 
 /// The registered `domains` directory; removed on drop.
+///
+/// # Invariants
+///
+/// The directory is registered with `_ops` and `ctx` from `add` until drop removes it;
+/// `ctx` comes from `Arc::into_raw`, and its reference, which the `limits` callback uses,
+/// is owned by this value.
 pub struct DomainsDir<T: DomainsHandler> {
     _ops: KBox<bindings::rblk_domains_ops>,
     ctx: *const T,
@@ -106,16 +112,19 @@ impl<T: DomainsHandler> DomainsDir<T> {
             drop(unsafe { Arc::from_raw(ctx) });
             return Err(e);
         }
+        // INVARIANT: the directory is registered with `ops` and `ctx`; both, and the
+        // reference from `into_raw`, pass to the value.
         Ok(Self { _ops: ops, ctx })
     }
 }
 
 impl<T: DomainsHandler> Drop for DomainsDir<T> {
     fn drop(&mut self) {
-        // SAFETY: added in `add`; removal waits for running callbacks. Domain directories
-        // are removed before this (they hold no reference to the handler).
+        // SAFETY: added in `add` (type invariant); removal waits for running callbacks.
+        // Domain directories are removed before this (they hold no reference to the handler).
         unsafe { bindings::rblk_domains_dir_del() };
-        // SAFETY: no callback uses `ctx` any more.
+        // SAFETY: no callback uses `ctx` any more; release the reference the value owns
+        // (type invariant).
         drop(unsafe { Arc::from_raw(self.ctx) });
     }
 }
@@ -175,6 +184,12 @@ extern "C" fn attr_store_callback<D: DomainFiles>(
 }
 
 /// A domain's directory `domains/<domid>/`; removed on drop.
+///
+/// # Invariants
+///
+/// `raw` is a directory from `rblk_domain_dir_add`, showing `ctx`, removed only on drop;
+/// `ctx` comes from `Arc::into_raw`, and its reference, which the directory's show and
+/// store callbacks use, is owned by this value.
 pub struct DomainDir<D: DomainFiles> {
     raw: *mut bindings::rblk_domain_dir,
     ctx: *const D,
@@ -193,6 +208,8 @@ impl<D: DomainFiles> DomainDir<D> {
         // SAFETY: `ctx` stays valid until `drop` removes the directory.
         let raw = unsafe { bindings::rblk_domain_dir_add(domid, ctx as *mut _) };
         match from_err_ptr(raw) {
+            // INVARIANT: neither an error nor null, so `raw` is the new directory showing
+            // `ctx`; the reference from `into_raw` passes to the value.
             Ok(raw) if !raw.is_null() => Ok(Self {
                 raw,
                 ctx,
@@ -209,9 +226,11 @@ impl<D: DomainFiles> DomainDir<D> {
 
 impl<D: DomainFiles> Drop for DomainDir<D> {
     fn drop(&mut self) {
-        // SAFETY: added in `add`; removal waits for running show/store calls.
+        // SAFETY: `raw` is a live directory (type invariant), removed only here; removal
+        // waits for running show/store calls.
         unsafe { bindings::rblk_domain_dir_del(self.raw) };
-        // SAFETY: no callback uses `ctx` any more.
+        // SAFETY: no callback uses `ctx` any more; release the reference the value owns
+        // (type invariant).
         drop(unsafe { Arc::from_raw(self.ctx) });
     }
 }

@@ -15,6 +15,12 @@ pub trait EventHandler: Send + Sync {
 }
 
 /// A bound event channel; unbound on drop.
+///
+/// # Invariants
+///
+/// `irq` is bound to the frontend's port, with `cookie`, from `bind` until drop unbinds
+/// it; `ctx` comes from `Arc::into_raw`, and its reference, which the irq handler uses, is
+/// owned by this value.
 pub struct EventChannel<T: EventHandler> {
     irq: i32,
     cookie: *mut core::ffi::c_void,
@@ -48,12 +54,14 @@ impl<T: EventHandler> EventChannel<T> {
             drop(unsafe { Arc::from_raw(ctx) });
             return Err(Error::from_errno(irq));
         }
+        // INVARIANT: `irq` is not negative, so the channel is bound with `cookie` and hands
+        // `ctx` to the handler; the reference from `into_raw` passes to the value.
         Ok(Self { irq, cookie, ctx })
     }
 
     /// Notifies the frontend.
     pub fn notify(&self) {
-        // SAFETY: `irq` is bound until drop.
+        // SAFETY: `irq` is bound (type invariant).
         unsafe { bindings::rblk_evtchn_notify(self.irq) }
     }
 
@@ -67,16 +75,18 @@ impl<T: EventHandler> EventChannel<T> {
     /// Ends the current event; `spurious` if it found no work (Xen then throttles a
     /// frontend that notifies needlessly).
     pub fn eoi(&self, spurious: bool) {
-        // SAFETY: `irq` is bound until drop.
+        // SAFETY: `irq` is bound (type invariant).
         unsafe { bindings::rblk_evtchn_lateeoi(self.irq, spurious) }
     }
 }
 
 impl<T: EventHandler> Drop for EventChannel<T> {
     fn drop(&mut self) {
-        // SAFETY: bound in `bind`; unbinding waits for a running handler.
+        // SAFETY: `irq` is bound with `cookie` (type invariant), and only unbound here;
+        // unbinding waits for a running handler.
         unsafe { bindings::rblk_evtchn_unbind(self.irq, self.cookie) };
-        // SAFETY: no handler can use `ctx` any more; release the reference from `bind`.
+        // SAFETY: no handler can use `ctx` any more; release the reference the value owns
+        // (type invariant).
         drop(unsafe { Arc::from_raw(self.ctx) });
     }
 }

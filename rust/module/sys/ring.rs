@@ -19,7 +19,9 @@ pub const XEN_PAGE_SIZE: usize = 4096;
 ///
 /// # Invariants
 ///
-/// `addr` is the start of a mapping of `len` bytes that stays valid until drop.
+/// `addr` is the start of a mapping of `len` bytes that stays valid until drop, which
+/// unmaps it. The mapping holds a reference on `dev`'s device (taken by `rblk_ring_map`),
+/// so `dev` stays valid for that unmap even after the device's `remove`.
 pub struct SharedRing {
     dev: XenbusDevice,
     addr: *mut u8,
@@ -45,6 +47,8 @@ impl SharedRing {
                 ENOMEM
             });
         }
+        // INVARIANT: `rblk_ring_map` succeeded, so `addr` maps one page per grant for `dev`
+        // and holds a device reference until `rblk_ring_unmap`.
         Ok(Self {
             dev,
             addr: addr as *mut u8,
@@ -146,7 +150,8 @@ impl SharedRing {
 
 impl Drop for SharedRing {
     fn drop(&mut self) {
-        // SAFETY: `addr` was mapped for this device in `map` and is unmapped exactly once.
+        // SAFETY: by the type invariant `addr` is mapped for `dev`, which is still valid; it
+        // is unmapped only here, once.
         unsafe { bindings::rblk_ring_unmap(self.dev.as_ptr(), self.addr as *mut _) };
     }
 }

@@ -39,6 +39,8 @@ impl<T> IrqSpinLock<T> {
         if raw.is_null() {
             return Err(ENOMEM);
         }
+        // INVARIANT: `raw` is a new lock, not null, which only this value frees; no guard
+        // exists yet.
         Ok(Self {
             raw,
             data: UnsafeCell::new(data),
@@ -49,6 +51,7 @@ impl<T> IrqSpinLock<T> {
     pub fn lock(&self) -> IrqSpinLockGuard<'_, T> {
         // SAFETY: `raw` is a live lock (type invariant).
         let flags = unsafe { bindings::rblk_irqlock_lock(self.raw) };
+        // INVARIANT: the lock was just taken on this CPU, which saved `flags`.
         IrqSpinLockGuard {
             lock: self,
             flags,
@@ -65,6 +68,11 @@ impl<T> Drop for IrqSpinLock<T> {
 }
 
 /// Access to the data of a held [`IrqSpinLock`].
+///
+/// # Invariants
+///
+/// `lock`'s lock is held from the guard's creation until its drop: taken on this CPU by
+/// [`IrqSpinLock::lock`], which saved the interrupt state in `flags`.
 pub struct IrqSpinLockGuard<'a, T> {
     lock: &'a IrqSpinLock<T>,
     flags: kernel::ffi::c_ulong,
@@ -76,22 +84,24 @@ impl<T> Deref for IrqSpinLockGuard<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: the guard holds the lock, so no other reference to the data exists.
+        // SAFETY: the guard holds the lock (type invariant), so no other reference to the
+        // data exists.
         unsafe { &*self.lock.data.get() }
     }
 }
 
 impl<T> DerefMut for IrqSpinLockGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard holds the lock, so no other reference to the data exists.
+        // SAFETY: the guard holds the lock (type invariant), so no other reference to the
+        // data exists.
         unsafe { &mut *self.lock.data.get() }
     }
 }
 
 impl<T> Drop for IrqSpinLockGuard<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: the lock was taken by `lock` on this CPU (the guard is not `Send`) with
-        // these flags.
+        // SAFETY: by the type invariant the lock is held, taken by `lock` on this CPU (the
+        // guard is not `Send`) with these flags.
         unsafe { bindings::rblk_irqlock_unlock(self.lock.raw, self.flags) }
     }
 }

@@ -13,6 +13,11 @@ pub fn monotonic_us() -> u64 {
 }
 
 /// A one-shot timer that kicks a worker when it fires; cancelled on drop.
+///
+/// # Invariants
+///
+/// `self.0` is a timer from `rblk_timer_new`, owned by this value and freed only on drop;
+/// it holds its own reference on the worker it kicks.
 pub struct WakeTimer(*mut bindings::rblk_timer);
 
 // SAFETY: arming and cancelling an hrtimer is safe from any thread.
@@ -28,19 +33,22 @@ impl WakeTimer {
         if raw.is_null() {
             return Err(ENOMEM);
         }
+        // INVARIANT: `raw` is not null, so `rblk_timer_new` made the timer (with its worker
+        // reference); it is ours alone.
         Ok(Self(raw))
     }
 
     /// Arms (or re-arms) the timer to fire at `monotonic_us`.
     pub fn arm_at(&self, monotonic_us: u64) {
-        // SAFETY: the timer lives until drop.
+        // SAFETY: the timer is live (type invariant).
         unsafe { bindings::rblk_timer_arm_at_us(self.0, monotonic_us) }
     }
 }
 
 impl Drop for WakeTimer {
     fn drop(&mut self) {
-        // SAFETY: created in `new`; freeing cancels it and waits for a running callback.
+        // SAFETY: the timer is ours (type invariant) and freed only here; freeing cancels it
+        // and waits for a running callback.
         unsafe { bindings::rblk_timer_free(self.0) }
     }
 }

@@ -10,6 +10,11 @@ use kernel::sync::Arc;
 
 /// A counted reference to a worker: lets interrupt handlers, bio completions and timers
 /// wake the worker. Kicking a worker whose thread has stopped does nothing.
+///
+/// # Invariants
+///
+/// `self.0` points to a live `struct rblk_worker` (from `rblk_worker_new`) on which this
+/// value owns one reference, released on drop.
 pub struct WorkerRef(*mut bindings::rblk_worker);
 
 // SAFETY: kicking, and the reference count, are safe from any context.
@@ -25,6 +30,7 @@ impl WorkerRef {
         if raw.is_null() {
             return Err(ENOMEM);
         }
+        // INVARIANT: `rblk_worker_new` returns the worker with one reference, now ours.
         Ok(Self(raw))
     }
 
@@ -34,22 +40,23 @@ impl WorkerRef {
 
     /// Wakes the worker; it runs its ring once more. Callable in any context.
     pub fn kick(&self) {
-        // SAFETY: we hold a reference, so the structure is alive.
+        // SAFETY: we hold a reference (type invariant), so the structure is alive.
         unsafe { bindings::rblk_worker_kick(self.0) }
     }
 }
 
 impl Clone for WorkerRef {
     fn clone(&self) -> Self {
-        // SAFETY: we hold a reference, so the structure is alive.
+        // SAFETY: we hold a reference (type invariant), so the structure is alive.
         unsafe { bindings::rblk_worker_get(self.0) };
+        // INVARIANT: the reference just taken is the new value's.
         Self(self.0)
     }
 }
 
 impl Drop for WorkerRef {
     fn drop(&mut self) {
-        // SAFETY: releases the reference this value owns.
+        // SAFETY: releases the reference this value owns (type invariant).
         unsafe { bindings::rblk_worker_put(self.0) }
     }
 }
@@ -61,6 +68,12 @@ pub trait WorkerRun: Send + Sync {
 }
 
 /// A running worker thread; stopped (after its current `run` returns) on drop.
+///
+/// # Invariants
+///
+/// `worker`'s thread was started with `run_callback::<T>` and `ctx` and runs until drop
+/// stops it; `ctx` comes from `Arc::into_raw`, and its reference, which the thread uses,
+/// is owned by this value.
 pub struct Worker<T: WorkerRun> {
     worker: WorkerRef,
     ctx: *const T,
@@ -100,6 +113,7 @@ impl<T: WorkerRun> Worker<T> {
             drop(unsafe { Arc::from_raw(ctx) });
             return Err(e);
         }
+        // INVARIANT: the thread started with `ctx`, whose reference passes to the value.
         Ok(Self {
             worker: worker.clone(),
             ctx,
@@ -114,9 +128,11 @@ impl<T: WorkerRun> Worker<T> {
 
 impl<T: WorkerRun> Drop for Worker<T> {
     fn drop(&mut self) {
-        // SAFETY: the thread was started in `start`; this waits for `run` to return.
+        // SAFETY: the thread runs (type invariant) and is stopped only here; this waits for
+        // `run` to return.
         unsafe { bindings::rblk_worker_stop(self.worker.0) };
-        // SAFETY: the thread no longer uses `ctx`; release the reference from `start`.
+        // SAFETY: the thread no longer uses `ctx`; release the reference the value owns
+        // (type invariant).
         drop(unsafe { Arc::from_raw(self.ctx) });
     }
 }
@@ -129,6 +145,10 @@ extern "C" fn run_callback<T: WorkerRun>(ctx: *mut core::ffi::c_void) {
 }
 
 /// A wait queue to sleep on until a condition holds.
+///
+/// # Invariants
+///
+/// `self.0` is a queue from `rblk_waitq_new`, owned by this value and freed only on drop.
 pub struct WaitQueue(*mut bindings::rblk_waitq);
 
 // SAFETY: waking and waiting are thread-safe.
@@ -144,20 +164,21 @@ impl WaitQueue {
         if raw.is_null() {
             return Err(ENOMEM);
         }
+        // INVARIANT: `raw` is a new queue, not null, and ours alone.
         Ok(Self(raw))
     }
 
     /// Wakes every sleeper so it re-checks its condition. Callable in any context.
     pub fn wake(&self) {
-        // SAFETY: the queue lives as long as `self`.
+        // SAFETY: the queue lives as long as `self` (type invariant).
         unsafe { bindings::rblk_waitq_wake(self.0) }
     }
 
     /// Sleeps (uninterruptibly) until `done()` returns true or `timeout_ms` pass; returns
     /// whether `done()` held.
     pub fn wait_until_timeout<F: Fn() -> bool>(&self, done: &F, timeout_ms: u32) -> bool {
-        // SAFETY: the queue lives as long as `self`; `done` outlives the call, which is the
-        // only time C uses the pointer.
+        // SAFETY: the queue lives as long as `self` (type invariant); `done` outlives the
+        // call, which is the only time C uses the pointer.
         unsafe {
             bindings::rblk_waitq_wait_timeout(
                 self.0,
@@ -171,7 +192,8 @@ impl WaitQueue {
 
 impl Drop for WaitQueue {
     fn drop(&mut self) {
-        // SAFETY: no one can be waiting: waiters borrow `self`.
+        // SAFETY: the queue is ours (type invariant), and no one can be waiting: waiters
+        // borrow `self`.
         unsafe { bindings::rblk_waitq_free(self.0) }
     }
 }
@@ -185,6 +207,10 @@ extern "C" fn condition_callback<F: Fn() -> bool>(ctx: *mut core::ffi::c_void) -
 /// The module's workqueue for deferred jobs, alive while this value is: the module holds
 /// one for its whole life, made first and dropped last, so that unloading waits for a job
 /// still finishing after it dropped its module reference.
+///
+/// # Invariants
+///
+/// The workqueue made by [`DeferredQueue::create`] exists until this value is dropped.
 pub struct DeferredQueue(());
 
 impl DeferredQueue {
@@ -192,6 +218,7 @@ impl DeferredQueue {
     pub fn create() -> Result<Self> {
         // SAFETY: called once, at module init, before anything can queue a job.
         to_result(unsafe { bindings::rblk_deferred_wq_create() })?;
+        // INVARIANT: the workqueue was just created, and only drop destroys it.
         Ok(Self(()))
     }
 }
@@ -207,6 +234,12 @@ impl Drop for DeferredQueue {
 /// A job to run once, in process context: now, or later from any context (a bio
 /// completion) on the module's deferred workqueue. Dropped without running, it only
 /// releases what it owns.
+///
+/// # Invariants
+///
+/// `self.0` is a job from `rblk_deferred_new` that has not been queued, run or cancelled,
+/// owned by this value until `into_raw` gives it up or [`DeferredJob::queue`],
+/// [`DeferredJob::run_now`] or drop hands it to C, which frees it.
 pub struct DeferredJob(*mut bindings::rblk_deferred);
 
 // SAFETY: the job's closure is `Send`; the structure may be queued or run from any thread.
@@ -225,6 +258,7 @@ impl DeferredJob {
             drop(unsafe { KBox::from_raw(ctx) });
             return Err(ENOMEM);
         }
+        // INVARIANT: a new job, neither queued, run nor cancelled, and ours alone.
         Ok(Self(raw))
     }
 
@@ -240,27 +274,30 @@ impl DeferredJob {
     /// `raw` came from [`DeferredJob::into_raw`] and is not used again other than through
     /// the returned value.
     pub(crate) unsafe fn from_raw(raw: *mut bindings::rblk_deferred) -> Self {
+        // INVARIANT: by the safety requirements, `raw` is a job given up by `into_raw` (so
+        // not yet handed to C), which nothing else uses.
         Self(raw)
     }
 
     /// Queues the job on the module's deferred workqueue. Any context.
     pub fn queue(self) {
         let raw = self.into_raw();
-        // SAFETY: a job we own; from here on the workqueue does.
+        // SAFETY: a job we own (type invariant); from here on the workqueue does.
         unsafe { bindings::rblk_deferred_queue(raw) }
     }
 
     /// Runs the job on the calling thread. Process context.
     pub fn run_now(self) {
         let raw = self.into_raw();
-        // SAFETY: a job we own; C runs it and frees it.
+        // SAFETY: a job we own (type invariant); C runs it and frees it.
         unsafe { bindings::rblk_deferred_run_now(raw) }
     }
 }
 
 impl Drop for DeferredJob {
     fn drop(&mut self) {
-        // SAFETY: a job we own that never ran; C releases it without running it.
+        // SAFETY: a job we own that never ran (type invariant); C releases it without
+        // running it.
         unsafe { bindings::rblk_deferred_cancel(self.0) }
     }
 }

@@ -157,6 +157,10 @@ pub fn online_cpus() -> u32 {
 }
 
 /// A reference on this module: while one exists, `rmmod rblkback` is refused.
+///
+/// # Invariants
+///
+/// This value owns one reference on the module, taken by `get` and released on drop.
 pub struct ModuleRef(());
 
 impl ModuleRef {
@@ -164,13 +168,14 @@ impl ModuleRef {
     pub fn get() -> Self {
         // SAFETY: taking a reference on our own, live module has no preconditions.
         unsafe { bindings::rblk_module_get() };
+        // INVARIANT: the reference just taken is the value's.
         Self(())
     }
 }
 
 impl Drop for ModuleRef {
     fn drop(&mut self) {
-        // SAFETY: releases the reference taken in `get`.
+        // SAFETY: releases the reference the value owns (type invariant).
         unsafe { bindings::rblk_module_put() }
     }
 }
@@ -190,11 +195,18 @@ pub fn read<'b>(dir: &CStr, node: &CStr, buf: &'b mut [u8]) -> Result<&'b [u8]> 
 }
 
 /// A xenstore transaction (or none: [`Transaction::NONE`]).
+///
+/// # Invariants
+///
+/// `self.0` is 0 (no transaction) or an id from `rblk_xs_transaction_start`. Being `Copy`,
+/// it may name a transaction already ended: xenstore then refuses it, so no unsafe code
+/// relies on the transaction being open.
 #[derive(Clone, Copy)]
 pub struct Transaction(u32);
 
 impl Transaction {
     /// Writes outside any transaction.
+    // INVARIANT: 0 is no transaction.
     pub const NONE: Transaction = Transaction(0);
 
     /// Starts a transaction.
@@ -202,6 +214,7 @@ impl Transaction {
         let mut id = 0u32;
         // SAFETY: `id` is a valid place for the C side to store the transaction id.
         to_result(unsafe { bindings::rblk_xs_transaction_start(&mut id) })?;
+        // INVARIANT: the start succeeded, so `id` is the id it returned.
         Ok(Transaction(id))
     }
 
@@ -290,6 +303,12 @@ impl VbdStat {
 }
 
 /// A registered backend driver; unregisters on drop.
+///
+/// # Invariants
+///
+/// The driver is registered with `_ops` (which holds `ctx`) from `register` until drop
+/// unregisters it; `ctx` comes from `Arc::into_raw`, and its reference, which `probe`
+/// uses, is owned by this value.
 pub struct Registration<T: XenbusBackend> {
     _ops: KBox<bindings::rblk_xenbus_ops>,
     ctx: *const T::Context,
@@ -322,6 +341,8 @@ impl<T: XenbusBackend> Registration<T> {
             Ok(ops)
         });
         match registered {
+            // INVARIANT: the driver is registered with `ops`, which holds `ctx`; both, and
+            // the reference from `into_raw`, pass to the value.
             Ok(ops) => Ok(Self {
                 _ops: ops,
                 ctx,
@@ -338,10 +359,11 @@ impl<T: XenbusBackend> Registration<T> {
 
 impl<T: XenbusBackend> Drop for Registration<T> {
     fn drop(&mut self) {
-        // SAFETY: registered in `register`; unregistering removes every device (calling
-        // `remove`) before it returns, so no callback uses `ops` afterwards.
+        // SAFETY: registered in `register` (type invariant); unregistering removes every
+        // device (calling `remove`) before it returns, so no callback uses `ops` afterwards.
         unsafe { bindings::rblk_xenbus_unregister() };
-        // SAFETY: no callback uses `ctx` any more; release the reference from `register`.
+        // SAFETY: no callback uses `ctx` any more; release the reference the value owns
+        // (type invariant).
         drop(unsafe { Arc::from_raw(self.ctx) });
     }
 }
@@ -350,6 +372,8 @@ extern "C" fn probe_callback<T: XenbusBackend>(
     ctx: *mut core::ffi::c_void,
     dev: *mut bindings::xenbus_device,
 ) -> i32 {
+    // INVARIANT: xenbus calls probe with a live device, which stays valid until `remove`
+    // returns.
     let dev = XenbusDevice(dev);
     // SAFETY: `ctx` is the context registered in `Registration::register`, alive while the
     // driver is registered; the borrowed Arc is not dropped.
@@ -384,6 +408,7 @@ fn with_data<T: XenbusBackend>(dev: XenbusDevice, f: impl FnOnce(&Arc<T::Data>))
 }
 
 extern "C" fn changed_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_device, state: i32) {
+    // INVARIANT: xenbus calls this only for a device between `probe` and `remove`.
     let dev = XenbusDevice(dev);
     with_data::<T>(dev, |data| {
         T::frontend_changed(data, dev, XenbusState::from_raw(state))
@@ -401,6 +426,8 @@ extern "C" fn remove_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_devic
     // SAFETY: the pointer came from `Arc::into_raw` in `probe_callback`; this takes that
     // reference back exactly once.
     let data = unsafe { Arc::from_raw(ptr) };
+    // INVARIANT: the device is live until this callback returns; `remove` drops the
+    // per-device data, and with it every handle.
     T::remove(data, XenbusDevice(dev));
 }
 
@@ -418,6 +445,12 @@ pub trait WatchHandler: Send + Sync {
 }
 
 /// A registered watch on `<nodename>/<node>`; unregisters on drop.
+///
+/// # Invariants
+///
+/// `raw` is a watch from `rblk_watch_node`, registered until drop unregisters and frees
+/// it; `ctx` comes from `Arc::into_raw`, and its reference, which the watch callback uses,
+/// is owned by this value.
 pub struct Watch<T: WatchHandler> {
     raw: *mut bindings::rblk_watch,
     ctx: *const T,
@@ -447,15 +480,19 @@ impl<T: WatchHandler> Watch<T> {
             drop(unsafe { Arc::from_raw(ctx) });
             return Err(kernel::error::from_err_ptr(raw).err().unwrap_or(ENOMEM));
         }
+        // INVARIANT: neither an error nor null, so `raw` is the registered watch, calling
+        // back with `ctx`; the reference from `into_raw` passes to the value.
         Ok(Self { raw, ctx })
     }
 }
 
 impl<T: WatchHandler> Drop for Watch<T> {
     fn drop(&mut self) {
-        // SAFETY: `raw` was registered in `new`; after this returns no callback runs.
+        // SAFETY: `raw` is registered (type invariant) and unregistered only here; after
+        // this returns no callback runs.
         unsafe { bindings::rblk_unwatch(self.raw) };
-        // SAFETY: the reference handed out in `new` is no longer used by any callback.
+        // SAFETY: the reference the value owns (type invariant) is no longer used by any
+        // callback.
         drop(unsafe { Arc::from_raw(self.ctx) });
     }
 }
