@@ -262,23 +262,38 @@ class ArithmeticTests(unittest.TestCase):
         summary["domains"]["a"]["go_seen_lag_s"] = 0
         self.assertFalse(all(c["passed"] for c in riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})))
 
-    def test_limit_windows_compare_only_where_the_limit_held_the_domain(self):
-        # 50/s in force; the guest stalls in 20-25 s (35/s) and catches up in 25-30 s with its
-        # banked burst (52/s). dom0's held_us samples: held all the time but 20-25 s (40 %).
-        series = [50.0] * 20 + [35.0] * 5 + [52.0] * 5 + [50.0] * 10
+    @staticmethod
+    def held_samples(share_in_20_25):
+        """dom0's held_us samples every 0.1 s over 40 s: held all the time but 20-25 s."""
         held, us = [], 0
         for tenth in range(0, 401):
             t = tenth / 10
             held.append([t, us])
-            us += 40_000 if 20 <= t < 25 else 100_000
-        summary = {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 50}],
-                   "module_params": {"rblkback/parameters/burst": "20",
-                                     "rblkback/parameters/timeslice_us": "10000"},
-                   "domains": {"a": {"timeseries": series, "backend_held_us": held,
-                                     "phases": [{"start_s": 0, "duration_s": 40}]}}}
-        a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
-        checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
-        text = {c["check"].split(": ")[2].split("s ")[0]: c for c in checks}
+            us += round(100_000 * share_in_20_25) if 20 <= t < 25 else 100_000
+        return held
+
+    @staticmethod
+    def limit_summary(series, held):
+        """One domain 'a' with iops_limit 50 in force, burst 20 x 10 ms, one 40 s phase."""
+        return {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 50}],
+                "module_params": {"rblkback/parameters/burst": "20",
+                                  "rblkback/parameters/timeslice_us": "10000"},
+                "domains": {"a": {"timeseries": series, "backend_held_us": held,
+                                  "phases": [{"start_s": 0, "duration_s": 40}]}}}
+
+    LIMIT_WINDOWS = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
+
+    def window_checks(self, summary):
+        """The limit-window checks of `summary`, by window ("20-25")."""
+        checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [self.LIMIT_WINDOWS]})
+        return checks, {c["check"].split(": ")[2].split("s ")[0]: c for c in checks}
+
+    def test_limit_windows_compare_only_where_the_limit_held_the_domain(self):
+        # 50/s in force; the guest stalls in 20-25 s (35/s) and catches up in 25-30 s with its
+        # banked burst (52/s). dom0's held_us samples: held all the time but 20-25 s (40 %).
+        series = [50.0] * 20 + [35.0] * 5 + [52.0] * 5 + [50.0] * 10
+        summary = self.limit_summary(series, self.held_samples(0.4))
+        checks, text = self.window_checks(summary)
         self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks])
         # The stall is reported, not compared; the catch-up is within 2 % + 4 % of burst.
         self.assertTrue(text["20-25"].get("info"), text["20-25"]["check"])
@@ -287,11 +302,11 @@ class ArithmeticTests(unittest.TestCase):
         # Too much is never excused: an unlimited backend delivering 60/s held nothing.
         summary["domains"]["a"]["timeseries"] = [60.0] * 40
         summary["domains"]["a"]["backend_held_us"] = [[t / 10, 0] for t in range(401)]
-        checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
+        checks, _ = self.window_checks(summary)
         self.assertFalse(any(c["passed"] for c in checks if not c.get("info")), [c["check"] for c in checks])
         # A limit never held at all has no compared window: that fails too.
         summary["domains"]["a"]["timeseries"] = [30.0] * 40
-        checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
+        checks, _ = self.window_checks(summary)
         self.assertIn("no settled 5s window held", " ".join(c["check"] for c in checks if not c["passed"]))
 
     def test_limit_window_shortfall_widens_by_the_time_the_domain_was_not_held(self):
@@ -300,19 +315,7 @@ class ArithmeticTests(unittest.TestCase):
         # most the tolerance again (held 80 %: -4 %, so 47.5/s fails).
         def run(held_share, rate):
             series = [50.0] * 20 + [rate] * 5 + [50.0] * 15
-            held, us = [], 0
-            for tenth in range(0, 401):
-                t = tenth / 10
-                held.append([t, us])
-                us += round(100_000 * held_share) if 20 <= t < 25 else 100_000
-            summary = {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 50}],
-                       "module_params": {"rblkback/parameters/burst": "20",
-                                         "rblkback/parameters/timeslice_us": "10000"},
-                       "domains": {"a": {"timeseries": series, "backend_held_us": held,
-                                         "phases": [{"start_s": 0, "duration_s": 40}]}}}
-            a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
-            checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
-            return {c["check"].split(": ")[2].split("s ")[0]: c for c in checks}["20-25"]
+            return self.window_checks(self.limit_summary(series, self.held_samples(held_share)))[1]["20-25"]
         c = run(0.98, 48.8)
         self.assertTrue(c["passed"], c["check"])
         self.assertIn("within -4%..+2% (not held the rest), held 98%", c["check"])
@@ -325,15 +328,7 @@ class ArithmeticTests(unittest.TestCase):
     def test_limit_window_pairs_absorb_a_moved_edge_not_a_wrong_rate(self):
         # 50/s held all the time; a stall moves 2 s x 1/s from 20-25 s into 25-30 s.
         def run(series):
-            held = [[tenth / 10, tenth * 100_000] for tenth in range(0, 401)]
-            summary = {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 50}],
-                       "module_params": {"rblkback/parameters/burst": "20",
-                                         "rblkback/parameters/timeslice_us": "10000"},
-                       "domains": {"a": {"timeseries": series, "backend_held_us": held,
-                                         "phases": [{"start_s": 0, "duration_s": 40}]}}}
-            a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
-            checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
-            return {c["check"].split(": ")[2].split("s ")[0]: c for c in checks}
+            return self.window_checks(self.limit_summary(series, self.held_samples(1.0)))[1]
         c = run([50.0] * 20 + [48.0] * 5 + [52.0] * 5 + [50.0] * 10)
         self.assertTrue(c["20-25"]["passed"] and c["25-30"]["passed"], c["20-25"]["check"])
         self.assertIn("20-30s delivered +0.00%, within ±1%: an edge moved", c["20-25"]["check"])
