@@ -1030,5 +1030,5 @@ pub extern "C" fn rblkback_bio_done(ctx: *mut core::ffi::c_void, err: i32) {
     io.complete(err);
 }
 
-// The exported function must have exactly the type C was told about in xen.h.
+// The exported function must have exactly the type C was told about in block.h.
 const _: unsafe extern "C" fn(*mut core::ffi::c_void, i32) = bindings::rblkback_bio_done;
