@@ -13,7 +13,7 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 
-#include "shim.h"
+#include "params.h"
 
 static u64 rblk_param_values[RBLK_PARAM_COUNT] = {
 	[RBLK_PARAM_TIMESLICE_US] = RBLK_DEFAULT_TIMESLICE_US,

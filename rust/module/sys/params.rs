@@ -136,7 +136,7 @@ pub unsafe extern "C" fn rblkback_param_parse(
     0
 }
 
-// The exported function must have exactly the type C was told about in shim.h.
+// The exported function must have exactly the type C was told about in params.h.
 const _: unsafe extern "C" fn(u32, *const kernel::ffi::c_char, *mut u64) -> kernel::ffi::c_int =
     bindings::rblkback_param_parse;
 const _: unsafe extern "C" fn(u32, *const kernel::ffi::c_char, *mut u64) -> kernel::ffi::c_int =

@@ -1,15 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The C side of rblkback's Rust/C boundary.
- *
- * Every function here is either implemented in C (shim/\*.c: static inlines and macros that
- * Rust cannot call directly, and kernel structures that must be defined statically in C) and
- * called from Rust, or implemented in Rust and called from C. bindgen turns this header into
- * rust/module/generated/bindings.rs at build time, so both sides compile against one
- * declaration; rust/module/sys/ checks the Rust definitions against it.
+ * Declarations of params.c, used by rust/module/sys/params.rs: the module parameters' ids and
+ * defaults, their getter (C) and the parser C calls before it stores a value (Rust).
  */
-#ifndef RBLKBACK_SHIM_H
-#define RBLKBACK_SHIM_H
+#ifndef RBLKBACK_PARAMS_H
+#define RBLKBACK_PARAMS_H
 
 #include <linux/types.h>
 
@@ -54,4 +49,4 @@ u64 rblk_param_get(unsigned int id);
  */
 int rblkback_param_parse(unsigned int id, const char *text, u64 *value);
 
-#endif /* RBLKBACK_SHIM_H */
+#endif /* RBLKBACK_PARAMS_H */
