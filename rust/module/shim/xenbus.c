@@ -117,6 +117,16 @@ void rblk_dev_unregister(struct xenbus_device *dev)
 	device_unregister(&dev->dev);
 }
 
+void rblk_dev_get(struct xenbus_device *dev)
+{
+	get_device(&dev->dev);
+}
+
+void rblk_dev_put(struct xenbus_device *dev)
+{
+	put_device(&dev->dev);
+}
+
 /* ---------------------------------------------------------------- xenstore */
 
 int rblk_xs_read(const char *dir, const char *node, char *buf, unsigned int len)

@@ -36,6 +36,10 @@ int rblk_dev_switch_state(struct xenbus_device *dev, int state);
 void rblk_dev_fatal(struct xenbus_device *dev, int err, const char *msg);
 bool rblk_dev_is_online(struct xenbus_device *dev);
 void rblk_dev_unregister(struct xenbus_device *dev);
+/* Takes a reference on the xenbus device's struct device (get_device). */
+void rblk_dev_get(struct xenbus_device *dev);
+/* Drops a reference taken by rblk_dev_get (put_device). */
+void rblk_dev_put(struct xenbus_device *dev);
 
 /* --- xenstore --- */
 /* Reads dir/node into buf (NUL-terminated); returns its length or -errno (-ERANGE: too long). */
