@@ -13,7 +13,7 @@ pub mod ring;
 pub mod stats;
 pub mod vbd;
 
-use crate::sys::xenbus::{VbdStat, XenbusBackend, XenbusDevice, XenbusState};
+use crate::sys::xenbus::{BoundDevice, VbdStat, XenbusBackend, XenbusDevice, XenbusState};
 use domains::Domains;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -26,15 +26,15 @@ impl XenbusBackend for VbdBackend {
     type Context = Domains;
     type Data = Vbd;
 
-    fn probe(domains: &Arc<Domains>, dev: XenbusDevice) -> Result<Arc<Vbd>> {
+    fn probe(domains: &Arc<Domains>, dev: BoundDevice<'_>) -> Result<Arc<Vbd>> {
         Vbd::probe(domains, dev)
     }
 
-    fn frontend_changed(data: &Arc<Vbd>, dev: XenbusDevice, state: XenbusState) {
+    fn frontend_changed(data: &Arc<Vbd>, dev: BoundDevice<'_>, state: XenbusState) {
         data.frontend_changed(dev, state)
     }
 
-    fn remove(data: Arc<Vbd>, _dev: XenbusDevice) {
+    fn remove(data: Arc<Vbd>, _dev: &XenbusDevice) {
         data.remove()
     }
 

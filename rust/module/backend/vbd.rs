@@ -20,12 +20,14 @@ use crate::blkif::xenstore::{
 use crate::sys::block::{BlockDevice, DiscardSupport};
 use crate::sys::params;
 use crate::sys::xenbus::{
-    self, ModuleRef, Transaction, VbdStat, Watch, WatchHandler, XenbusDevice, XenbusState,
+    self, BoundDevice, ModuleRef, Transaction, VbdStat, Watch, WatchHandler, XenbusDevice,
+    XenbusState,
 };
 use crate::throttle::params::Param;
 use kernel::prelude::*;
 use kernel::str::{CStr, CString};
 use kernel::sync::{Arc, Mutex};
+use kernel::types::ARef;
 use kernel::{c_str, fmt, new_mutex};
 
 /// Longest xenstore value we read (paths, numbers, protocol names).
@@ -86,7 +88,11 @@ struct VbdState {
 /// A virtual block device served to one frontend.
 #[pin_data]
 pub struct Vbd {
-    dev: XenbusDevice,
+    /// Counted: a watch callback or a sysfs reader may still use the vbd while `remove`
+    /// runs, and the vbd may outlive it by a moment.
+    dev: ARef<XenbusDevice>,
+    /// The frontend's xenstore directory, copied at probe (xenbus frees its own at remove).
+    frontend_dir: CString,
     domid: u16,
     devid: u32,
     stats: Arc<VbdStats>,
@@ -116,10 +122,10 @@ fn read_key<'b>(dir: &CStr, key: &str, buf: &'b mut [u8]) -> Result<Option<&'b [
 
 impl Vbd {
     /// A new device: watch for the hotplug script and wait for the frontend.
-    pub fn probe(domains: &Arc<Domains>, dev: XenbusDevice) -> Result<Arc<Self>> {
+    pub fn probe(domains: &Arc<Domains>, dev: BoundDevice<'_>) -> Result<Arc<Self>> {
         let devid = devid_from_frontend_path(dev.otherend().as_bytes()).ok_or(EINVAL)?;
         let domain = domains.attach_vbd(dev.otherend_id())?;
-        Self::probe_attached(domains, dev, devid, domain).inspect_err(|_| {
+        Self::probe_attached(domains, &dev, devid, domain).inspect_err(|_| {
             // No `remove` follows a failed probe.
             domains.detach_vbd(dev.otherend_id())
         })
@@ -127,15 +133,17 @@ impl Vbd {
 
     fn probe_attached(
         domains: &Arc<Domains>,
-        dev: XenbusDevice,
+        dev: &BoundDevice<'_>,
         devid: u32,
         domain: Arc<Domain>,
     ) -> Result<Arc<Self>> {
+        let frontend_dir = CString::try_from(dev.otherend())?;
         let stats = Arc::new(VbdStats::default(), GFP_KERNEL)?;
         let live_rings = LiveRings::new()?;
         let vbd = Arc::pin_init(
             pin_init!(Vbd {
-                dev,
+                dev: ARef::from(&**dev),
+                frontend_dir,
                 domid: dev.otherend_id(),
                 devid,
                 stats,
@@ -285,7 +293,7 @@ impl Vbd {
     }
 
     /// The frontend changed state.
-    pub fn frontend_changed(&self, dev: XenbusDevice, state: XenbusState) {
+    pub fn frontend_changed(&self, dev: BoundDevice<'_>, state: XenbusState) {
         match state {
             XenbusState::Initialising => {
                 if dev.state() == XenbusState::Closed {
@@ -337,7 +345,7 @@ impl Vbd {
     /// uses persistent grants, and per queue the ring's grants and event channel (in the
     /// frontend's directory for one queue, in `queue-<n>/` for several).
     fn ring_params(&self) -> Result<Connection> {
-        let dir = self.dev.otherend();
+        let dir = &*self.frontend_dir;
         let mut buf = [0u8; VALUE_MAX];
         let abi = Abi::from_protocol(read_key(dir, keys::PROTOCOL, &mut buf)?).ok_or(EINVAL)?;
         let order = match read_key(dir, keys::RING_PAGE_ORDER, &mut buf)? {
@@ -457,7 +465,7 @@ impl Vbd {
         };
         for params in conn.queues.iter() {
             let ring = RingConnection::connect(
-                self.dev,
+                &self.dev,
                 params,
                 backing.info,
                 backing.bdev.clone(),

@@ -27,18 +27,12 @@ void *rblk_ring_map(struct xenbus_device *dev, const u32 *grefs, unsigned int nr
 	*err = xenbus_map_ring_valloc(dev, refs, nr, &addr);
 	if (*err)
 		return NULL;
-	/*
-	 * The unmap needs the device, and may come after the device is removed (a ring whose
-	 * I/O is still in flight is freed by its last completion): hold it until then.
-	 */
-	get_device(&dev->dev);
 	return addr;
 }
 
 void rblk_ring_unmap(struct xenbus_device *dev, void *addr)
 {
 	xenbus_unmap_ring_vfree(dev, addr);
-	put_device(&dev->dev);
 }
 
 void rblk_virt_rmb(void)

@@ -11,6 +11,7 @@
 struct xenbus_device;
 
 /* --- shared ring pages and memory barriers --- */
+/* The caller holds a reference on dev (rblk_dev_get) from map until after unmap. */
 void *rblk_ring_map(struct xenbus_device *dev, const u32 *grefs, unsigned int nr, int *err);
 void rblk_ring_unmap(struct xenbus_device *dev, void *addr);
 void rblk_virt_rmb(void);

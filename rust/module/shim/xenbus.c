@@ -261,8 +261,12 @@ static DEVICE_ATTR_RO(mode);
 
 int rblk_sysfs_add(struct xenbus_device *dev)
 {
-	int err = device_create_file(&dev->dev, &dev_attr_physical_device);
+	int err;
 
+	/* Rust may hold the device past its removal: no files on a device no longer in sysfs. */
+	if (!device_is_registered(&dev->dev))
+		return -ENODEV;
+	err = device_create_file(&dev->dev, &dev_attr_physical_device);
 	if (err)
 		return err;
 	err = device_create_file(&dev->dev, &dev_attr_mode);
@@ -281,6 +285,9 @@ fail_mode:
 
 void rblk_sysfs_remove(struct xenbus_device *dev)
 {
+	/* device_del removed the whole directory already. */
+	if (!device_is_registered(&dev->dev))
+		return;
 	sysfs_remove_group(&dev->dev.kobj, &rblk_stat_group);
 	device_remove_file(&dev->dev, &dev_attr_mode);
 	device_remove_file(&dev->dev, &dev_attr_physical_device);

@@ -35,11 +35,11 @@ unsafe impl<T: EventHandler> Sync for EventChannel<T> {}
 impl<T: EventHandler> EventChannel<T> {
     /// Binds the frontend's `port`; `handler.event()` runs for every notification. The
     /// channel uses late EOI: after an event, call [`EventChannel::eoi`] when done.
-    pub fn bind(dev: XenbusDevice, port: u32, handler: Arc<T>) -> Result<Self> {
+    pub fn bind(dev: &XenbusDevice, port: u32, handler: Arc<T>) -> Result<Self> {
         let ctx = Arc::into_raw(handler);
         let mut cookie = core::ptr::null_mut();
-        // SAFETY: the device is live; `ctx` stays valid until unbind in `drop` (which waits
-        // for a running handler); `cookie` is a valid out-pointer.
+        // SAFETY: the device is alive (its type invariant); `ctx` stays valid until unbind
+        // in `drop` (which waits for a running handler); `cookie` is a valid out-pointer.
         let irq = unsafe {
             bindings::rblk_evtchn_bind(
                 dev.as_ptr(),

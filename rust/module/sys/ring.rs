@@ -11,6 +11,7 @@ use super::bindings;
 use super::xenbus::XenbusDevice;
 use kernel::error::Error;
 use kernel::prelude::*;
+use kernel::types::ARef;
 
 /// Size of one Xen page.
 pub const XEN_PAGE_SIZE: usize = 4096;
@@ -19,11 +20,12 @@ pub const XEN_PAGE_SIZE: usize = 4096;
 ///
 /// # Invariants
 ///
-/// `addr` is the start of a mapping of `len` bytes that stays valid until drop, which
-/// unmaps it. The mapping holds a reference on `dev`'s device (taken by `rblk_ring_map`),
-/// so `dev` stays valid for that unmap even after the device's `remove`.
+/// `addr` is the start of a mapping of `len` bytes, made for `dev`, that stays valid until
+/// drop, which unmaps it. `dev` is a counted reference, so the device stays valid for that
+/// unmap even after its `remove` (a ring whose I/O is in flight is freed by its last
+/// completion).
 pub struct SharedRing {
-    dev: XenbusDevice,
+    dev: ARef<XenbusDevice>,
     addr: *mut u8,
     len: usize,
 }
@@ -35,10 +37,12 @@ unsafe impl Sync for SharedRing {}
 
 impl SharedRing {
     /// Maps the ring pages `grefs` granted by the device's frontend.
-    pub fn map(dev: XenbusDevice, grefs: &[u32]) -> Result<Self> {
+    pub fn map(dev: &XenbusDevice, grefs: &[u32]) -> Result<Self> {
         let nr = u32::try_from(grefs.len()).map_err(|_| EINVAL)?;
         let mut err = 0;
-        // SAFETY: the device is live; `grefs` is readable for `nr` entries; C checks `nr`.
+        // SAFETY: the device is alive (its type invariant) and stays so until the unmap in
+        // `drop` through the reference taken below; `grefs` is readable for `nr` entries;
+        // C checks `nr`.
         let addr = unsafe { bindings::rblk_ring_map(dev.as_ptr(), grefs.as_ptr(), nr, &mut err) };
         if err != 0 || addr.is_null() {
             return Err(if err != 0 {
@@ -47,10 +51,10 @@ impl SharedRing {
                 ENOMEM
             });
         }
-        // INVARIANT: `rblk_ring_map` succeeded, so `addr` maps one page per grant for `dev`
-        // and holds a device reference until `rblk_ring_unmap`.
+        // INVARIANT: `rblk_ring_map` succeeded, so `addr` maps one page per grant for `dev`,
+        // of which the value keeps a reference until it unmaps.
         Ok(Self {
-            dev,
+            dev: dev.into(),
             addr: addr as *mut u8,
             len: grefs.len() * XEN_PAGE_SIZE,
         })

@@ -4,10 +4,12 @@
 
 use super::bindings;
 use core::marker::PhantomData;
+use core::ptr::NonNull;
 use kernel::error::{to_result, Error};
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::Arc;
+use kernel::types::{AlwaysRefCounted, Opaque};
 
 /// xenbus connection states (`enum xenbus_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,86 +63,154 @@ impl XenbusState {
     }
 }
 
-/// A xenbus backend device (`struct xenbus_device`), for as long as our driver is bound.
+/// A xenbus backend device (`struct xenbus_device`).
+///
+/// Only ever used by reference. A xenbus callback lends the device as a [`BoundDevice`]
+/// (bound to our driver for the call) or, in `remove`, as `&XenbusDevice`; whatever keeps
+/// the device beyond the call holds an `ARef<XenbusDevice>`, a reference on its
+/// `struct device`. That keeps the device's memory (its nodename, frontend domain id and
+/// state) valid even after `remove`, which is what a ring freed by its last completion
+/// needs. What only makes sense while the device is bound to us (the frontend's
+/// directory, which xenbus frees at remove; unregistering) is on [`BoundDevice`] alone.
 ///
 /// # Invariants
 ///
-/// The pointer is valid from `probe` until `remove` returns; the backend only keeps
-/// handles inside the per-device data that `remove` drops.
-#[derive(Clone, Copy)]
-pub struct XenbusDevice(*mut bindings::xenbus_device);
+/// A `&XenbusDevice` points at a `struct xenbus_device` on whose `struct device` a
+/// reference is held for at least the borrow's lifetime (by the xenbus core for a
+/// callback's duration, or by an `ARef`), so the structure is not freed meanwhile.
+#[repr(transparent)]
+pub struct XenbusDevice(Opaque<bindings::xenbus_device>);
 
 // SAFETY: a xenbus device may be used from any thread; every C function we call on it does
-// its own locking.
+// its own locking or reads fields that do not change after probe.
 unsafe impl Send for XenbusDevice {}
 // SAFETY: as above; shared references only call thread-safe C functions.
 unsafe impl Sync for XenbusDevice {}
 
+// SAFETY: `rblk_dev_get`/`rblk_dev_put` take and drop a reference on the device's
+// `struct device`, and the driver core frees the `xenbus_device` around it only when the
+// last reference goes (`xenbus_dev_release`).
+unsafe impl AlwaysRefCounted for XenbusDevice {
+    fn inc_ref(&self) {
+        // SAFETY: the device is alive (type invariant), so its reference count is non-zero.
+        unsafe { bindings::rblk_dev_get(self.as_ptr()) }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`AlwaysRefCounted::dec_ref`]: the caller owns a reference on `obj` and
+    /// gives it up.
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: the caller gives up a reference it owns on a live device; the cast is
+        // sound because the type is `repr(transparent)` over the C structure.
+        unsafe { bindings::rblk_dev_put(obj.cast::<bindings::xenbus_device>().as_ptr()) }
+    }
+}
+
 impl XenbusDevice {
+    /// Borrows the device behind `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` points at a `struct xenbus_device` on which a reference is held for `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::xenbus_device) -> &'a Self {
+        // INVARIANT: the caller guarantees the reference for `'a`.
+        // SAFETY: `XenbusDevice` is `repr(transparent)` over the C structure (through
+        // `Opaque`), and the caller guarantees that it lives for `'a`.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
     pub(crate) fn as_ptr(&self) -> *mut bindings::xenbus_device {
-        self.0
+        self.0.get()
     }
 
     /// This backend's xenstore directory, e.g. `backend/vbd/1/51728`.
     pub fn nodename(&self) -> &CStr {
-        // SAFETY: by the type invariant the device is live; its nodename is a NUL-terminated
-        // string owned by the device for its whole life.
-        unsafe { CStr::from_char_ptr(bindings::rblk_dev_nodename(self.0)) }
-    }
-
-    /// The frontend's xenstore directory, e.g. `/local/domain/1/device/vbd/51728`.
-    pub fn otherend(&self) -> &CStr {
-        // SAFETY: as for `nodename`; xenbus sets otherend before probe and keeps it.
-        unsafe { CStr::from_char_ptr(bindings::rblk_dev_otherend(self.0)) }
+        // SAFETY: the device is alive (type invariant); its nodename is a NUL-terminated
+        // string allocated with the device and freed only with it.
+        unsafe { CStr::from_char_ptr(bindings::rblk_dev_nodename(self.as_ptr())) }
     }
 
     /// The frontend's domain id.
     pub fn otherend_id(&self) -> u16 {
-        // SAFETY: the device is live (type invariant).
-        unsafe { bindings::rblk_dev_otherend_id(self.0) }
+        // SAFETY: the device is alive (type invariant).
+        unsafe { bindings::rblk_dev_otherend_id(self.as_ptr()) }
     }
 
     /// Our current state.
     pub fn state(&self) -> XenbusState {
-        // SAFETY: the device is live (type invariant).
-        XenbusState::from_raw(unsafe { bindings::rblk_dev_state(self.0) })
+        // SAFETY: the device is alive (type invariant).
+        XenbusState::from_raw(unsafe { bindings::rblk_dev_state(self.as_ptr()) })
     }
 
     /// Switches our state (and publishes it in xenstore).
     pub fn switch_state(&self, state: XenbusState) -> Result {
-        // SAFETY: the device is live (type invariant).
-        to_result(unsafe { bindings::rblk_dev_switch_state(self.0, state.to_raw()) })
+        // SAFETY: the device is alive (type invariant); xenbus switches the state of an
+        // unbound device too (it does so itself after `remove`).
+        to_result(unsafe { bindings::rblk_dev_switch_state(self.as_ptr(), state.to_raw()) })
     }
 
     /// Reports a fatal error in xenstore (`error` node) and moves towards Closing.
     pub fn fatal(&self, err: Error, msg: &CStr) {
-        // SAFETY: the device is live (type invariant) and `msg` is NUL-terminated.
-        unsafe { bindings::rblk_dev_fatal(self.0, err.to_errno(), msg.as_char_ptr()) }
+        // SAFETY: the device is alive (type invariant) and `msg` is NUL-terminated.
+        unsafe { bindings::rblk_dev_fatal(self.as_ptr(), err.to_errno(), msg.as_char_ptr()) }
     }
 
     /// Whether the toolstack wants the device kept after the frontend closes.
     pub fn is_online(&self) -> bool {
-        // SAFETY: the device is live (type invariant).
-        unsafe { bindings::rblk_dev_is_online(self.0) }
+        // SAFETY: the device is alive (type invariant).
+        unsafe { bindings::rblk_dev_is_online(self.as_ptr()) }
     }
 
-    /// Unregisters the device; `remove` runs from inside this call.
-    pub fn unregister(&self) {
-        // SAFETY: the device is live (type invariant); after this call the caller must not
-        // use it, which holds because `remove` drops every handle.
-        unsafe { bindings::rblk_dev_unregister(self.0) }
-    }
-
-    /// Adds `statistics/`, `physical_device` and `mode` to the device's sysfs directory.
+    /// Adds `statistics/`, `physical_device` and `mode` to the device's sysfs directory;
+    /// `ENODEV` once the device is no longer registered.
     pub fn sysfs_add(&self) -> Result {
-        // SAFETY: the device is live (type invariant).
-        to_result(unsafe { bindings::rblk_sysfs_add(self.0) })
+        // SAFETY: the device is alive (type invariant); C checks that it is registered.
+        to_result(unsafe { bindings::rblk_sysfs_add(self.as_ptr()) })
     }
 
     /// Removes what `sysfs_add` added; waits for running readers.
     pub fn sysfs_remove(&self) {
-        // SAFETY: the device is live (type invariant); removing absent files is harmless.
-        unsafe { bindings::rblk_sysfs_remove(self.0) }
+        // SAFETY: the device is alive (type invariant); C does nothing for a device no
+        // longer registered, and removing absent files is harmless.
+        unsafe { bindings::rblk_sysfs_remove(self.as_ptr()) }
+    }
+}
+
+/// A xenbus device lent by the `probe` or `frontend_changed` callback: bound to our driver
+/// for the call, which xenbus runs on its xenwatch thread.
+///
+/// # Invariants
+///
+/// `self.0` is bound to our driver, and not being removed, for `'a`, which does not
+/// outlive the callback that lent it; xenbus runs no other callback of the device (and no
+/// `remove`) meanwhile, so its frontend directory is set and stable for `'a`.
+pub struct BoundDevice<'a>(&'a XenbusDevice);
+
+impl<'a> core::ops::Deref for BoundDevice<'a> {
+    type Target = XenbusDevice;
+
+    fn deref(&self) -> &XenbusDevice {
+        self.0
+    }
+}
+
+impl<'a> BoundDevice<'a> {
+    /// The frontend's xenstore directory, e.g. `/local/domain/1/device/vbd/51728`.
+    /// xenbus reads it before probe and frees it at remove: copy it to keep it.
+    pub fn otherend(&self) -> &'a CStr {
+        // SAFETY: the device is bound and no remove runs for `'a` (type invariant), so
+        // otherend is the NUL-terminated string xenbus set before probe.
+        unsafe { CStr::from_char_ptr(bindings::rblk_dev_otherend(self.0.as_ptr())) }
+    }
+
+    /// Unregisters the device; `remove` runs from inside this call. Consumes the loan: the
+    /// device is no longer bound afterwards. Only from `frontend_changed`: from `probe`,
+    /// which runs under the device's lock, it would wait for that lock for ever.
+    pub fn unregister(self) {
+        // SAFETY: the device is bound (type invariant), so registered, and only the
+        // callback that lent it can unregister it, once, since this consumes the loan.
+        unsafe { bindings::rblk_dev_unregister(self.0.as_ptr()) }
     }
 }
 
@@ -245,11 +315,11 @@ pub trait XenbusBackend {
     /// Per-device state, stored as the device's driver data.
     type Data: Send + Sync;
     /// A device appeared.
-    fn probe(ctx: &Arc<Self::Context>, dev: XenbusDevice) -> Result<Arc<Self::Data>>;
+    fn probe(ctx: &Arc<Self::Context>, dev: BoundDevice<'_>) -> Result<Arc<Self::Data>>;
     /// The frontend changed state.
-    fn frontend_changed(data: &Arc<Self::Data>, dev: XenbusDevice, state: XenbusState);
+    fn frontend_changed(data: &Arc<Self::Data>, dev: BoundDevice<'_>, state: XenbusState);
     /// The device goes away; release everything.
-    fn remove(data: Arc<Self::Data>, dev: XenbusDevice);
+    fn remove(data: Arc<Self::Data>, dev: &XenbusDevice);
     /// A statistic for sysfs.
     fn stat(data: &Self::Data, stat: VbdStat) -> u64;
 }
@@ -372,27 +442,31 @@ extern "C" fn probe_callback<T: XenbusBackend>(
     ctx: *mut core::ffi::c_void,
     dev: *mut bindings::xenbus_device,
 ) -> i32 {
-    // INVARIANT: xenbus calls probe with a live device, which stays valid until `remove`
-    // returns.
-    let dev = XenbusDevice(dev);
+    // SAFETY: xenbus calls probe with a live device and holds a reference on it for the
+    // call.
+    let device = unsafe { XenbusDevice::from_raw(dev) };
     // SAFETY: `ctx` is the context registered in `Registration::register`, alive while the
     // driver is registered; the borrowed Arc is not dropped.
     let ctx = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ctx as *const T::Context) });
-    match T::probe(&ctx, dev) {
+    // INVARIANT: xenbus probes with the device's frontend directory read and runs no other
+    // callback of it until probe returns; the loan ends with this function.
+    match T::probe(&ctx, BoundDevice(device)) {
         Ok(data) => {
-            // SAFETY: xenbus calls probe with a live device; the Arc's reference is owned by
-            // the driver data until `remove_callback` takes it back.
-            unsafe { bindings::rblk_dev_set_drvdata(dev.0, Arc::into_raw(data) as *mut _) };
+            // SAFETY: the device is live; the Arc's reference is owned by the driver data
+            // until `remove_callback` takes it back.
+            unsafe { bindings::rblk_dev_set_drvdata(dev, Arc::into_raw(data) as *mut _) };
             0
         }
         Err(e) => e.to_errno(),
     }
 }
 
-/// Borrows the driver data of `dev` for the duration of `f`.
-fn with_data<T: XenbusBackend>(dev: XenbusDevice, f: impl FnOnce(&Arc<T::Data>)) {
+extern "C" fn changed_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_device, state: i32) {
+    // SAFETY: xenbus calls this for a live device bound to our driver (between `probe` and
+    // `remove`), holding a reference for the call.
+    let device = unsafe { XenbusDevice::from_raw(dev) };
     // SAFETY: the device is live during a xenbus callback.
-    let ptr = unsafe { bindings::rblk_dev_drvdata(dev.0) } as *const T::Data;
+    let ptr = unsafe { bindings::rblk_dev_drvdata(dev) } as *const T::Data;
     if ptr.is_null() {
         return;
     }
@@ -401,22 +475,18 @@ fn with_data<T: XenbusBackend>(dev: XenbusDevice, f: impl FnOnce(&Arc<T::Data>))
     // xenbus does not run concurrently with other callbacks of the same device. The
     // borrowed Arc is not dropped, so the driver data keeps its reference.
     let borrowed = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ptr) });
-    // Our own reference: `f` may unregister the device, which runs `remove` and releases
-    // the driver data's reference while `f` still uses the data.
+    // Our own reference: the callback may unregister the device, which runs `remove` and
+    // releases the driver data's reference while the callback still uses the data.
     let data: Arc<T::Data> = (*borrowed).clone();
-    f(&data);
-}
-
-extern "C" fn changed_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_device, state: i32) {
-    // INVARIANT: xenbus calls this only for a device between `probe` and `remove`.
-    let dev = XenbusDevice(dev);
-    with_data::<T>(dev, |data| {
-        T::frontend_changed(data, dev, XenbusState::from_raw(state))
-    });
+    // INVARIANT: bound for this call, which xenbus runs alone on xenwatch; the loan ends
+    // with this function.
+    T::frontend_changed(&data, BoundDevice(device), XenbusState::from_raw(state));
 }
 
 extern "C" fn remove_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_device) {
-    // SAFETY: xenbus calls remove with a live device.
+    // SAFETY: xenbus calls remove with a live device, holding a reference for the call.
+    let device = unsafe { XenbusDevice::from_raw(dev) };
+    // SAFETY: the device is live.
     let ptr = unsafe { bindings::rblk_dev_drvdata(dev) } as *const T::Data;
     if ptr.is_null() {
         return;
@@ -426,9 +496,7 @@ extern "C" fn remove_callback<T: XenbusBackend>(dev: *mut bindings::xenbus_devic
     // SAFETY: the pointer came from `Arc::into_raw` in `probe_callback`; this takes that
     // reference back exactly once.
     let data = unsafe { Arc::from_raw(ptr) };
-    // INVARIANT: the device is live until this callback returns; `remove` drops the
-    // per-device data, and with it every handle.
-    T::remove(data, XenbusDevice(dev));
+    T::remove(data, device);
 }
 
 extern "C" fn stat_callback<T: XenbusBackend>(data: *mut core::ffi::c_void, stat: u32) -> u64 {
@@ -463,13 +531,14 @@ unsafe impl<T: WatchHandler> Sync for Watch<T> {}
 
 impl<T: WatchHandler> Watch<T> {
     /// Watches `node` under the device's directory, calling `handler.changed()`.
-    pub fn new(dev: XenbusDevice, node: &CStr, handler: Arc<T>) -> Result<Self> {
+    pub fn new(dev: &XenbusDevice, node: &CStr, handler: Arc<T>) -> Result<Self> {
         let ctx = Arc::into_raw(handler);
-        // SAFETY: the device is live; `ctx` stays valid until the watch is unregistered in
-        // `drop`, which also waits for a running callback.
+        // SAFETY: the device is alive (type invariant; C copies the path it needs); `ctx`
+        // stays valid until the watch is unregistered in `drop`, which also waits for a
+        // running callback.
         let raw = unsafe {
             bindings::rblk_watch_node(
-                dev.0,
+                dev.as_ptr(),
                 node.as_char_ptr(),
                 Some(watch_callback::<T>),
                 ctx as *mut _,

@@ -44,6 +44,7 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};
+use kernel::types::ARef;
 use kernel::{c_str, fmt};
 use persistent::PersistentGrants;
 
@@ -118,8 +119,8 @@ pub struct RingShared {
     domid: u16,
     devid: u32,
     id: u64,
-    /// The device, to announce a resize (queue 0 only; valid while the ring is connected).
-    dev: XenbusDevice,
+    /// The device, to announce a resize (queue 0 only).
+    dev: ARef<XenbusDevice>,
     queue: u32,
     domain: Arc<Domain>,
     /// Wakes the worker when a held ring may try again.
@@ -252,7 +253,7 @@ pub struct RingConnection {
 impl RingConnection {
     /// Maps the ring, binds its event channel and starts its worker.
     pub fn connect(
-        dev: XenbusDevice,
+        dev: &XenbusDevice,
         params: &RingParams,
         device: DeviceInfo,
         bdev: Arc<BlockDevice>,
@@ -346,7 +347,7 @@ impl RingConnection {
                 domid,
                 devid,
                 id,
-                dev,
+                dev: dev.into(),
                 queue: params.queue,
                 domain: domain.clone(),
                 retry_timer,
@@ -489,7 +490,7 @@ impl WorkerRun for RingShared {
 }
 
 /// Writes the new `sectors` and rewrites `state` in one transaction (retried on conflict).
-fn announce_size(dev: XenbusDevice, sectors: u64) -> Result {
+fn announce_size(dev: &XenbusDevice, sectors: u64) -> Result {
     let dir = dev.nodename();
     loop {
         let xbt = Transaction::start()?;
@@ -545,7 +546,7 @@ impl RingState {
         if shared.queue != 0 {
             return;
         }
-        let announced = announce_size(shared.dev, sectors);
+        let announced = announce_size(&shared.dev, sectors);
         log_about_domain(
             shared.domain.as_ref(),
             shared.devid,
