@@ -5,6 +5,7 @@ Run: scripts/rig selftest  (or python3 -m unittest in this directory)."""
 import contextlib
 import gzip
 import io
+import json
 import os
 import struct
 import subprocess
@@ -13,7 +14,16 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import riglib  # noqa: E402
+from riglib.checks import (evaluate_asserts, evaluate_limit_asserts, isolation_checks,  # noqa: E402
+                           limit_reaction_checks, limit_window_starts)
+from riglib.collect import per_second, per_second_rates, percentile_from_bins  # noqa: E402
+from riglib.common import read_bytes, read_text  # noqa: E402
+from riglib.compile import cmd_compile, render_phase  # noqa: E402
+from riglib.disk import write_data_disk  # noqa: E402
+from riglib.drivers import report_checks  # noqa: E402
+from riglib.initrd import cpio_newc  # noqa: E402
+from riglib.scenario import (SCENARIOS_DIR, ScenarioError, boot_device, describe_device,  # noqa: E402
+                             load_scenario, parse_device_spec, parse_size, resolve_scenario, split_run_arg)
 
 
 def write(path, text):
@@ -30,21 +40,21 @@ class ScenarioTests(unittest.TestCase):
         self.tmp.cleanup()
 
     def scenario(self, text):
-        return riglib.load_scenario(write(os.path.join(self.tmp.name, "s.toml"), text))
+        return load_scenario(write(os.path.join(self.tmp.name, "s.toml"), text))
 
     def test_every_shipped_scenario_parses_and_renders(self):
-        for fn in sorted(os.listdir(riglib.SCENARIOS_DIR)):
+        for fn in sorted(os.listdir(SCENARIOS_DIR)):
             if fn.endswith(".toml"):
-                scn = riglib.load_scenario(os.path.join(riglib.SCENARIOS_DIR, fn))
+                scn = load_scenario(os.path.join(SCENARIOS_DIR, fn))
                 for dom in scn["domains"]:
                     for i, p in enumerate(dom["phases"]):
-                        job = riglib.render_phase(p, i)
+                        job = render_phase(p, i)
                         self.assertNotIn("${", job, f"{fn}: unrendered variable")
                         self.assertIn(f"runtime={p['duration_s']}", job)
                         self.assertIn(f"exec_prerun=/rig/wait-start {p['start_s']:g} {i}", job)
 
     def test_smoke_has_the_assertions_make_test_relies_on(self):
-        scn = riglib.load_scenario(riglib.resolve_scenario("smoke"))
+        scn = load_scenario(resolve_scenario("smoke"))
         self.assertEqual([d["name"] for d in scn["domains"]], ["alpha", "beta"])
         self.assertEqual(scn["asserts"], {"min_iops": 0, "backend_matches_fio_pct": 1.0})
         self.assertEqual(scn["span_s"], 20)
@@ -52,7 +62,7 @@ class ScenarioTests(unittest.TestCase):
     def test_variables_override_template_defaults(self):
         scn = self.scenario('[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\n'
                             'duration_s=5\niodepth=32\n')
-        job = riglib.render_phase(scn["domains"][0]["phases"][0], 0)
+        job = render_phase(scn["domains"][0]["phases"][0], 0)
         self.assertIn("iodepth=32", job)
         self.assertIn("bs=4k", job)
 
@@ -70,7 +80,7 @@ class ScenarioTests(unittest.TestCase):
                                   'duration_s=5\n' for i in range(5)),
         }
         for needle, text in cases.items():
-            with self.assertRaises(riglib.ScenarioError) as ctx:
+            with self.assertRaises(ScenarioError) as ctx:
                 self.scenario(text)
             self.assertIn(needle, str(ctx.exception))
 
@@ -81,25 +91,25 @@ class ScenarioTests(unittest.TestCase):
         self.assertIsNone(self.scenario(one)["device"])
         for bad, needle in (('[device]\niopz = 4\n', "takes"), ('[device]\niops = 0\n', "too small"),
                             ('[device]\niops_size = "4k"\n', "needs iops")):
-            with self.assertRaises(riglib.ScenarioError) as ctx:
+            with self.assertRaises(ScenarioError) as ctx:
                 self.scenario(bad + one)
             self.assertIn(needle, str(ctx.exception))
         other = dict(scn, name="other", device={"iops": 300})
         plain = dict(scn, name="plain", device=None)
-        self.assertEqual(riglib.boot_device([plain, scn, scn]), {"iops": 400, "iops_size": 65536})
-        with self.assertRaises(riglib.ScenarioError):
-            riglib.boot_device([scn, other])
-        self.assertEqual(riglib.parse_device_spec("iops=300,bps=20M"), {"bps": 20 << 20, "iops": 300})
-        self.assertIsNone(riglib.parse_device_spec("none"))
-        self.assertEqual(riglib.describe_device({"iops": 400, "iops_size": 65536}),
+        self.assertEqual(boot_device([plain, scn, scn]), {"iops": 400, "iops_size": 65536})
+        with self.assertRaises(ScenarioError):
+            boot_device([scn, other])
+        self.assertEqual(parse_device_spec("iops=300,bps=20M"), {"bps": 20 << 20, "iops": 300})
+        self.assertIsNone(parse_device_spec("none"))
+        self.assertEqual(describe_device({"iops": 400, "iops_size": 65536}),
                          "400 IOPS (a request counts once per 64 KiB)")
 
     def test_a_scenario_can_name_its_backends(self):
-        self.assertEqual(riglib.split_run_arg("smoke"), ("smoke", None))
-        self.assertEqual(riglib.split_run_arg("smoke@stock,rblkback"), ("smoke", ["stock", "rblkback"]))
+        self.assertEqual(split_run_arg("smoke"), ("smoke", None))
+        self.assertEqual(split_run_arg("smoke@stock,rblkback"), ("smoke", ["stock", "rblkback"]))
         for bad in ("smoke@", "smoke@qemu", "smoke@stock,stock"):
-            with self.assertRaises(riglib.ScenarioError):
-                riglib.split_run_arg(bad)
+            with self.assertRaises(ScenarioError):
+                split_run_arg(bad)
 
     def test_compile_names_runs_by_backend_and_records_the_device(self):
         with tempfile.TemporaryDirectory() as d:
@@ -108,18 +118,18 @@ class ScenarioTests(unittest.TestCase):
             args = type("Args", (), {"share": share, "domu_initramfs": initrd, "backends": "rblkback",
                                      "data_disk": os.path.join(d, "data.img"),
                                      "scenarios": ["smoke@stock,rblkback", "limits"]})
-            riglib.cmd_compile(args)
-            plan = riglib.json.loads(riglib.read_text(os.path.join(share, "plan.json")))
+            cmd_compile(args)
+            plan = json.loads(read_text(os.path.join(share, "plan.json")))
             self.assertEqual([(r["out"], r["backend"]) for r in plan["runs"]],
                              [("smoke-stock", "stock"), ("smoke-rblkback", "rblkback"), ("limits", "rblkback")])
             self.assertEqual(plan["device"], {"iops": 400, "iops_size": 65536})
 
     def test_sizes(self):
-        self.assertEqual(riglib.parse_size("1G"), 1 << 30)
-        self.assertEqual(riglib.parse_size("512M"), 512 << 20)
-        self.assertEqual(riglib.parse_size("4096"), 4096)
-        with self.assertRaises(riglib.ScenarioError):
-            riglib.parse_size("lots")
+        self.assertEqual(parse_size("1G"), 1 << 30)
+        self.assertEqual(parse_size("512M"), 512 << 20)
+        self.assertEqual(parse_size("4096"), 4096)
+        with self.assertRaises(ScenarioError):
+            parse_size("lots")
 
 
 class DriverReportTests(unittest.TestCase):
@@ -133,7 +143,7 @@ class DriverReportTests(unittest.TestCase):
                     f.write(status + "\n")
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
-                failed = riglib.report_checks(d, "functional", "the functional tests", "DEST", ["extra line"])
+                failed = report_checks(d, "functional", "the functional tests", "DEST", ["extra line"])
             return failed, out.getvalue().splitlines()
 
     def test_counts_failures_and_prints_every_line(self):
@@ -155,21 +165,21 @@ class DriverReportTests(unittest.TestCase):
 
 class FormatTests(unittest.TestCase):
     def test_overlay_cpio_reads_back_with_cpio(self):
-        data = riglib.cpio_newc([("rig", 0o40755, None), ("init", 0o100755, b"#!/bin/sh\necho hi\n"),
+        data = cpio_newc([("rig", 0o40755, None), ("init", 0o100755, b"#!/bin/sh\necho hi\n"),
                                  ("rig/plan", 0o100644, b"NAME=a\n")])
         with tempfile.TemporaryDirectory() as d:
             subprocess.run(["cpio", "-id", "--quiet"], input=data, cwd=d, check=True)
-            self.assertEqual(riglib.read_bytes(os.path.join(d, "init")), b"#!/bin/sh\necho hi\n")
+            self.assertEqual(read_bytes(os.path.join(d, "init")), b"#!/bin/sh\necho hi\n")
             self.assertTrue(os.access(os.path.join(d, "init"), os.X_OK))
-            self.assertEqual(riglib.read_text(os.path.join(d, "rig", "plan")), "NAME=a\n")
+            self.assertEqual(read_text(os.path.join(d, "rig", "plan")), "NAME=a\n")
         self.assertEqual(len(data) % 4, 0)
         gzip.decompress(gzip.compress(data))
 
     def test_data_disk_partitions_are_aligned_and_consecutive(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "disk")
-            riglib.write_data_disk(path, [1 << 30, 300 << 20])
-            mbr = riglib.read_bytes(path)[:512]
+            write_data_disk(path, [1 << 30, 300 << 20])
+            mbr = read_bytes(path)[:512]
             self.assertEqual(mbr[510:], b"\x55\xaa")
             parts = [struct.unpack_from("<II", mbr, 446 + 16 * i + 8) for i in range(2)]
             self.assertEqual(parts[0], (2048, (1 << 30) // 512))
@@ -181,16 +191,16 @@ class FormatTests(unittest.TestCase):
 class ArithmeticTests(unittest.TestCase):
     def test_percentiles_from_histogram_bins(self):
         bins = {"1000": 50, "2000": 40, "9000": 9, "50000": 1}
-        self.assertEqual(riglib.percentile_from_bins(bins, 0.50), 1000)
-        self.assertEqual(riglib.percentile_from_bins(bins, 0.51), 2000)
-        self.assertEqual(riglib.percentile_from_bins(bins, 0.99), 9000)
-        self.assertEqual(riglib.percentile_from_bins(bins, 1.0), 50000)
-        self.assertIsNone(riglib.percentile_from_bins({}, 0.5))
+        self.assertEqual(percentile_from_bins(bins, 0.50), 1000)
+        self.assertEqual(percentile_from_bins(bins, 0.51), 2000)
+        self.assertEqual(percentile_from_bins(bins, 0.99), 9000)
+        self.assertEqual(percentile_from_bins(bins, 1.0), 50000)
+        self.assertIsNone(percentile_from_bins({}, 0.5))
 
     def test_rates_from_cumulative_samples_add_up(self):
         times = [0.0, 1.5, 2.5, 4.0]
         counts = [0, 150, 250, 250]
-        rates = riglib.per_second_rates(times, counts, 0.0, 5)
+        rates = per_second_rates(times, counts, 0.0, 5)
         self.assertEqual(rates, [100.0, 100.0, 50.0, 0.0, 0.0])
         self.assertAlmostEqual(sum(rates), 250)
 
@@ -198,13 +208,13 @@ class ArithmeticTests(unittest.TestCase):
         go = 10_000
         # 100 IOPS samples stamped 1.5 s, 2.5 s, 3.5 s after go: each covers the second before.
         series = {(1, 0): [(go + 1500, 100.0), (go + 2500, 100.0), (go + 3500, 100.0)]}
-        self.assertEqual(riglib.per_second(series, go, 5), [50.0, 100.0, 100.0, 50.0, 0.0])
+        self.assertEqual(per_second(series, go, 5), [50.0, 100.0, 100.0, 50.0, 0.0])
 
     def test_assertions(self):
         summary = {"domains": {
             "a": {"iops": 10.0, "fio_read_ios": 1000, "fio_write_ios": 0, "backend": {"rd_req": 1009, "wr_req": 0}},
             "b": {"iops": 0.0, "fio_read_ios": 1000, "fio_write_ios": 0, "backend": {"rd_req": 1011, "wr_req": 0}}}}
-        checks = riglib.evaluate_asserts(summary, {"min_iops": 0, "backend_matches_fio_pct": 1.0})
+        checks = evaluate_asserts(summary, {"min_iops": 0, "backend_matches_fio_pct": 1.0})
         self.assertEqual([c["passed"] for c in checks], [True, True, False, False])
 
     def test_reaction_uses_the_first_full_second_after_the_change(self):
@@ -217,12 +227,12 @@ class ArithmeticTests(unittest.TestCase):
         summary = {"module_params": {"rblkback/parameters/timeslice_us": "10000"},
                    "limits": [{"at_s": 9.995, "domain": "a", "key": "iops_limit", "value": 60}],
                    "domains": {"a": {"backend_requests": samples}}}
-        checks = riglib.limit_reaction_checks(summary, {"domain": "a", "key": "iops_limit", "tolerance_pct": 5})
+        checks = limit_reaction_checks(summary, {"domain": "a", "key": "iops_limit", "tolerance_pct": 5})
         self.assertEqual(len(checks), 1)
         self.assertTrue(checks[0]["passed"], checks[0]["check"])
         self.assertIn("delivered 60.0/s", checks[0]["check"])
         summary["limits"][0]["value"] = 40
-        self.assertFalse(riglib.limit_reaction_checks(summary, {"domain": "a", "key": "iops_limit"})[0]["passed"])
+        self.assertFalse(limit_reaction_checks(summary, {"domain": "a", "key": "iops_limit"})[0]["passed"])
 
     def test_limit_windows_settle_from_each_phase_start(self):
         # A domain idle until 33 s, then held at 50/s after fio's slow first seconds (33-35 s).
@@ -231,19 +241,19 @@ class ArithmeticTests(unittest.TestCase):
                    "domains": {"a": {"timeseries": series,
                                      "phases": [{"start_s": 33, "duration_s": 47}]}}}
         a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
-        checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
+        checks = evaluate_limit_asserts(summary, {"limit_windows": [a]})
         # Windows from 38 s (33 + settle) to 78 s: none includes the idle time or fio's start.
         self.assertEqual(len(checks), 8, [c["check"] for c in checks])
         self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks])
         self.assertIn("38-43s", checks[0]["check"])
-        self.assertEqual(riglib.limit_window_starts([], 15, 40, 5, 5, 80), [15, 20, 25, 30, 35])
+        self.assertEqual(limit_window_starts([], 15, 40, 5, 5, 80), [15, 20, 25, 30, 35])
         # Two phases back to back: the second one settles too.
-        self.assertEqual(riglib.limit_window_starts(
+        self.assertEqual(limit_window_starts(
             [{"start_s": 0, "duration_s": 20}, {"start_s": 20, "duration_s": 20}], 0, 40, 5, 5, 40),
             [5, 10, 15, 25, 30, 35])
         # Without the phases the idle seconds would have been compared with the limit.
         del summary["domains"]["a"]["phases"]
-        self.assertFalse(all(c["passed"] for c in riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})))
+        self.assertFalse(all(c["passed"] for c in evaluate_limit_asserts(summary, {"limit_windows": [a]})))
 
     def test_limit_windows_follow_the_guests_late_start(self):
         # dom0 changed the limit 100 -> 50 at 42 s on its clock; the guest saw the start
@@ -254,13 +264,13 @@ class ArithmeticTests(unittest.TestCase):
                    "domains": {"a": {"timeseries": series, "go_seen_lag_s": 3.0,
                                      "phases": [{"start_s": 0, "duration_s": 80}]}}}
         a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
-        checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})
+        checks = evaluate_limit_asserts(summary, {"limit_windows": [a]})
         self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks])
         self.assertNotIn("35-40s", " ".join(c["check"] for c in checks))
         self.assertIn("limit=50: 45-50s", " ".join(c["check"] for c in checks).replace("iops_limit=", "limit="))
         # Taken as on time, the window 35-40 s counts as settled, mixes both rates and fails.
         summary["domains"]["a"]["go_seen_lag_s"] = 0
-        self.assertFalse(all(c["passed"] for c in riglib.evaluate_limit_asserts(summary, {"limit_windows": [a]})))
+        self.assertFalse(all(c["passed"] for c in evaluate_limit_asserts(summary, {"limit_windows": [a]})))
 
     @staticmethod
     def held_samples(share_in_20_25):
@@ -285,7 +295,7 @@ class ArithmeticTests(unittest.TestCase):
 
     def window_checks(self, summary):
         """The limit-window checks of `summary`, by window ("20-25")."""
-        checks = riglib.evaluate_limit_asserts(summary, {"limit_windows": [self.LIMIT_WINDOWS]})
+        checks = evaluate_limit_asserts(summary, {"limit_windows": [self.LIMIT_WINDOWS]})
         return checks, {c["check"].split(": ")[2].split("s ")[0]: c for c in checks}
 
     def test_limit_windows_compare_only_where_the_limit_held_the_domain(self):
@@ -344,12 +354,12 @@ class ArithmeticTests(unittest.TestCase):
         summary = {"domains": {"a": {"timeseries": series}}}
         a = {"domains": ["a"], "settle_s": 2, "within_pct": 15,
              "blocks": [[0, 10, "idle"], [10, 20, "unlimited"], [20, 30, "limited"]]}
-        checks = riglib.isolation_checks(summary, a)
+        checks = isolation_checks(summary, a)
         self.assertTrue(checks[0]["passed"], checks[0]["check"])
         self.assertIn("limited 92.0 (-8.0%", checks[0]["check"])
         self.assertIn("unlimited 50.0 (-50.0%)", checks[0]["check"])
         summary["domains"]["a"]["timeseries"] = series[:20] + [80.0] * 10
-        self.assertFalse(riglib.isolation_checks(summary, a)[0]["passed"])
+        self.assertFalse(isolation_checks(summary, a)[0]["passed"])
 
 
 if __name__ == "__main__":
