@@ -37,7 +37,6 @@ rounds' ratios, which shows how precise the ratio is.
 """
 import argparse
 import csv
-import gzip
 import json
 import math
 import os
@@ -48,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from riglib.common import RIG_D, read_bytes, read_text  # noqa: E402
 from riglib.disk import DOM0_DATA_DISK, write_data_disk  # noqa: E402
 from riglib.drivers import add_compile_and_collect  # noqa: E402
-from riglib.initrd import cpio_newc  # noqa: E402
+from riglib.initrd import write_initrd  # noqa: E402
 
 DOMU_INIT = os.path.join(RIG_D, "domu", "bench-init")
 XL_NAME = "bench"
@@ -134,10 +133,7 @@ def cmd_compile(args):
     figures = chosen_figures(args.figures)
     for name, opts in figures:
         files.append((f"rig/bench-{name}.fio", 0o100644, JOB_TEMPLATE.format(name=name, opts=opts).encode()))
-    with open(os.path.join(bdir, "initrd"), "wb") as f:
-        # The kernel unpacks concatenated archives in order; the overlay's /init wins.
-        f.write(read_bytes(args.domu_initramfs))
-        f.write(gzip.compress(cpio_newc(files), mtime=0))
+    write_initrd(os.path.join(bdir, "initrd"), read_bytes(args.domu_initramfs), files)
     plan_path = os.path.join(args.share, "plan.json")
     plan = json.loads(read_text(plan_path)) if os.path.isfile(plan_path) else \
         {"runs": [], "slot_sizes": [], "budget_s": 0}

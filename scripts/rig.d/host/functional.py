@@ -14,7 +14,6 @@
       any failed or the driver did not finish.
 """
 import argparse
-import gzip
 import json
 import os
 import re
@@ -24,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from riglib.common import MIB, RIG_D, read_bytes, read_lines, read_text  # noqa: E402
 from riglib.disk import DOM0_DATA_DISK, write_data_disk  # noqa: E402
 from riglib.drivers import add_compile_and_collect, copy_driver_records, report_checks  # noqa: E402
-from riglib.initrd import cpio_newc  # noqa: E402
+from riglib.initrd import write_initrd  # noqa: E402
 from riglib.scenario import parse_size  # noqa: E402
 
 FUNCTIONAL_DIR = os.path.join(RIG_D, "functional")
@@ -83,10 +82,7 @@ def cmd_compile(args):
     for fn in sorted(os.listdir(FUNCTIONAL_DIR)):
         if fn.endswith(".fio"):
             files.append((f"rig/{fn}", 0o100644, read_bytes(os.path.join(FUNCTIONAL_DIR, fn))))
-    with open(os.path.join(fdir, "initrd"), "wb") as f:
-        # The kernel unpacks concatenated archives in order; the overlay's /init wins.
-        f.write(read_bytes(args.domu_initramfs))
-        f.write(gzip.compress(cpio_newc(files), mtime=0))
+    write_initrd(os.path.join(fdir, "initrd"), read_bytes(args.domu_initramfs), files)
     plan_path = os.path.join(args.share, "plan.json")
     plan = json.loads(read_text(plan_path)) if os.path.isfile(plan_path) else \
         {"runs": [], "slot_sizes": [], "budget_s": 0}

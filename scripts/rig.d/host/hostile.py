@@ -23,7 +23,6 @@
       and stock xen-blkback: each bad input, how many times, and what each backend did.
 """
 import argparse
-import gzip
 import json
 import os
 import subprocess
@@ -33,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from riglib.common import MIB, RIG_D, read_bytes, read_lines, read_text  # noqa: E402
 from riglib.disk import DOM0_DATA_DISK, write_data_disk  # noqa: E402
 from riglib.drivers import add_compile_and_collect, copy_driver_records, report_checks  # noqa: E402
-from riglib.initrd import cpio_newc  # noqa: E402
+from riglib.initrd import write_initrd  # noqa: E402
 
 DOMU_INIT = os.path.join(RIG_D, "domu", "hostile-init")
 XL_PREFIX = "hx-"
@@ -127,10 +126,7 @@ def cmd_compile(args):
     for slot, role in enumerate(ROLES):
         files = [("rig", 0o40755, None), ("init", 0o100755, init),
                  ("rig/role", 0o100644, role.encode() + b"\n")] + overlays[role]
-        with open(os.path.join(hdir, f"initrd-{role}"), "wb") as f:
-            # The kernel unpacks concatenated archives in order; the overlay's /init wins.
-            f.write(base)
-            f.write(gzip.compress(cpio_newc(files), mtime=0))
+        write_initrd(os.path.join(hdir, f"initrd-{role}"), base, files)
         slots[slot] = max(slots[slot], DISK_BYTES[role])
         target = f"{DOM0_DATA_DISK}{slot + 1}"
         env.append(f"TARGET_{role}={target}")

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import functional
 from riglib.common import MIB, read_text
-from riglib.initrd import cpio_newc
+from riglib.initrd import newc_archive
 from riglib.scenario import parse_size
 
 
@@ -34,7 +34,7 @@ class FunctionalHostTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             base = os.path.join(tmp, "base.cpio.gz")
             with open(base, "wb") as f:
-                f.write(gzip.compress(cpio_newc([("bin", 0o40755, None)])))
+                f.write(gzip.compress(newc_archive([("bin", 0o40755, None)])))
             share = os.path.join(tmp, "share")
             os.makedirs(share)
             # A scenario compiled before with a larger first slot keeps it.

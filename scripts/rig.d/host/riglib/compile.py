@@ -4,14 +4,13 @@ base initramfs plus an overlay with the domU init, its plan and its rendered fio
 domain.env and the backend keys; the data disk (one partition per domain slot); SHARE/plan.json
 (runs in order, output names, time budget). And `riglib device`: the boot's data disk capacity,
 recorded in plan.json, as QEMU's -drive options."""
-import gzip
 import json
 import os
 import sys
 
 from riglib.common import RIG_D, read_bytes, read_text
 from riglib.disk import DOM0_DATA_DISK, write_data_disk
-from riglib.initrd import cpio_newc
+from riglib.initrd import write_initrd
 from riglib.scenario import (DEVICE_OPTIONS, Workload, boot_device, describe_device, load_scenario,
                              parse_device_spec, resolve_scenario, split_run_arg)
 
@@ -92,11 +91,7 @@ def cmd_compile(args):
                      ("rig/plan", 0o100644, domain_plan_text(scn, dom).encode())]
             for i, p in enumerate(dom["phases"]):
                 files.append((f"rig/p{i}.fio", 0o100644, render_phase(p, i, dom).encode()))
-            overlay = gzip.compress(cpio_newc(files), mtime=0)
-            with open(os.path.join(ddir, "initrd"), "wb") as f:
-                # The kernel unpacks concatenated archives in order; the overlay's /init wins.
-                f.write(base_initrd)
-                f.write(overlay)
+            write_initrd(os.path.join(ddir, "initrd"), base_initrd, files)
             with open(os.path.join(ddir, "domain.env"), "w") as f:
                 f.write(f"XL_NAME={xl_name}\nTARGET={target}\n")
             with open(os.path.join(ddir, "backend-keys"), "w") as f:
