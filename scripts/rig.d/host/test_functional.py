@@ -12,6 +12,7 @@ import functional
 from riglib.common import MIB, read_text
 from riglib.initrd import newc_archive
 from riglib.scenario import parse_size
+from test_initrd import overlay_entries
 
 
 class FunctionalHostTest(unittest.TestCase):
@@ -33,8 +34,9 @@ class FunctionalHostTest(unittest.TestCase):
     def test_compile_and_collect(self):
         with tempfile.TemporaryDirectory() as tmp:
             base = os.path.join(tmp, "base.cpio.gz")
+            base_bytes = gzip.compress(newc_archive([("bin", 0o40755, None)]))
             with open(base, "wb") as f:
-                f.write(gzip.compress(newc_archive([("bin", 0o40755, None)])))
+                f.write(base_bytes)
             share = os.path.join(tmp, "share")
             os.makedirs(share)
             # A scenario compiled before with a larger first slot keeps it.
@@ -44,6 +46,13 @@ class FunctionalHostTest(unittest.TestCase):
                                                    data_disk=os.path.join(tmp, "data.img"), cycles=3))
             plan = json.loads(read_text(os.path.join(share, "plan.json")))
             self.assertEqual(plan["slot_sizes"], [1 << 30] + [functional.DISK_BYTES] * 3)
+            with open(os.path.join(share, "functional", "initrd"), "rb") as f:
+                overlay = overlay_entries(f.read(), base_bytes)
+            fios = sorted(fn for fn in os.listdir(functional.FUNCTIONAL_DIR) if fn.endswith(".fio"))
+            self.assertEqual([(n, m) for n, m, *_ in overlay],
+                             [("init", 0o100755), ("rig", 0o40755)] + [(f"rig/{fn}", 0o100644) for fn in fios])
+            with open(functional.DOMU_INIT, "rb") as f:
+                self.assertEqual(overlay[0][5], f.read())
             self.assertEqual(plan["budget_s"], 100 + functional.BUDGET_BASE_S + 3 * functional.BUDGET_PER_CYCLE_S)
             env = read_text(os.path.join(share, "functional", "functional.env"))
             self.assertIn("CYCLES=3", env)
