@@ -14,21 +14,24 @@
       any failed or the driver did not finish.
 """
 import argparse
-import gzip
 import json
 import os
 import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import riglib  # noqa: E402
+from riglib.common import MIB, RIG_D, read_bytes, read_lines, read_text  # noqa: E402
+from riglib.disk import DOM0_DATA_DISK, write_data_disk  # noqa: E402
+from riglib.drivers import add_compile_and_collect, copy_driver_records, report_checks  # noqa: E402
+from riglib.initrd import write_initrd  # noqa: E402
+from riglib.scenario import parse_size  # noqa: E402
 
-FUNCTIONAL_DIR = os.path.join(riglib.RIG_D, "functional")
-DOMU_INIT = os.path.join(riglib.RIG_D, "domu", "functional-init")
+FUNCTIONAL_DIR = os.path.join(RIG_D, "functional")
+DOMU_INIT = os.path.join(RIG_D, "domu", "functional-init")
 # Roles, in data-disk slot order: verify layouts a and b, the ext4 file set, and the domain
 # created and destroyed under I/O in every cycle.
 ROLES = ("alpha", "beta", "gamma", "cycler")
-DISK_BYTES = 256 * riglib.MIB
+DISK_BYTES = 256 * MIB
 MEMORY_MIB = 256
 # gamma's vCPUs: Linux blkfront opens one queue per vCPU, up to its max_queues (4).
 GAMMA_VCPUS = 4
@@ -44,7 +47,7 @@ BUDGET_PER_CYCLE_S = 90
 def parse_fio_jobs(path):
     """[(job, {key: value})] of a fio job file, [global] values inherited."""
     glob, jobs, cur = {}, [], None
-    for line in riglib.read_lines(path):
+    for line in read_lines(path):
         line = line.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -67,7 +70,7 @@ def describe(opts):
 
 def verify_env(layout):
     jobs = parse_fio_jobs(os.path.join(FUNCTIONAL_DIR, f"verify-{layout}.fio"))
-    lines = [f'EXPECT_{layout}="' + " ".join(f"{n}:{riglib.parse_size(o['size']) // 1024}" for n, o in jobs) + '"']
+    lines = [f'EXPECT_{layout}="' + " ".join(f"{n}:{parse_size(o['size']) // 1024}" for n, o in jobs) + '"']
     lines += [f'DESC_{n}="{describe(o)}"' for n, o in jobs]
     return lines
 
@@ -75,22 +78,19 @@ def verify_env(layout):
 def cmd_compile(args):
     fdir = os.path.join(args.share, "functional")
     os.makedirs(fdir)
-    files = [("rig", 0o40755, None), ("init", 0o100755, riglib.read_bytes(DOMU_INIT))]
+    files = [("rig", 0o40755, None), ("init", 0o100755, read_bytes(DOMU_INIT))]
     for fn in sorted(os.listdir(FUNCTIONAL_DIR)):
         if fn.endswith(".fio"):
-            files.append((f"rig/{fn}", 0o100644, riglib.read_bytes(os.path.join(FUNCTIONAL_DIR, fn))))
-    with open(os.path.join(fdir, "initrd"), "wb") as f:
-        # The kernel unpacks concatenated archives in order; the overlay's /init wins.
-        f.write(riglib.read_bytes(args.domu_initramfs))
-        f.write(gzip.compress(riglib.cpio_newc(files), mtime=0))
+            files.append((f"rig/{fn}", 0o100644, read_bytes(os.path.join(FUNCTIONAL_DIR, fn))))
+    write_initrd(os.path.join(fdir, "initrd"), read_bytes(args.domu_initramfs), files)
     plan_path = os.path.join(args.share, "plan.json")
-    plan = json.loads(riglib.read_text(plan_path)) if os.path.isfile(plan_path) else \
+    plan = json.loads(read_text(plan_path)) if os.path.isfile(plan_path) else \
         {"runs": [], "slot_sizes": [], "budget_s": 0}
     slots = plan["slot_sizes"] + [0] * (len(ROLES) - len(plan["slot_sizes"]))
     env = [f"CYCLES={args.cycles}", f'ROLES="{" ".join(ROLES)}"', f"XL_PREFIX={XL_PREFIX}"]
     for slot, role in enumerate(ROLES):
         slots[slot] = max(slots[slot], DISK_BYTES)
-        target = f"{riglib.DOM0_DATA_DISK}{slot + 1}"
+        target = f"{DOM0_DATA_DISK}{slot + 1}"
         env.append(f"TARGET_{role}={target}")
         # gamma's blkfront asks for what stock xen-blkback offers at most: 1 MiB requests
         # (256 indirect segments), a 4-page ring and, with 4 vCPUs, 4 queues, and it turns
@@ -116,7 +116,7 @@ on_crash = "destroy"
     env += verify_env("a") + verify_env("b")
     with open(os.path.join(fdir, "functional.env"), "w") as f:
         f.write("\n".join(env) + "\n")
-    riglib.write_data_disk(args.data_disk, slots)
+    write_data_disk(args.data_disk, slots)
     budget = BUDGET_BASE_S + BUDGET_PER_CYCLE_S * args.cycles
     plan.update({"slot_sizes": slots, "budget_s": plan["budget_s"] + budget,
                  "functional": {"cycles": args.cycles, "budget_s": budget}})
@@ -125,15 +125,15 @@ on_crash = "destroy"
 
 
 def cmd_collect(args):
-    src, dest = riglib.copy_driver_records(args.share, args.out, "functional", XL_PREFIX)
-    failed = riglib.report_checks(src, "functional", "the functional tests", dest)
+    src, dest = copy_driver_records(args.share, args.out, "functional", XL_PREFIX)
+    failed = report_checks(src, "functional", "the functional tests", dest)
     return 1 if failed else 0
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    c, _ = riglib.add_compile_and_collect(sub)
+    c, _ = add_compile_and_collect(sub)
     c.add_argument("--cycles", type=int, required=True)
     args = ap.parse_args()
     if args.cmd == "compile":

@@ -23,19 +23,21 @@
       and stock xen-blkback: each bad input, how many times, and what each backend did.
 """
 import argparse
-import gzip
 import json
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import riglib  # noqa: E402
+from riglib.common import MIB, RIG_D, read_bytes, read_lines, read_text  # noqa: E402
+from riglib.disk import DOM0_DATA_DISK, write_data_disk  # noqa: E402
+from riglib.drivers import add_compile_and_collect, copy_driver_records, report_checks  # noqa: E402
+from riglib.initrd import write_initrd  # noqa: E402
 
-DOMU_INIT = os.path.join(riglib.RIG_D, "domu", "hostile-init")
+DOMU_INIT = os.path.join(RIG_D, "domu", "hostile-init")
 XL_PREFIX = "hx-"
 ROLES = ("good", "hostile")
-DISK_BYTES = {"good": 512 * riglib.MIB, "hostile": 64 * riglib.MIB}
+DISK_BYTES = {"good": 512 * MIB, "hostile": 64 * MIB}
 MEMORY_MIB = 256
 # The well-behaved domain's fio: 4 KiB random writes, each block read back and checked
 # (crc32c, verify_backlog) while writing goes on, for RUNTIME seconds; PHASE names the
@@ -103,15 +105,15 @@ BUDGET_BASE_S = 900
 def cmd_compile(args):
     hdir = os.path.join(args.share, "hostile")
     os.makedirs(hdir)
-    base = riglib.read_bytes(args.domu_initramfs)
-    init = riglib.read_bytes(DOMU_INIT)
+    base = read_bytes(args.domu_initramfs)
+    init = read_bytes(DOMU_INIT)
     overlays = {
         "good": [("rig/good.fio", 0o100644, GOOD_FIO.encode()),
                  ("rig/phase-wait", 0o100755, PHASE_WAIT.encode())],
-        "hostile": [("rig/rblk-hostile", 0o100755, riglib.read_bytes(args.hostile_bin))],
+        "hostile": [("rig/rblk-hostile", 0o100755, read_bytes(args.hostile_bin))],
     }
     plan_path = os.path.join(args.share, "plan.json")
-    plan = json.loads(riglib.read_text(plan_path)) if os.path.isfile(plan_path) else \
+    plan = json.loads(read_text(plan_path)) if os.path.isfile(plan_path) else \
         {"runs": [], "slot_sizes": [], "budget_s": 0}
     slots = plan["slot_sizes"] + [0] * (len(ROLES) - len(plan["slot_sizes"]))
     # The cases of one pass of --case all, as the binary lists them (its checks excepted).
@@ -124,12 +126,9 @@ def cmd_compile(args):
     for slot, role in enumerate(ROLES):
         files = [("rig", 0o40755, None), ("init", 0o100755, init),
                  ("rig/role", 0o100644, role.encode() + b"\n")] + overlays[role]
-        with open(os.path.join(hdir, f"initrd-{role}"), "wb") as f:
-            # The kernel unpacks concatenated archives in order; the overlay's /init wins.
-            f.write(base)
-            f.write(gzip.compress(riglib.cpio_newc(files), mtime=0))
+        write_initrd(os.path.join(hdir, f"initrd-{role}"), base, files)
         slots[slot] = max(slots[slot], DISK_BYTES[role])
-        target = f"{riglib.DOM0_DATA_DISK}{slot + 1}"
+        target = f"{DOM0_DATA_DISK}{slot + 1}"
         env.append(f"TARGET_{role}={target}")
         # The hostile domain: its blkfront must not claim the vbd (rblk-hostile plays the
         # frontend), and its console stays quiet (loglevel=1) so the JSON lines come through
@@ -152,7 +151,7 @@ on_crash = "destroy"
 ''')
     with open(os.path.join(hdir, "hostile.env"), "w") as f:
         f.write("\n".join(env) + "\n")
-    riglib.write_data_disk(args.data_disk, slots)
+    write_data_disk(args.data_disk, slots)
     # Warm-up, solo, attack (each up to its hard bound) and the lifecycle phases (pressure:
     # solo_s, hot-plugged disk ~60 s, after: solo_s / 2).
     rounds = args.attack_rounds
@@ -236,7 +235,7 @@ def write_table(rows, path):
 
 
 def cmd_collect(args):
-    src, dest = riglib.copy_driver_records(args.share, args.out, "hostile", XL_PREFIX)
+    src, dest = copy_driver_records(args.share, args.out, "hostile", XL_PREFIX)
     cases, bad = extract_cases(os.path.join(dest, "consoles", f"{XL_PREFIX}hostile.log"))
     with open(os.path.join(dest, "cases.jsonl"), "w") as f:
         for c in cases:
@@ -246,7 +245,7 @@ def cmd_collect(args):
     errors = [c for c in cases if c.get("case") == "error"]
     summary = (f"hostile: {len(cases)} JSON lines from rblk-hostile ({bad} unparsable), {len(rows)} cases"
                + (f"; rblk-hostile error: {errors[0].get('error')}" if errors else ""))
-    failed = riglib.report_checks(src, "hostile", "the hostile test", dest, [summary])
+    failed = report_checks(src, "hostile", "the hostile test", dest, [summary])
     return 1 if failed else 0
 
 
@@ -254,11 +253,11 @@ def cmd_report(args):
     runs = []
     for d in args.dirs:
         hdir = os.path.join(d, "hostile") if os.path.isdir(os.path.join(d, "hostile")) else d
-        cases = [json.loads(line) for line in riglib.read_lines(os.path.join(hdir, "cases.jsonl")) if line.strip()]
+        cases = [json.loads(line) for line in read_lines(os.path.join(hdir, "cases.jsonl")) if line.strip()]
         backend = "?"
         env = os.path.join(hdir, "result.env")
         if os.path.isfile(env):
-            for line in riglib.read_lines(env):
+            for line in read_lines(env):
                 if line.startswith("BACKEND="):
                     backend = line.split("=", 1)[1].strip()
         runs.append((backend, case_rows(cases)))
@@ -280,7 +279,7 @@ def cmd_report(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    c, _ = riglib.add_compile_and_collect(sub)
+    c, _ = add_compile_and_collect(sub)
     c.add_argument("--hostile-bin", required=True)
     c.add_argument("--solo-s", type=int, default=int(os.environ.get("HOSTILE_SOLO_S", SOLO_S)))
     c.add_argument("--attack-s", type=int, default=int(os.environ.get("HOSTILE_ATTACK_S", ATTACK_S)))

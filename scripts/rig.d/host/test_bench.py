@@ -7,9 +7,13 @@ import os
 import sys
 import tempfile
 import unittest
+from types import SimpleNamespace
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+from riglib.common import read_bytes, read_text  # noqa: E402
+from test_initrd import overlay_entries  # noqa: E402
 
 HEADER = ("round,figure,backend,window_ms,dom0_busy_ms,dom0_busy_ticks,dom0_vcpu_ms,rc,err,read_ios,write_ios,"
           "read_kb,write_kb,runtime_ms,p50_us,p99_us\n")
@@ -65,6 +69,32 @@ class ReportTests(unittest.TestCase):
                 bench.print_report(results, 1, ["randread_4k_qd1"], control)
             self.assertEqual("CONTROL RUN" in out.getvalue(), control)
             self.assertIn("randread_4k_qd1_iops: stock=500.00 rblkback=500.00 ratio=1.000", out.getvalue())
+
+
+class CompileTests(unittest.TestCase):
+    def test_compile_writes_the_domains_initrd_and_the_plan(self):
+        base = b"BASE-INITRAMFS\n" * 16
+        with tempfile.TemporaryDirectory() as d:
+            base_path, share = os.path.join(d, "base"), os.path.join(d, "share")
+            with open(base_path, "wb") as f:
+                f.write(base)
+            os.makedirs(share)
+            # The data disk is prefilled (1 GiB written): only the call is checked here.
+            with mock.patch.object(bench, "write_data_disk") as disk:
+                bench.cmd_compile(SimpleNamespace(share=share, domu_initramfs=base_path,
+                                                  data_disk=os.path.join(d, "data.img"), rounds=2, seconds=7,
+                                                  figures="seqread_1m,randread_4k_qd1", control=False))
+            disk.assert_called_once_with(os.path.join(d, "data.img"), [bench.DISK_BYTES], prefill=True)
+            overlay = overlay_entries(read_bytes(os.path.join(share, "bench", "initrd")), base)
+            figures = ("randread_4k_qd1", "seqread_1m")        # in FIGURES' order
+            want = [("init", 0o100755, read_bytes(bench.DOMU_INIT)), ("rig", 0o40755, b""),
+                    ("rig/wait-go", 0o100755, bench.WAIT_GO.encode())]
+            want += [(f"rig/bench-{name}.fio", 0o100644, bench.JOB_TEMPLATE.format(name=name, opts=opts).encode())
+                     for name, opts in bench.FIGURES if name in figures]
+            self.assertEqual(overlay, sorted((n, m, 0, 0, 0, data) for n, m, data in want))
+            env = read_text(os.path.join(share, "bench", "bench.env"))
+            self.assertIn(f'FIGURES="{" ".join(figures)}"', env)
+            self.assertIn("TARGET=/dev/vdb1", env)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,220 @@
+"""Scenario files (tests/scenarios/*.toml; the format: tests/scenarios/README.md) and the
+workload templates they name (scripts/rig.d/workloads/NAME.fio): parsed and validated into
+the dicts that compile and collect work from; the data disk's capacity ([device], scripts/rig
+--device) that a boot's scenarios ask for."""
+import json
+import math
+import os
+import re
+import string
+import tomllib
+
+from riglib.common import MIB, REPO_ROOT, RIG_D, read_text
+from riglib.disk import MAX_DOMAINS
+
+WORKLOADS_DIR = os.path.join(RIG_D, "workloads")
+SCENARIOS_DIR = os.path.join(REPO_ROOT, "tests", "scenarios")
+
+
+class ScenarioError(Exception):
+    pass
+
+
+def parse_size(text):
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)i?B?\s*", str(text), re.I)
+    if not m:
+        raise ScenarioError(f"bad size {text!r} (use e.g. 512M, 1G)")
+    return int(m.group(1)) * {"": 1, "K": 1 << 10, "M": MIB, "G": 1 << 30, "T": 1 << 40}[m.group(2).upper()]
+
+
+def resolve_scenario(arg):
+    """A scenario is a path or a name in tests/scenarios/ (with or without .toml)."""
+    for candidate in (arg, os.path.join(SCENARIOS_DIR, arg), os.path.join(SCENARIOS_DIR, arg + ".toml")):
+        if os.path.isfile(candidate):
+            return candidate
+    raise ScenarioError(f"no scenario {arg!r} (looked for it as a path and in {SCENARIOS_DIR})")
+
+
+BACKENDS = ("stock", "rblkback")
+
+
+def split_run_arg(arg):
+    """'NAME' or 'NAME@BACKEND[,BACKEND...]' (the scenario runs once per backend listed,
+    instead of once per backend of the boot): (NAME, [backends] or None)."""
+    name, at, backends = arg.partition("@")
+    if not at:
+        return name, None
+    listed = backends.split(",")
+    if not backends or any(b not in BACKENDS for b in listed) or len(set(listed)) != len(listed):
+        raise ScenarioError(f"{arg!r}: after '@' give backends from {', '.join(BACKENDS)}, comma-separated")
+    return name, listed
+
+
+# The data disk's capacity, as QEMU throttles it for the whole boot ([device] in a scenario,
+# or scripts/rig --device): key -> QEMU throttling option.
+DEVICE_OPTIONS = {"iops": "iops-total", "iops_size": "iops-size", "bps": "bps-total"}
+
+
+def parse_device(table, where):
+    """A scenario's [device] table ({"iops": 400, "iops_size": "64k", "bps": "20M"}) as
+    integers; None when the scenario does not care."""
+    if table is None:
+        return None
+    if not isinstance(table, dict) or not table or set(table) - set(DEVICE_OPTIONS):
+        raise ScenarioError(f"{where}: [device] takes {', '.join(DEVICE_OPTIONS)}, not {table!r}")
+    device = {}
+    for key, value in table.items():
+        n = value if isinstance(value, int) and not isinstance(value, bool) else parse_size(value)
+        if n < (512 if key == "iops_size" else 1):
+            raise ScenarioError(f"{where}: [device] {key} = {value!r} is too small")
+        device[key] = n
+    if "iops_size" in device and "iops" not in device:
+        raise ScenarioError(f"{where}: [device] iops_size needs iops")
+    return dict(sorted(device.items()))
+
+
+def parse_device_spec(spec):
+    """scripts/rig --device 'iops=400,iops_size=64k' (or 'none': no limit) as parse_device's."""
+    if spec == "none":
+        return None
+    try:
+        table = dict(kv.split("=", 1) for kv in spec.split(","))
+    except ValueError:
+        raise ScenarioError(f"--device {spec!r}: use key=value,... with keys {', '.join(DEVICE_OPTIONS)}, or none")
+    return parse_device(table, "--device")
+
+
+def describe_device(device):
+    """'400 IOPS (a request counts once per 64 KiB)' for logs and reports."""
+    if not device:
+        return "no limit (as fast as the host serves it)"
+    parts = []
+    if "iops" in device:
+        parts.append(f"{device['iops']} IOPS" + (f" (a request counts once per {device['iops_size'] // 1024} KiB)"
+                                                 if "iops_size" in device else ""))
+    if "bps" in device:
+        parts.append(f"{device['bps'] / MIB:g} MiB/s")
+    return ", ".join(parts)
+
+
+class Workload:
+    """A fio job template in scripts/rig.d/workloads/NAME.fio. Header comments declare
+    '# description: …', '# needs: filesystem' and '# default: VAR=value …'."""
+
+    def __init__(self, name):
+        path = os.path.join(WORKLOADS_DIR, name + ".fio")
+        if not os.path.isfile(path):
+            known = sorted(f[:-4] for f in os.listdir(WORKLOADS_DIR) if f.endswith(".fio") and not f.startswith("_"))
+            raise ScenarioError(f"unknown workload {name!r}; known: {', '.join(known)}")
+        self.name, self.text = name, read_text(path)
+        self.defaults, self.needs_fs, self.description = {}, False, ""
+        for line in self.text.splitlines():
+            if m := re.match(r"#\s*default:\s*(.*)", line):
+                self.defaults.update(kv.split("=", 1) for kv in m.group(1).split())
+            elif re.match(r"#\s*needs:\s*filesystem", line):
+                self.needs_fs = True
+            elif m := re.match(r"#\s*description:\s*(.*)", line):
+                self.description = m.group(1)
+        self.variables = {m.group(1) for m in re.finditer(r"\$\{(\w+)\}", self.text)}
+
+    def render(self, values):
+        text = read_text(os.path.join(WORKLOADS_DIR, "_global.fio")) + "\n" + self.text
+        try:
+            return string.Template(text).substitute(values)
+        except KeyError as e:
+            raise ScenarioError(f"workload {self.name}: no value for ${{{e.args[0]}}}")
+
+
+def load_scenario(path):
+    with open(path, "rb") as f:
+        try:
+            raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ScenarioError(f"{path}: {e}")
+    where = os.path.relpath(path, REPO_ROOT) if path.startswith(REPO_ROOT) else path
+    name = raw.get("name") or os.path.splitext(os.path.basename(path))[0]
+    defaults = raw.get("defaults", {})
+    domains = []
+    for i, d in enumerate(raw.get("domains", [])):
+        dname = d.get("name") or f"dom{i + 1}"
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", dname):
+            raise ScenarioError(f"{where}: domain name {dname!r}: use 1-16 of [a-z0-9-], starting with a letter")
+        phases = []
+        for j, p in enumerate(d.get("phases", [])):
+            if "workload" not in p or "duration_s" not in p:
+                raise ScenarioError(f"{where}: domain {dname} phase {j}: needs workload and duration_s")
+            w = Workload(p["workload"])
+            overrides = {k.upper(): str(v) for k, v in p.items() if k not in ("workload", "start_s", "duration_s")}
+            unknown = set(overrides) - w.variables
+            if unknown:
+                raise ScenarioError(f"{where}: domain {dname} phase {j}: workload {w.name} has no "
+                                    f"variable(s) {', '.join(sorted(unknown))} (it uses {', '.join(sorted(w.variables))})")
+            phases.append({"workload": w.name, "start_s": float(p.get("start_s", 0)),
+                           "duration_s": int(p["duration_s"]), "vars": overrides, "needs_fs": w.needs_fs})
+        if not phases:
+            raise ScenarioError(f"{where}: domain {dname} has no phases")
+        phases.sort(key=lambda p: p["start_s"])
+        for a, b in zip(phases, phases[1:]):
+            if a["start_s"] + a["duration_s"] > b["start_s"]:
+                raise ScenarioError(f"{where}: domain {dname}: phase {b['workload']} at {b['start_s']}s starts "
+                                    f"before {a['workload']} ends; a domain runs its phases one after another")
+        if len({p["needs_fs"] for p in phases}) > 1:
+            raise ScenarioError(f"{where}: domain {dname} mixes filesystem and raw-device workloads "
+                                "(raw writes would destroy the filesystem); use two domains")
+        domains.append({
+            "name": dname,
+            "disk_bytes": parse_size(d.get("disk", defaults.get("disk", "1G"))),
+            "memory_mib": int(d.get("memory_mib", defaults.get("memory_mib", 256))),
+            "vcpus": int(d.get("vcpus", defaults.get("vcpus", 1))),
+            "backend_keys": {str(k): str(v) for k, v in d.get("backend_keys", {}).items()},
+            # Virtual disks of the domain (xvdb, xvdc): with two, fio spreads each job over
+            # both and the guest's series count both; the backend series count xvdb only.
+            "disks": int(d.get("disks", 1)),
+            "phases": phases,
+        })
+        if domains[-1]["disks"] not in (1, 2):
+            raise ScenarioError(f"{where}: domain {dname}: disks must be 1 or 2")
+    if not domains:
+        raise ScenarioError(f"{where}: no [[domains]]")
+    if sum(d["disks"] for d in domains) > MAX_DOMAINS:
+        raise ScenarioError(f"{where}: {sum(d['disks'] for d in domains)} disks; the rig's data disk has "
+                            f"{MAX_DOMAINS} partitions")
+    if len({d["name"] for d in domains}) != len(domains):
+        raise ScenarioError(f"{where}: duplicate domain names")
+    names = {d["name"] for d in domains}
+    events = []
+    for e in raw.get("events", []):
+        if e.get("domain") not in names or "key" not in e or "value" not in e:
+            raise ScenarioError(f"{where}: event {e}: needs at_s, domain (one of {sorted(names)}), key, value")
+        events.append({"at_s": float(e.get("at_s", 0)), "domain": e["domain"], "key": str(e["key"]),
+                       "value": str(e["value"])})
+    span = max(p["start_s"] + p["duration_s"] for d in domains for p in d["phases"])
+    for a in raw.get("assert", {}).get("isolation", []):
+        blocks = a.get("blocks", [])
+        if not set(a.get("domains", [])) <= names or not blocks or not all(
+                len(b) == 3 and 0 <= b[0] < b[1] <= span and b[2] in ("idle", "limited", "unlimited")
+                for b in blocks):
+            raise ScenarioError(f"{where}: [[assert.isolation]]: needs domains (of {sorted(names)}) and blocks "
+                                f"[[start_s, end_s, idle|limited|unlimited], ...] within the {span:g} s span")
+    # dom0 samples the backend's counters every sample_ms (finer for the reaction check).
+    sample_ms = raw.get("sample_ms", 1000)
+    if not isinstance(sample_ms, int) or not 50 <= sample_ms <= 1000:
+        raise ScenarioError(f"{where}: sample_ms must be an integer from 50 to 1000")
+    return {"name": name, "description": raw.get("description", ""), "path": where,
+            "domains": domains, "events": sorted(events, key=lambda e: e["at_s"]),
+            "asserts": raw.get("assert", {}), "span_s": int(math.ceil(span)), "sample_ms": sample_ms,
+            "prefill_disk": bool(raw.get("prefill_disk", False)),
+            "device": parse_device(raw.get("device"), where)}
+
+
+def boot_device(scenarios):
+    """The data disk's capacity for a boot: the [device] of its scenarios, which must agree
+    (QEMU sets it once per boot); None if none asks for one."""
+    wanted = {}
+    for scn in scenarios:
+        if scn["device"]:
+            wanted.setdefault(json.dumps(scn["device"], sort_keys=True), scn["name"])
+    if len(wanted) > 1:
+        raise ScenarioError(f"scenarios {' and '.join(wanted.values())} ask for different data disks ([device]); "
+                            "run them in separate boots")
+    return next((scn["device"] for scn in scenarios if scn["device"]), None)

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""Unit tests of riglib.checks (no QEMU): a scenario's [assert]s on made-up summaries.
+Run: scripts/rig selftest  (or python3 -m unittest in this directory)."""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from riglib.checks import (evaluate_asserts, evaluate_limit_asserts, isolation_checks, limit_reaction_checks,  # noqa: E402
+                           limit_window_starts)
+
+
+class CheckTests(unittest.TestCase):
+    def test_assertions(self):
+        summary = {"domains": {
+            "a": {"iops": 10.0, "fio_read_ios": 1000, "fio_write_ios": 0, "backend": {"rd_req": 1009, "wr_req": 0}},
+            "b": {"iops": 0.0, "fio_read_ios": 1000, "fio_write_ios": 0, "backend": {"rd_req": 1011, "wr_req": 0}}}}
+        checks = evaluate_asserts(summary, {"min_iops": 0, "backend_matches_fio_pct": 1.0})
+        self.assertEqual([c["passed"] for c in checks], [True, True, False, False])
+
+    def test_reaction_uses_the_first_full_second_after_the_change(self):
+        # 20 requests/s until 10 s, then 60/s; samples every 0.1 s; the change at 9.995 s
+        # takes effect at the next 10 ms slice boundary.
+        samples = []
+        for k in range(200):
+            t = k / 10
+            samples.append([t, int(20 * t) if t <= 10 else 200 + int(60 * (t - 10))])
+        summary = {"module_params": {"rblkback/parameters/timeslice_us": "10000"},
+                   "limits": [{"at_s": 9.995, "domain": "a", "key": "iops_limit", "value": 60}],
+                   "domains": {"a": {"backend_requests": samples}}}
+        checks = limit_reaction_checks(summary, {"domain": "a", "key": "iops_limit", "tolerance_pct": 5})
+        self.assertEqual(len(checks), 1)
+        self.assertTrue(checks[0]["passed"], checks[0]["check"])
+        self.assertIn("delivered 60.0/s", checks[0]["check"])
+        summary["limits"][0]["value"] = 40
+        self.assertFalse(limit_reaction_checks(summary, {"domain": "a", "key": "iops_limit"})[0]["passed"])
+
+    def test_limit_windows_settle_from_each_phase_start(self):
+        # A domain idle until 33 s, then held at 50/s after fio's slow first seconds (33-35 s).
+        series = [0.0] * 33 + [10.0, 30.0] + [50.0] * 45
+        summary = {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 50}],
+                   "domains": {"a": {"timeseries": series,
+                                     "phases": [{"start_s": 33, "duration_s": 47}]}}}
+        a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
+        checks = evaluate_limit_asserts(summary, {"limit_windows": [a]})
+        # Windows from 38 s (33 + settle) to 78 s: none includes the idle time or fio's start.
+        self.assertEqual(len(checks), 8, [c["check"] for c in checks])
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks])
+        self.assertIn("38-43s", checks[0]["check"])
+        self.assertEqual(limit_window_starts([], 15, 40, 5, 5, 80), [15, 20, 25, 30, 35])
+        # Two phases back to back: the second one settles too.
+        self.assertEqual(limit_window_starts(
+            [{"start_s": 0, "duration_s": 20}, {"start_s": 20, "duration_s": 20}], 0, 40, 5, 5, 40),
+            [5, 10, 15, 25, 30, 35])
+        # Without the phases the idle seconds would have been compared with the limit.
+        del summary["domains"]["a"]["phases"]
+        self.assertFalse(all(c["passed"] for c in evaluate_limit_asserts(summary, {"limit_windows": [a]})))
+
+    def test_limit_windows_follow_the_guests_late_start(self):
+        # dom0 changed the limit 100 -> 50 at 42 s on its clock; the guest saw the start
+        # signal 3 s late, so its series shows the change from 39 s.
+        series = [100.0] * 39 + [50.0] * 41
+        summary = {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 100},
+                              {"at_s": 42.0, "domain": "a", "key": "iops_limit", "value": 50}],
+                   "domains": {"a": {"timeseries": series, "go_seen_lag_s": 3.0,
+                                     "phases": [{"start_s": 0, "duration_s": 80}]}}}
+        a = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
+        checks = evaluate_limit_asserts(summary, {"limit_windows": [a]})
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks])
+        self.assertNotIn("35-40s", " ".join(c["check"] for c in checks))
+        self.assertIn("limit=50: 45-50s", " ".join(c["check"] for c in checks).replace("iops_limit=", "limit="))
+        # Taken as on time, the window 35-40 s counts as settled, mixes both rates and fails.
+        summary["domains"]["a"]["go_seen_lag_s"] = 0
+        self.assertFalse(all(c["passed"] for c in evaluate_limit_asserts(summary, {"limit_windows": [a]})))
+
+    @staticmethod
+    def held_samples(share_in_20_25):
+        """dom0's held_us samples every 0.1 s over 40 s: held all the time but 20-25 s."""
+        held, us = [], 0
+        for tenth in range(0, 401):
+            t = tenth / 10
+            held.append([t, us])
+            us += round(100_000 * share_in_20_25) if 20 <= t < 25 else 100_000
+        return held
+
+    @staticmethod
+    def limit_summary(series, held):
+        """One domain 'a' with iops_limit 50 in force, burst 20 x 10 ms, one 40 s phase."""
+        return {"limits": [{"at_s": -1.0, "domain": "a", "key": "iops_limit", "value": 50}],
+                "module_params": {"rblkback/parameters/burst": "20",
+                                  "rblkback/parameters/timeslice_us": "10000"},
+                "domains": {"a": {"timeseries": series, "backend_held_us": held,
+                                  "phases": [{"start_s": 0, "duration_s": 40}]}}}
+
+    LIMIT_WINDOWS = {"domain": "a", "key": "iops_limit", "window_s": 5, "settle_s": 5, "tolerance_pct": 2}
+
+    def window_checks(self, summary):
+        """The limit-window checks of `summary`, by window ("20-25")."""
+        checks = evaluate_limit_asserts(summary, {"limit_windows": [self.LIMIT_WINDOWS]})
+        return checks, {c["check"].split(": ")[2].split("s ")[0]: c for c in checks}
+
+    def test_limit_windows_compare_only_where_the_limit_held_the_domain(self):
+        # 50/s in force; the guest stalls in 20-25 s (35/s) and catches up in 25-30 s with its
+        # banked burst (52/s). dom0's held_us samples: held all the time but 20-25 s (40 %).
+        series = [50.0] * 20 + [35.0] * 5 + [52.0] * 5 + [50.0] * 10
+        summary = self.limit_summary(series, self.held_samples(0.4))
+        checks, text = self.window_checks(summary)
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks])
+        # The stall is reported, not compared; the catch-up is within 2 % + 4 % of burst.
+        self.assertTrue(text["20-25"].get("info"), text["20-25"]["check"])
+        self.assertIn("+6% with burst", text["25-30"]["check"])
+        self.assertIn("held 100%", text["5-10"]["check"])
+        # Too much is never excused: an unlimited backend delivering 60/s held nothing.
+        summary["domains"]["a"]["timeseries"] = [60.0] * 40
+        summary["domains"]["a"]["backend_held_us"] = [[t / 10, 0] for t in range(401)]
+        checks, _ = self.window_checks(summary)
+        self.assertFalse(any(c["passed"] for c in checks if not c.get("info")), [c["check"] for c in checks])
+        # A limit never held at all has no compared window: that fails too.
+        summary["domains"]["a"]["timeseries"] = [30.0] * 40
+        checks, _ = self.window_checks(summary)
+        self.assertIn("no settled 5s window held", " ".join(c["check"] for c in checks if not c["passed"]))
+
+    def test_limit_window_shortfall_widens_by_the_time_the_domain_was_not_held(self):
+        # 50/s in force, held 98 % of 20-25 s (a guest stall of 0.1 s): 48.8/s (-2.4 %) is
+        # within -2 % - 2 %; the same window held all the time is not; the widening is at
+        # most the tolerance again (held 80 %: -4 %, so 47.5/s fails).
+        def run(held_share, rate):
+            series = [50.0] * 20 + [rate] * 5 + [50.0] * 15
+            return self.window_checks(self.limit_summary(series, self.held_samples(held_share)))[1]["20-25"]
+        c = run(0.98, 48.8)
+        self.assertTrue(c["passed"], c["check"])
+        self.assertIn("within -4%..+2% (not held the rest), held 98%", c["check"])
+        c = run(1.0, 48.8)
+        self.assertFalse(c["passed"], c["check"])
+        c = run(0.8, 47.5)
+        self.assertFalse(c["passed"], c["check"])
+        self.assertIn("within -4%..", c["check"])
+
+    def test_limit_window_pairs_absorb_a_moved_edge_not_a_wrong_rate(self):
+        # 50/s held all the time; a stall moves 2 s x 1/s from 20-25 s into 25-30 s.
+        def run(series):
+            return self.window_checks(self.limit_summary(series, self.held_samples(1.0)))[1]
+        c = run([50.0] * 20 + [48.0] * 5 + [52.0] * 5 + [50.0] * 10)
+        self.assertTrue(c["20-25"]["passed"] and c["25-30"]["passed"], c["20-25"]["check"])
+        self.assertIn("20-30s delivered +0.00%, within ±1%: an edge moved", c["20-25"]["check"])
+        # A rate that is wrong over both windows is not excused: 47.5/s then 51/s (-1.5 %).
+        c = run([50.0] * 20 + [47.5] * 5 + [51.0] * 5 + [50.0] * 10)
+        self.assertFalse(c["20-25"]["passed"], c["20-25"]["check"])
+        # Nor is a window far off (-8 %), even if the next makes up for it.
+        c = run([50.0] * 20 + [46.0] * 5 + [54.0] * 5 + [50.0] * 10)
+        self.assertFalse(c["20-25"]["passed"] or c["25-30"]["passed"], c["20-25"]["check"])
+
+    def test_isolation_compares_interleaved_blocks(self):
+        series = [100.0] * 10 + [50.0] * 10 + [92.0] * 10        # idle, unlimited, limited
+        summary = {"domains": {"a": {"timeseries": series}}}
+        a = {"domains": ["a"], "settle_s": 2, "within_pct": 15,
+             "blocks": [[0, 10, "idle"], [10, 20, "unlimited"], [20, 30, "limited"]]}
+        checks = isolation_checks(summary, a)
+        self.assertTrue(checks[0]["passed"], checks[0]["check"])
+        self.assertIn("limited 92.0 (-8.0%", checks[0]["check"])
+        self.assertIn("unlimited 50.0 (-50.0%)", checks[0]["check"])
+        summary["domains"]["a"]["timeseries"] = series[:20] + [80.0] * 10
+        self.assertFalse(isolation_checks(summary, a)[0]["passed"])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,63 @@
+#!/usr/bin/python3
+"""Unit tests of riglib.compile (no QEMU): what `riglib compile` writes for dom0.
+Run: scripts/rig selftest  (or python3 -m unittest in this directory)."""
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from riglib.common import read_bytes, read_text  # noqa: E402
+from riglib.compile import DOMU_INIT, DOMU_WAIT_START, cmd_compile, domain_plan_text, render_phase  # noqa: E402
+from riglib.scenario import load_scenario, resolve_scenario  # noqa: E402
+from test_initrd import overlay_entries  # noqa: E402
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class CompileTests(unittest.TestCase):
+    def test_compile_names_runs_by_backend_and_records_the_device(self):
+        with tempfile.TemporaryDirectory() as d:
+            share, initrd = os.path.join(d, "share"), write(os.path.join(d, "initrd"), "base")
+            os.makedirs(share)
+            args = type("Args", (), {"share": share, "domu_initramfs": initrd, "backends": "rblkback",
+                                     "data_disk": os.path.join(d, "data.img"),
+                                     "scenarios": ["smoke@stock,rblkback", "limits"]})
+            cmd_compile(args)
+            plan = json.loads(read_text(os.path.join(share, "plan.json")))
+            self.assertEqual([(r["out"], r["backend"]) for r in plan["runs"]],
+                             [("smoke-stock", "stock"), ("smoke-rblkback", "rblkback"), ("limits", "rblkback")])
+            self.assertEqual(plan["device"], {"iops": 400, "iops_size": 65536})
+
+    def test_each_domain_boots_the_base_initramfs_with_its_overlay(self):
+        base = b"BASE-INITRAMFS\n" * 16
+        with tempfile.TemporaryDirectory() as d:
+            share, initrd = os.path.join(d, "share"), os.path.join(d, "initrd")
+            os.makedirs(share)
+            with open(initrd, "wb") as f:
+                f.write(base)
+            args = type("Args", (), {"share": share, "domu_initramfs": initrd, "backends": "stock",
+                                     "data_disk": os.path.join(d, "data.img"), "scenarios": ["study-1"]})
+            with contextlib.redirect_stdout(io.StringIO()):
+                cmd_compile(args)
+            scn = load_scenario(resolve_scenario("study-1"))
+            for dom in scn["domains"]:
+                got = overlay_entries(read_bytes(os.path.join(share, "runs", "01-study-1", "domains", dom["name"],
+                                                              "initrd")), base)
+                want = [("init", 0o100755, read_bytes(DOMU_INIT)), ("rig", 0o40755, b""),
+                        ("rig/plan", 0o100644, domain_plan_text(scn, dom).encode()),
+                        ("rig/wait-start", 0o100755, read_bytes(DOMU_WAIT_START))]
+                want += [(f"rig/p{i}.fio", 0o100644, render_phase(p, i, dom).encode())
+                         for i, p in enumerate(dom["phases"])]
+                self.assertEqual(got, sorted((n, m, 0, 0, 0, data) for n, m, data in want), dom["name"])
+
+
+if __name__ == "__main__":
+    unittest.main()

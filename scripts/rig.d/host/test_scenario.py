@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""Unit tests of riglib.scenario (no QEMU): scenario files, workloads, sizes, [device] and
+NAME@BACKEND arguments.
+Run: scripts/rig selftest  (or python3 -m unittest in this directory)."""
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from riglib.compile import render_phase  # noqa: E402
+from riglib.scenario import (SCENARIOS_DIR, ScenarioError, boot_device, describe_device, load_scenario,  # noqa: E402
+                             parse_device_spec, parse_size, resolve_scenario, split_run_arg)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class ScenarioTests(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def scenario(self, text):
+        return load_scenario(write(os.path.join(self.tmp.name, "s.toml"), text))
+
+    def test_every_shipped_scenario_parses_and_renders(self):
+        for fn in sorted(os.listdir(SCENARIOS_DIR)):
+            if fn.endswith(".toml"):
+                scn = load_scenario(os.path.join(SCENARIOS_DIR, fn))
+                for dom in scn["domains"]:
+                    for i, p in enumerate(dom["phases"]):
+                        job = render_phase(p, i)
+                        self.assertNotIn("${", job, f"{fn}: unrendered variable")
+                        self.assertIn(f"runtime={p['duration_s']}", job)
+                        self.assertIn(f"exec_prerun=/rig/wait-start {p['start_s']:g} {i}", job)
+
+    def test_smoke_has_the_assertions_make_test_relies_on(self):
+        scn = load_scenario(resolve_scenario("smoke"))
+        self.assertEqual([d["name"] for d in scn["domains"]], ["alpha", "beta"])
+        self.assertEqual(scn["asserts"], {"min_iops": 0, "backend_matches_fio_pct": 1.0})
+        self.assertEqual(scn["span_s"], 20)
+
+    def test_variables_override_template_defaults(self):
+        scn = self.scenario('[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\n'
+                            'duration_s=5\niodepth=32\n')
+        job = render_phase(scn["domains"][0]["phases"][0], 0)
+        self.assertIn("iodepth=32", job)
+        self.assertIn("bs=4k", job)
+
+    def test_mistakes_are_reported_with_their_place(self):
+        cases = {
+            'unknown workload': '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="nope"\nduration_s=5\n',
+            'no variable(s) IODPTH': '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\n'
+                                     'duration_s=5\niodpth=3\n',
+            'starts before': '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\nduration_s=50\n'
+                             '[[domains.phases]]\nworkload="random-write"\nstart_s=10\nduration_s=5\n',
+            'mixes filesystem': '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\nduration_s=5\n'
+                                '[[domains.phases]]\nworkload="mail-server"\nstart_s=10\nduration_s=5\n',
+            'domain name': '[[domains]]\nname="Alpha"\n[[domains.phases]]\nworkload="random-read"\nduration_s=5\n',
+            'partitions': "".join(f'[[domains]]\nname="d{i}"\n[[domains.phases]]\nworkload="random-read"\n'
+                                  'duration_s=5\n' for i in range(5)),
+        }
+        for needle, text in cases.items():
+            with self.assertRaises(ScenarioError) as ctx:
+                self.scenario(text)
+            self.assertIn(needle, str(ctx.exception))
+
+    def test_device_capacity_is_parsed_and_must_agree_within_a_boot(self):
+        one = '[[domains]]\nname="a"\n[[domains.phases]]\nworkload="random-read"\nduration_s=5\n'
+        scn = self.scenario('[device]\niops = 400\niops_size = "64k"\n' + one)
+        self.assertEqual(scn["device"], {"iops": 400, "iops_size": 65536})
+        self.assertIsNone(self.scenario(one)["device"])
+        for bad, needle in (('[device]\niopz = 4\n', "takes"), ('[device]\niops = 0\n', "too small"),
+                            ('[device]\niops_size = "4k"\n', "needs iops")):
+            with self.assertRaises(ScenarioError) as ctx:
+                self.scenario(bad + one)
+            self.assertIn(needle, str(ctx.exception))
+        other = dict(scn, name="other", device={"iops": 300})
+        plain = dict(scn, name="plain", device=None)
+        self.assertEqual(boot_device([plain, scn, scn]), {"iops": 400, "iops_size": 65536})
+        with self.assertRaises(ScenarioError):
+            boot_device([scn, other])
+        self.assertEqual(parse_device_spec("iops=300,bps=20M"), {"bps": 20 << 20, "iops": 300})
+        self.assertIsNone(parse_device_spec("none"))
+        self.assertEqual(describe_device({"iops": 400, "iops_size": 65536}),
+                         "400 IOPS (a request counts once per 64 KiB)")
+
+    def test_a_scenario_can_name_its_backends(self):
+        self.assertEqual(split_run_arg("smoke"), ("smoke", None))
+        self.assertEqual(split_run_arg("smoke@stock,rblkback"), ("smoke", ["stock", "rblkback"]))
+        for bad in ("smoke@", "smoke@qemu", "smoke@stock,stock"):
+            with self.assertRaises(ScenarioError):
+                split_run_arg(bad)
+
+    def test_sizes(self):
+        self.assertEqual(parse_size("1G"), 1 << 30)
+        self.assertEqual(parse_size("512M"), 512 << 20)
+        self.assertEqual(parse_size("4096"), 4096)
+        with self.assertRaises(ScenarioError):
+            parse_size("lots")
+
+
+if __name__ == "__main__":
+    unittest.main()
