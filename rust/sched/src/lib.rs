@@ -1,0 +1,32 @@
+#![no_std]
+#![forbid(unsafe_code)]
+//! The work-conserving I/O scheduler of rblkback: who gets the next slot of a device's
+//! dispatch window.
+//!
+//! Pure logic over integers, like `throttle`: no allocation (the caller provides every
+//! table), no floating point, no 128-bit integers, no clocks (the caller passes the time).
+//! Built as a `no_std` library for host tests and as a module of the kernel crate, so
+//! siblings are named through `super::`.
+//!
+//! - [`FairQueue`] orders the flows of one level (the domains of a scheduling group, or the
+//!   vbds of one domain in a group) by start-time fair queueing over their weights, with
+//!   mClock-style reservation tags checked first.
+//! - [`Window`] says how much work may be in flight on the device; [`FixedWindow`] is the
+//!   operator's number, and an adaptive policy (a latency target) implements the same trait.
+//!
+//! `Documentation/design/scheduler.md` states the guarantees and proves the bounds that the
+//! property tests check.
+
+mod queue;
+#[cfg(test)]
+mod queue_tests;
+mod storage;
+mod tag;
+mod tree;
+mod window;
+
+pub use queue::{FairQueue, Flow, FlowConfig, Phase, Pick, MAX_WEIGHT, MIN_WEIGHT};
+pub use storage::Storage;
+pub use tag::{ExactStep, SHARE_SCALE};
+pub use tree::NONE;
+pub use window::{FixedWindow, InFlight, Window};
