@@ -115,6 +115,15 @@ pub struct FairQueue<S: Storage<Flow>, T: Storage<u32>> {
     vtime: u64,
 }
 
+impl<S: Storage<Flow>, T: Storage<u32>> core::fmt::Debug for FairQueue<S, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FairQueue")
+            .field("capacity", &self.capacity())
+            .field("virtual_time", &self.vtime)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<S: Storage<Flow>, T: Storage<u32>> FairQueue<S, T> {
     /// A queue over `flows.len()` slots, all unused. `None` unless `trees` has exactly
     /// four entries per slot and there are fewer than `u32::MAX` slots.

@@ -5,12 +5,13 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
+use sched::{FairQueue, Flow, FlowConfig, NONE};
 use throttle::{Admission, Cost, Direction, DomainBudget, HeldRings, Limits};
 
 use crate::disk::{Disk, DiskRequest};
 use crate::report::{DomainReport, Report, RingReport};
 use crate::rng::SplitMix64;
-use crate::scenario::{Job, Scenario};
+use crate::scenario::{Job, Scenario, Scheduling};
 
 /// Slots of a blkif ring with one page: requests produced and not yet answered.
 pub const RING_SLOTS: usize = 32;
@@ -97,6 +98,25 @@ struct Domain {
     report: DomainReport,
 }
 
+type Queue = FairQueue<Vec<Flow>, Vec<u32>>;
+
+fn new_queue(slots: usize) -> Queue {
+    FairQueue::new(vec![Flow::default(); slots], vec![NONE; 4 * slots]).expect("table sizes")
+}
+
+/// The scheduler over the disk: one group, domains at the top level, each domain's vbds
+/// below.
+#[derive(Debug)]
+struct Scheduler {
+    window: u64,
+    in_flight: u64,
+    domains: Queue,
+    /// Per domain, over its rings (slot = position in `Domain::rings`).
+    vbds: Vec<Queue>,
+    /// Per ring, its slot in its domain's queue.
+    vbd_slot: Vec<usize>,
+}
+
 /// A running simulation; build it with [`Simulation::new`] and call [`Simulation::run`].
 #[derive(Debug)]
 pub struct Simulation {
@@ -111,6 +131,7 @@ pub struct Simulation {
     free_tags: Vec<usize>,
     timer_lateness_us: u64,
     timer_rng: SplitMix64,
+    scheduler: Option<Scheduler>,
 }
 
 impl Simulation {
@@ -154,6 +175,10 @@ impl Simulation {
                 report: RingReport::new(job.domid, index),
             });
         }
+        let scheduler = scenario
+            .scheduling
+            .as_ref()
+            .map(|config| Scheduler::new(config, &domains, &rings));
         let mut simulation = Simulation {
             now_us: 0,
             seq: 0,
@@ -165,6 +190,7 @@ impl Simulation {
             free_tags: Vec::new(),
             timer_lateness_us: scenario.timer_lateness_us,
             timer_rng: SplitMix64::new(0x7143),
+            scheduler,
         };
         for (index, job) in scenario.jobs.iter().enumerate() {
             simulation.schedule(job.start_us, Event::JobStart(index));
@@ -228,10 +254,80 @@ impl Simulation {
         ring.produce();
     }
 
-    /// The event channel fired: an unheld backend worker consumes what it may.
+    /// The event channel fired: an unheld backend worker consumes what it may (with the
+    /// scheduler: the ring becomes a candidate, and the window is filled by its choices).
     fn notify_backend(&mut self, ring: usize) {
-        if !self.rings[ring].held {
+        if self.scheduler.is_some() {
+            self.update_backlog(ring);
+            self.fill_window();
+        } else if !self.rings[ring].held {
             self.consume(ring);
+        }
+    }
+
+    /// Tells the scheduler whether `ring` (and so its domain) has work it may submit.
+    fn update_backlog(&mut self, ring_index: usize) {
+        let now_ns = self.now_us * 1_000;
+        let ring = &self.rings[ring_index];
+        let backlogged = !ring.held && !ring.unconsumed.is_empty();
+        let domain = ring.domain;
+        let Some(scheduler) = self.scheduler.as_mut() else {
+            return;
+        };
+        let slot = scheduler.vbd_slot[ring_index];
+        let vbds = &mut scheduler.vbds[domain];
+        vbds.set_backlogged(slot, backlogged, now_ns);
+        let any = (0..vbds.capacity()).any(|s| vbds.is_backlogged(s));
+        scheduler.domains.set_backlogged(domain, any, now_ns);
+    }
+
+    /// While the window has room: the scheduler picks a domain and within it a vbd, whose
+    /// head request is submitted if the domain's budget admits it (else the ring is held
+    /// by its limit and the scheduler picks again).
+    fn fill_window(&mut self) {
+        loop {
+            let now_us = self.now_us;
+            let now_ns = now_us * 1_000;
+            let Some(scheduler) = self.scheduler.as_mut() else {
+                return;
+            };
+            if scheduler.in_flight >= scheduler.window.max(1) {
+                return;
+            }
+            let Some(domain_pick) = scheduler.domains.pick(now_ns) else {
+                return;
+            };
+            let domain = domain_pick.slot;
+            let Some(vbd_pick) = scheduler.vbds[domain].pick(now_ns) else {
+                scheduler.domains.set_backlogged(domain, false, now_ns);
+                continue;
+            };
+            let ring_index = self.domains[domain].rings[vbd_pick.slot];
+            let ring = &mut self.rings[ring_index];
+            let Some(&request) = ring.unconsumed.front() else {
+                self.update_backlog(ring_index);
+                continue;
+            };
+            let cost = Cost {
+                direction: request.direction,
+                bytes: request.bytes,
+            };
+            match self.domains[domain].budget.try_admit(now_us, cost) {
+                Admission::Admit => {
+                    ring.unconsumed.pop_front();
+                    ring.report.record_consumed(request.id);
+                    let scheduler = self.scheduler.as_mut().expect("scheduler");
+                    scheduler.in_flight += 1;
+                    scheduler.domains.dispatch(domain, 1, request.bytes, now_ns);
+                    scheduler.vbds[domain].dispatch(vbd_pick.slot, 1, request.bytes, now_ns);
+                    self.submit_to_disk(request);
+                }
+                Admission::Hold { retry_at_us } => {
+                    ring.held = true;
+                    self.arm_timer(domain, retry_at_us);
+                }
+            }
+            self.update_backlog(ring_index);
         }
     }
 
@@ -301,6 +397,9 @@ impl Simulation {
             .take()
             .expect("completion of a request in flight");
         self.free_tags.push(tag);
+        if let Some(scheduler) = self.scheduler.as_mut() {
+            scheduler.in_flight -= 1;
+        }
         let now_us = self.now_us;
         let ring = &mut self.rings[request.ring];
         ring.slots_used -= 1;
@@ -356,7 +455,14 @@ impl Simulation {
                         kicked.push(ring);
                     }
                 }
-                self.consume_interleaved(kicked);
+                if self.scheduler.is_some() {
+                    for ring in kicked {
+                        self.update_backlog(ring);
+                    }
+                    self.fill_window();
+                } else {
+                    self.consume_interleaved(kicked);
+                }
             }
             HeldRings::Wait { retry_at_us } => self.arm_timer(domain, retry_at_us),
         }
@@ -400,6 +506,44 @@ impl Ring {
             };
             self.slots_used += 1;
             self.unconsumed.push_back(request);
+        }
+    }
+}
+
+impl Scheduler {
+    fn new(config: &Scheduling, domains: &[Domain], rings: &[Ring]) -> Scheduler {
+        let mut top = new_queue(domains.len());
+        let mut vbds = Vec::new();
+        let mut vbd_slot = vec![0; rings.len()];
+        for (index, domain) in domains.iter().enumerate() {
+            let flow = config
+                .domains
+                .iter()
+                .find(|&&(domid, _)| domid == domain.report.domid)
+                .map_or(FlowConfig::default(), |&(_, flow)| flow);
+            assert!(top.configure(index, flow), "invalid domain flow {flow:?}");
+            let mut queue = new_queue(domain.rings.len());
+            for (slot, &ring) in domain.rings.iter().enumerate() {
+                let weight = config
+                    .vbd_weights
+                    .iter()
+                    .find(|&&(job, _)| job == ring)
+                    .map_or(100, |&(_, weight)| weight);
+                let flow = FlowConfig {
+                    weight,
+                    ..FlowConfig::default()
+                };
+                assert!(queue.configure(slot, flow), "invalid vbd weight {weight}");
+                vbd_slot[ring] = slot;
+            }
+            vbds.push(queue);
+        }
+        Scheduler {
+            window: config.window,
+            in_flight: 0,
+            domains: top,
+            vbds,
+            vbd_slot,
         }
     }
 }

@@ -7,6 +7,10 @@
 //! disk with parallel lanes serves what was admitted. The output is per-domain
 //! per-second completions, as fio's IOPS log would show them, plus per-ring records that
 //! show nothing was lost or reordered.
+//!
+//! With [`Scheduling`] on, the backend also keeps at most a window of requests on the disk
+//! and gives each freed unit to the domain and vbd the `sched` crate picks, as the module
+//! will (`Documentation/design/scheduler.md`).
 
 mod disk;
 mod engine;
@@ -17,7 +21,7 @@ mod scenario;
 
 pub use engine::{Simulation, RING_SLOTS};
 pub use report::{DomainReport, Report, RingReport};
-pub use scenario::{DiskModel, Job, LimitChange, Scenario};
+pub use scenario::{DiskModel, Job, LimitChange, Scenario, Scheduling};
 
 /// Runs `scenario` to completion.
 pub fn run(scenario: &Scenario) -> Report {

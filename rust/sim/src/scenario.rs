@@ -1,6 +1,7 @@
 //! What a simulation run is made of: the disk, the slicing, the domains with their
 //! limits, the guests' jobs and the limit changes made while it runs.
 
+use sched::FlowConfig;
 use throttle::{Limits, SliceConfig};
 
 /// A disk serving requests first come, first served on `lanes` parallel lanes, each
@@ -111,6 +112,44 @@ pub struct LimitChange {
     pub limits: Limits,
 }
 
+/// The work-conserving scheduler over the disk (one scheduling group): a dispatch window
+/// and per-domain and per-vbd weights and reservations (the real `sched` crate).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scheduling {
+    /// Requests kept in flight on the disk at most.
+    pub window: u64,
+    /// Per domain: weight and reservation; domains not listed get `FlowConfig::default()`.
+    pub domains: Vec<(u32, FlowConfig)>,
+    /// Per job (by its index in `Scenario::jobs`): the vbd's weight within its domain;
+    /// jobs not listed weigh 100.
+    pub vbd_weights: Vec<(usize, u32)>,
+}
+
+impl Scheduling {
+    /// A window of `window` requests, every domain and vbd at the default weight.
+    pub fn window(window: u64) -> Scheduling {
+        Scheduling {
+            window,
+            domains: Vec::new(),
+            vbd_weights: Vec::new(),
+        }
+    }
+
+    /// With `domid` at `config`.
+    pub fn domain(mut self, domid: u32, config: FlowConfig) -> Scheduling {
+        self.domains.retain(|&(id, _)| id != domid);
+        self.domains.push((domid, config));
+        self
+    }
+
+    /// With job `job`'s vbd at weight `weight` within its domain.
+    pub fn vbd_weight(mut self, job: usize, weight: u32) -> Scheduling {
+        self.vbd_weights.retain(|&(j, _)| j != job);
+        self.vbd_weights.push((job, weight));
+        self
+    }
+}
+
 /// Everything a run needs.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -127,6 +166,8 @@ pub struct Scenario {
     /// Each expiry of a domain's timer comes late by a uniform random amount of up to
     /// this many microseconds (timer slack, a coarse jiffy, a busy CPU).
     pub timer_lateness_us: u64,
+    /// The scheduler, if enabled (otherwise the backend consumes whatever budgets admit).
+    pub scheduling: Option<Scheduling>,
 }
 
 impl Scenario {
@@ -139,6 +180,15 @@ impl Scenario {
             jobs,
             changes: Vec::new(),
             timer_lateness_us: 0,
+            scheduling: None,
+        }
+    }
+
+    /// This scenario with the scheduler on.
+    pub fn scheduled(self, scheduling: Scheduling) -> Scenario {
+        Scenario {
+            scheduling: Some(scheduling),
+            ..self
         }
     }
 

@@ -1,0 +1,216 @@
+//! The scheduler issue's rig scenarios in simulation, with the real `sched` and `throttle`
+//! crates, before they run in the rig (`Documentation/design/scheduler.md` quotes the
+//! figures; run with `--nocapture` to see them).
+
+use rblk_sim::rig::{ALPHA, BETA, GAMMA, SECOND_US, TIMER_LATENESS_US};
+use rblk_sim::{run, DiskModel, Job, Report, Scenario, Scheduling};
+use sched::FlowConfig;
+use throttle::Limits;
+
+/// The rig's data disk: 400 requests per second (four lanes of 10 ms, ±10 %).
+const RIG_DISK: DiskModel = DiskModel {
+    lanes: 4,
+    base_us: 10_000,
+    per_kib_ns: 0,
+    jitter_percent: 10,
+};
+/// Requests in flight on the disk at most: twice its lanes.
+const WINDOW: u64 = 8;
+const SECONDS: u64 = 30;
+
+fn weight(weight: u32) -> FlowConfig {
+    FlowConfig {
+        weight,
+        ..FlowConfig::default()
+    }
+}
+
+/// fio `randread` 4 KiB at QD32 for `seconds` from `start_s`.
+fn reads(domid: u32, start_s: u64, seconds: u64) -> Job {
+    Job::reads(domid, 32, 4096, seconds * SECOND_US).starting_at(start_s * SECOND_US)
+}
+
+fn scenario(jobs: Vec<Job>) -> Scenario {
+    Scenario::new(RIG_DISK, jobs).late_timers(TIMER_LATENESS_US)
+}
+
+fn intact(report: Report) -> Report {
+    assert!(
+        report.all_rings_intact(),
+        "lost or reordered: {:?}",
+        report.rings
+    );
+    report
+}
+
+/// Settled 5 s windows within `from..to` seconds (the first second after a change is left
+/// out, as the rig's `settle_s`).
+fn windows(from: usize, to: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (from + 1..=to.saturating_sub(5)).map(|s| s..s + 5)
+}
+
+/// Each domain's fraction (percent) of the delivered requests over `window`.
+fn fractions(report: &Report, domids: &[u32], window: std::ops::Range<usize>) -> Vec<f64> {
+    let ops: Vec<f64> = domids
+        .iter()
+        .map(|&d| report.domain(d).ops_in(window.clone()) as f64)
+        .collect();
+    let total: f64 = ops.iter().sum();
+    ops.iter().map(|o| 100.0 * o / total).collect()
+}
+
+fn total_iops(report: &Report, domids: &[u32], window: std::ops::Range<usize>) -> f64 {
+    domids
+        .iter()
+        .map(|&d| report.domain(d).iops(window.clone()))
+        .sum()
+}
+
+#[test]
+fn shares_one_two_four_hold_in_every_window_and_lose_no_throughput() {
+    let jobs = vec![
+        reads(ALPHA, 0, SECONDS),
+        reads(BETA, 0, SECONDS),
+        reads(GAMMA, 0, SECONDS),
+    ];
+    let sched = Scheduling::window(WINDOW)
+        .domain(ALPHA, weight(1))
+        .domain(BETA, weight(2))
+        .domain(GAMMA, weight(4));
+    let unscheduled = intact(run(&scenario(jobs.clone())));
+    let report = intact(run(&scenario(jobs).scheduled(sched)));
+    let all = [ALPHA, BETA, GAMMA];
+    let expect = [100.0 / 7.0, 200.0 / 7.0, 400.0 / 7.0];
+    let mut worst: f64 = 0.0;
+    for window in windows(0, SECONDS as usize) {
+        let got = fractions(&report, &all, window.clone());
+        for (g, e) in got.iter().zip(expect) {
+            worst = worst.max((g - e).abs());
+        }
+    }
+    let ratio = total_iops(&report, &all, 1..29) / total_iops(&unscheduled, &all, 1..29);
+    eprintln!(
+        "shares 1:2:4: worst window off by {worst:.2} pp; total {:.1} IOPS = {ratio:.3} x unscheduled",
+        total_iops(&report, &all, 1..29)
+    );
+    assert!(worst <= 2.0, "off by {worst:.2} pp");
+    assert!(ratio >= 0.95, "total {ratio:.3} of unscheduled");
+}
+
+#[test]
+fn when_gamma_stops_alpha_and_beta_share_the_whole_disk_within_a_second() {
+    let jobs = vec![
+        reads(ALPHA, 0, SECONDS),
+        reads(BETA, 0, SECONDS),
+        reads(GAMMA, 0, 15),
+    ];
+    let sched = Scheduling::window(WINDOW)
+        .domain(ALPHA, weight(1))
+        .domain(BETA, weight(2))
+        .domain(GAMMA, weight(4));
+    let report = intact(run(&scenario(jobs.clone()).scheduled(sched)));
+    let unscheduled = intact(run(&scenario(jobs)));
+    let pair = [ALPHA, BETA];
+    let mut worst: f64 = 0.0;
+    // gamma's last requests complete within its last second; from 16 s on, two domains.
+    for window in windows(16, SECONDS as usize) {
+        let got = fractions(&report, &pair, window);
+        worst = worst.max((got[0] - 100.0 / 3.0).abs());
+    }
+    let first_second = fractions(&report, &pair, 16..17);
+    let ratio = total_iops(&report, &pair, 17..29) / total_iops(&unscheduled, &pair, 17..29);
+    eprintln!(
+        "gamma stops at 15 s: second 16-17 alpha {:.1} %; worst window off 1:2 by {worst:.2} pp; total {ratio:.3} x unscheduled",
+        first_second[0]
+    );
+    assert!(
+        (first_second[0] - 100.0 / 3.0).abs() <= 2.0,
+        "{first_second:?}"
+    );
+    assert!(worst <= 2.0, "off by {worst:.2} pp");
+    assert!(ratio >= 0.95, "total {ratio:.3}");
+}
+
+#[test]
+fn a_reservation_holds_and_an_idle_reservation_leaves_the_disk_to_the_others() {
+    let jobs = vec![
+        reads(ALPHA, 0, 15),
+        reads(BETA, 0, SECONDS),
+        reads(GAMMA, 0, SECONDS),
+    ];
+    let sched = Scheduling::window(WINDOW)
+        .domain(
+            ALPHA,
+            FlowConfig {
+                weight: 1,
+                reservation_iops: 150,
+                reservation_bps: 0,
+            },
+        )
+        .domain(BETA, weight(100))
+        .domain(GAMMA, weight(100));
+    let report = intact(run(&scenario(jobs).scheduled(sched)));
+    let worst = windows(0, 15)
+        .map(|w| report.domain(ALPHA).iops(w))
+        .fold(f64::INFINITY, f64::min);
+    let others = total_iops(&report, &[BETA, GAMMA], 17..29);
+    eprintln!("reservation 150: alpha's lowest window {worst:.1} IOPS; after alpha stops beta+gamma {others:.1} IOPS");
+    assert!(worst >= 150.0 * 0.97, "alpha {worst:.1}");
+    assert!(others >= 400.0 * 0.95, "beta+gamma {others:.1}");
+}
+
+#[test]
+fn two_vbds_of_one_domain_split_its_share_one_to_three() {
+    // Jobs 0 and 1 are alpha's two vbds; beta and gamma contend.
+    let jobs = vec![
+        reads(ALPHA, 0, SECONDS),
+        reads(ALPHA, 0, SECONDS).seeded(11),
+        reads(BETA, 0, SECONDS),
+        reads(GAMMA, 0, SECONDS),
+    ];
+    let sched = Scheduling::window(WINDOW)
+        .vbd_weight(0, 100)
+        .vbd_weight(1, 300);
+    let report = intact(run(&scenario(jobs).scheduled(sched)));
+    let light = report.rings[0].completed as f64;
+    let heavy = report.rings[1].completed as f64;
+    let light_pct = 100.0 * light / (light + heavy);
+    let alpha_pct = fractions(&report, &[ALPHA, BETA, GAMMA], 1..29)[0];
+    eprintln!("vbd weights 1:3: light vbd {light_pct:.2} % of alpha's; alpha {alpha_pct:.1} % of the disk");
+    assert!((light_pct - 25.0).abs() <= 2.0, "{light_pct:.2} %");
+    assert!(
+        (alpha_pct - 100.0 / 3.0).abs() <= 2.0,
+        "alpha {alpha_pct:.1} %"
+    );
+}
+
+#[test]
+fn a_heavy_domain_under_a_limit_gets_its_limit_and_the_rest_goes_by_weight() {
+    let jobs = vec![
+        reads(ALPHA, 0, SECONDS),
+        reads(BETA, 0, SECONDS),
+        reads(GAMMA, 0, SECONDS),
+    ];
+    let sched = Scheduling::window(WINDOW)
+        .domain(ALPHA, weight(400))
+        .domain(BETA, weight(100))
+        .domain(GAMMA, weight(200));
+    let report = intact(run(&scenario(jobs)
+        .limit(ALPHA, Limits::iops(60))
+        .scheduled(sched)));
+    let mut worst: f64 = 0.0;
+    let mut worst_split: f64 = 0.0;
+    for window in windows(0, SECONDS as usize) {
+        worst = worst.max((report.domain(ALPHA).iops(window.clone()) - 60.0).abs() / 60.0);
+        let split = fractions(&report, &[BETA, GAMMA], window);
+        worst_split = worst_split.max((split[0] - 100.0 / 3.0).abs());
+    }
+    let rest = total_iops(&report, &[BETA, GAMMA], 1..29);
+    eprintln!(
+        "weight 400 + limit 60: worst window {:.2} % off; beta:gamma off 1:2 by {worst_split:.2} pp; they get {rest:.1} IOPS",
+        100.0 * worst
+    );
+    assert!(worst <= 0.02, "alpha off by {:.2} %", 100.0 * worst);
+    assert!(worst_split <= 2.0, "{worst_split:.2} pp");
+    assert!(rest >= (400.0 - 60.0) * 0.95, "{rest:.1}");
+}
