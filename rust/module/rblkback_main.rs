@@ -24,6 +24,12 @@ pub mod throttle;
 #[path = "../blkif/src/lib.rs"]
 pub mod blkif;
 
+// Built in so that the kernel's compiler and lints check it; the backend does not call it
+// yet (Documentation/design/scheduler.md).
+#[allow(unused_attributes)]
+#[path = "../sched/src/lib.rs"]
+pub mod sched;
+
 pub mod backend;
 pub mod sys;
 
