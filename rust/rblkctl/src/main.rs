@@ -13,6 +13,7 @@ mod limits_line;
 mod rates;
 mod report;
 mod sysfs;
+mod units;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
