@@ -1,12 +1,12 @@
 //! Byte units: the binary units rblkctl reads on byte values (`20M`, `4KiB`) and the ones
 //! it shows byte limits, counters and rates in (`20MiB`, `19.9MiB`).
 //!
-//! The kernel reads only plain decimal numbers; units are rblkctl's
+//! The kernel reads only plain decimal numbers (`throttle::number`); units are rblkctl's
 //! own syntax, turned into the exact number of bytes before anything is checked or
 //! written. This module depends on no other module of rblkctl, so that what parses
 //! values and what prints them both depend on it, not on each other.
 
-use throttle::control::parse_u64;
+use throttle::number::parse_decimal;
 
 /// Binary units a byte value may carry, lower-cased, with their multipliers.
 const INPUT_UNITS: [(&str, u64); 13] = [
@@ -66,7 +66,7 @@ pub(crate) fn bytes_with_unit(value: &str) -> Option<Result<u64, UnitError>> {
     }
     let &(_, multiplier) = INPUT_UNITS.iter().find(|(name, _)| *name == unit_lower)?;
     Some(
-        parse_u64(digits.as_bytes())
+        parse_decimal(digits.as_bytes())
             .ok()
             .and_then(|n| n.checked_mul(multiplier))
             .ok_or(UnitError::TooLarge),
