@@ -1,5 +1,5 @@
 //! The command line, declared with clap's derive API: the subcommands, their options and
-//! help texts.
+//! help texts, and the shell completion scripts generated from them (`clap_complete`).
 //!
 //! `--sysfs-root` (global), `--help` and `--version` may come before or after the
 //! subcommand, a subcommand's own options after it. Only what belongs to the command line
@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
 
@@ -28,7 +28,7 @@ const DEFAULT_SYSFS_ROOT: &str = "/sys";
 const SYSFS_ROOT_ENV: &str = "RBLKCTL_SYSFS_ROOT";
 /// Longest sampling interval accepted: longer is almost certainly a typo.
 const MAX_INTERVAL_S: f64 = 3600.0;
-/// The program name in help and usage, whatever argv[0] is.
+/// The program name in help, usage and completion scripts, whatever argv[0] is.
 const NAME: &str = "rblkctl";
 
 /// What the command line asks for.
@@ -126,6 +126,12 @@ Drops every limit set for domain DOMID (writes '<domid> clear' to
 /sys/module/rblkback/domains/limits): the domain goes back to the module defaults
 default_iops and default_bps.";
 
+const COMPLETIONS_ABOUT: &str = "\
+Prints the completion script for SHELL on stdout, for example:
+  rblkctl completions bash > /etc/bash_completion.d/rblkctl
+  rblkctl completions zsh > \"${fpath[1]}/_rblkctl\"
+  rblkctl completions fish > ~/.config/fish/completions/rblkctl.fish";
+
 const DOMID_HELP: &str = "The domain id (0..32751)";
 const SAMPLE_INTERVAL_HELP: &str = "Seconds between the two samples (0 = no rates, no wait)";
 const DRY_RUN_HELP: &str = "Print the line instead of writing it";
@@ -220,6 +226,20 @@ pub(crate) enum Command {
         #[arg(long, help = DRY_RUN_HELP)]
         dry_run: bool,
     },
+    /// Print a completion script.
+    #[command(about = "Print a shell completion script", long_about = COMPLETIONS_ABOUT)]
+    Completions {
+        #[arg(value_enum, help = "The shell to complete rblkctl in")]
+        shell: Shell,
+    },
+}
+
+/// The shells `rblkctl completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Parses the arguments after the program name. The sysfs root comes from
@@ -258,6 +278,19 @@ fn parse_with_default_root(
     }
 }
 
+/// The completion script for `shell`.
+pub(crate) fn completion_script(shell: Shell) -> String {
+    let generator = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(generator, &mut Cli::command(), NAME, &mut script);
+    // The generators write text they build from our (UTF-8) names and help.
+    String::from_utf8_lossy(&script).into_owned()
+}
+
 fn parse_interval(text: &str) -> Result<Duration, String> {
     let refuse = || format!("expected seconds between 0 and {MAX_INTERVAL_S}, e.g. 1 or 0.5");
     let seconds: f64 = text.trim().parse().map_err(|_| refuse())?;
@@ -287,7 +320,6 @@ fn parse_count(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
     use throttle::params::{MAX_BPS, MAX_IOPS};
 
     fn parse_args(args: &[&str]) -> Result<Invocation, Error> {
@@ -431,6 +463,10 @@ mod tests {
         assert!(
             matches!(command(&["set", "--", "7", "--iops=1"]), Command::Set { settings, .. } if settings == ["--iops=1"])
         );
+        assert_eq!(
+            command(&["completions", "zsh"]),
+            Command::Completions { shell: Shell::Zsh }
+        );
     }
 
     #[test]
@@ -481,6 +517,7 @@ mod tests {
                 "unexpected value 'yes' for '--json'",
             ),
             (&["help", "nope"], "unrecognized subcommand 'nope'"),
+            (&["completions", "tcsh"], "invalid value 'tcsh'"),
         ];
         for (args, expected) in cases {
             let message = usage_message(args);
@@ -539,7 +576,15 @@ mod tests {
     #[test]
     fn every_subcommand_has_help_and_the_general_help_names_them_all() {
         let general = help_of(None);
-        for subcommand in ["status", "top", "get", "set", "clear", "help"] {
+        for subcommand in [
+            "status",
+            "top",
+            "get",
+            "set",
+            "clear",
+            "completions",
+            "help",
+        ] {
             assert!(
                 general.contains(&format!("  {subcommand} ")),
                 "{subcommand}: {general}"
@@ -577,6 +622,7 @@ mod tests {
                 ],
             ),
             ("clear", &["<DOMID>", "--dry-run"]),
+            ("completions", &["<SHELL>", "bash", "zsh", "fish"]),
         ];
         for (subcommand, words) in options {
             let own = help_of(Some(subcommand));
@@ -591,5 +637,23 @@ mod tests {
         let set = help_of(Some("set"));
         assert!(set.contains(&format!("at most {MAX_IOPS}")), "{set}");
         assert!(set.contains(&format!("at most {MAX_BPS} (1TiB)")), "{set}");
+    }
+
+    #[test]
+    fn completion_scripts_name_every_subcommand() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = completion_script(shell);
+            for word in [
+                "rblkctl",
+                "status",
+                "top",
+                "get",
+                "set",
+                "clear",
+                "sysfs-root",
+            ] {
+                assert!(script.contains(word), "{shell:?} lacks {word}");
+            }
+        }
     }
 }

@@ -42,6 +42,7 @@ fn run(invocation: Invocation) -> Result<(), Error> {
     };
     let sysfs = Sysfs::new(sysfs_root);
     match command {
+        Command::Completions { shell } => print(&cli::completion_script(shell)),
         Command::Status { json, interval } => {
             let (before, after) = two_samples(&sysfs, interval, |_| Ok(()))?;
             let status = report::Status::new(&after, before.as_ref());

@@ -148,6 +148,7 @@ fn help_names_every_subcommand_and_each_has_its_own() {
         "get",
         "set",
         "clear",
+        "completions",
         "help",
         "--sysfs-root",
         "RBLKCTL_SYSFS_ROOT",
@@ -159,12 +160,13 @@ fn help_names_every_subcommand_and_each_has_its_own() {
     }
     // Each subcommand's own help, as `<command> --help` and as `help <command>`, with its
     // usage and its options.
-    let own_options: [(&str, &[&str]); 5] = [
+    let own_options: [(&str, &[&str]); 6] = [
         ("status", &["--json", "--interval <S>"]),
         ("top", &["--interval <S>", "--count <N>"]),
         ("get", &["<DOMID>", "--json", "--interval <S>"]),
         ("set", &["<DOMID>", "<KEY=VALUE>", "--dry-run"]),
         ("clear", &["<DOMID>", "--dry-run"]),
+        ("completions", &["<SHELL>", "bash, zsh, fish"]),
     ];
     for (subcommand, options) in own_options {
         for args in [vec![subcommand, "--help"], vec!["help", subcommand]] {
@@ -204,7 +206,7 @@ fn version_is_the_crate_version() {
 fn usage_errors_exit_2_and_point_at_help() {
     // The wording is clap's; what matters is that each names what is wrong, points at the
     // help and prints nothing on stdout.
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&[], "requires a subcommand"),
         (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
         (&["status", "--bogus"], "unexpected argument '--bogus'"),
@@ -217,6 +219,7 @@ fn usage_errors_exit_2_and_point_at_help() {
             &["status", "--interval", "-1"],
             "invalid value '-1' for '--interval <S>': expected seconds between 0 and 3600, e.g. 1 or 0.5",
         ),
+        (&["completions", "csh"], "invalid value 'csh' for '<SHELL>'"),
     ];
     for (args, message) in cases {
         let output = rblkctl().args(args).output().unwrap();
@@ -230,6 +233,29 @@ fn usage_errors_exit_2_and_point_at_help() {
         );
         assert_eq!(stdout(&output), "", "{args:?}");
     }
+}
+
+#[test]
+fn completions_are_scripts_for_the_shell_asked_for() {
+    for (shell, marker) in [
+        ("bash", "complete -F _rblkctl"),
+        ("zsh", "#compdef rblkctl"),
+        ("fish", "complete -c rblkctl"),
+    ] {
+        let output = rblkctl().args(["completions", shell]).output().unwrap();
+        assert_eq!(status(&output), 0, "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("clear"), "{shell}");
+    }
+    // The bash script is valid bash, whatever the sysfs root.
+    let fake = FakeSysfs::empty();
+    let output = fake.run(&["completions", "bash"]);
+    let check = Command::new("bash")
+        .args(["-n", "-c", &stdout(&output)])
+        .status()
+        .expect("bash runs");
+    assert!(check.success());
 }
 
 #[test]
