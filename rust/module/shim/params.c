@@ -4,7 +4,7 @@
  *
  * Linux 6.12's Rust `module!` macro cannot declare parameters, so they are declared here with
  * module_param_cb(). Parsing and checking are Rust's (rblkback_param_parse: the number format
- * of throttle::control::parse_number, the ranges of throttle::params::validate), so insmod,
+ * of throttle::number::parse_number, the ranges of throttle::params::validate), so insmod,
  * runtime sysfs writes, the per-domain files and the host tests share one format and one
  * table of ranges. A refused value fails insmod with -EINVAL, or fails the sysfs write and
  * leaves the old value.

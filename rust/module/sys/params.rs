@@ -6,7 +6,7 @@
 //! the rules, from [`crate::throttle::params`].
 
 use super::bindings;
-use crate::throttle::control::parse_number;
+use crate::throttle::number::parse_number;
 use crate::throttle::params::{validate, Param, ParamError, ALL};
 use kernel::prelude::*;
 use kernel::str::CStr;
@@ -94,7 +94,7 @@ pub fn report_invalid(param: Param, value: u64) {
 
 /// Called by `shim/params.c` for the text given to `insmod` or written to sysfs, before it
 /// stores the value: the number format of every file of the module
-/// ([`crate::throttle::control::parse_number`]), then the parameter's range.
+/// ([`crate::throttle::number`]), then the parameter's range.
 ///
 /// Returns 0 with `*value` set to accept, or `-EINVAL` (after logging) to refuse.
 ///

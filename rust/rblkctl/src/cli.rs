@@ -1,13 +1,24 @@
-//! The command line: a small hand-written parser (no argument-parsing dependency) and the
-//! help texts.
+//! The command line, declared with clap's derive API: the subcommands, their options and
+//! help texts, and the shell completion scripts generated from them (`clap_complete`).
 //!
-//! Options may come before or after the subcommand. Operands that look like negative
-//! numbers (`-7`) are operands, so that `rblkctl set -7 iops=1` is refused by the limit
-//! validation, naming the domain id, rather than as an unknown option.
+//! `--sysfs-root` (global), `--help` and `--version` may come before or after the
+//! subcommand, a subcommand's own options after it. Only what belongs to the command line
+//! is checked here (an interval, a count); domain ids and limits stay text for
+//! `limits_line`, which checks them with the kernel's parser and names the token at fault.
+//! Operands that look like negative numbers (`-7`) are operands, so that
+//! `rblkctl set -7 iops=1` is refused by that check, naming the domain id, rather than as
+//! an unknown option.
+//!
+//! Help and version are clap's "errors" that go to stdout with exit status 0; every other
+//! error clap finds is a usage error, exit status 2 ([`Error::Usage`]), as clap itself
+//! would exit.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::Error;
 
@@ -17,167 +28,222 @@ const DEFAULT_SYSFS_ROOT: &str = "/sys";
 const SYSFS_ROOT_ENV: &str = "RBLKCTL_SYSFS_ROOT";
 /// Longest sampling interval accepted: longer is almost certainly a typo.
 const MAX_INTERVAL_S: f64 = 3600.0;
-/// The rates' sampling interval when none is given.
-const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+/// The program name in help, usage and completion scripts, whatever argv[0] is.
+const NAME: &str = "rblkctl";
 
-/// What to do, and against which sysfs tree.
+/// What the command line asks for.
 #[derive(Debug, PartialEq)]
-pub(crate) struct Invocation {
-    /// The directory where sysfs is mounted (`/sys` on a real host).
-    pub(crate) sysfs_root: PathBuf,
-    /// The subcommand with its arguments.
-    pub(crate) command: Command,
+pub(crate) enum Invocation {
+    /// Help or the version: print this text on stdout, exit status 0.
+    Print(String),
+    /// Run `command` against the sysfs tree mounted at `sysfs_root` (`/sys` on a real
+    /// host).
+    Run {
+        sysfs_root: PathBuf,
+        command: Command,
+    },
 }
+
+const ROOT_TEMPLATE: &str = "\
+{name} {version}: {about}
+
+{usage-heading} {usage}
+
+{all-args}{after-help}";
+
+const ROOT_AFTER_HELP: &str = "\
+Limit keys: iops, bps, read_iops, write_iops, read_bps, write_bps (per second, 0 = unlimited)
+
+--sysfs-root, --help and --version may come before or after the command, a command's own
+options after it. 'rblkctl <command> --help' (or 'rblkctl help <command>') shows them.
+
+Exit status: 0 done; 1 the system failed (rblkback not loaded, a read or write refused);
+2 bad usage or an invalid limit (nothing was written).";
+
+/// The command line as clap reads it.
+#[derive(Debug, Parser)]
+#[command(
+    name = NAME,
+    version,
+    propagate_version = true,
+    about = "show and set rblkback's per-domain disk I/O limits",
+    help_template = ROOT_TEMPLATE,
+    after_help = ROOT_AFTER_HELP,
+    // A bare `rblkctl` is a usage error like any other, not the help on stderr.
+    arg_required_else_help = false,
+)]
+struct Cli {
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        // Last in every command's options: it is the one they all share.
+        display_order = 100,
+        help = "Where sysfs is mounted [default: $RBLKCTL_SYSFS_ROOT if set, else /sys]"
+    )]
+    sysfs_root: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+const STATUS_ABOUT: &str = "\
+Shows the module parameters and, for every domain under /sys/module/rblkback/domains/, its six
+limits (- = unlimited), its counters and its live rates: requests, operations and bytes per
+second and the share of time its rings were held, measured over two samples S seconds apart.";
+
+const TOP_ABOUT: &str = "\
+Shows the status table with rates, refreshed every S seconds, until interrupted or N times. On
+a terminal the screen is cleared before each table; otherwise the tables follow each other,
+separated by a blank line.";
+
+const GET_ABOUT: &str = "\
+Shows one domain as 'status' does. With --json, prints the domain's object alone (the same
+shape as one element of status's \"domains\").";
+
+const SET_ABOUT: &str = "\
+Sets limits of domain DOMID with one write of '<domid> key=value ...' to
+/sys/module/rblkback/domains/limits. Keys not given keep their value. The domain need not
+exist yet. New limits apply from the next timeslice.
+
+Every token is checked as the kernel checks it before anything is written; an invalid one is
+named and nothing is written (exit status 2).";
+
+const SET_AFTER_HELP: &str = "\
+Keys (per second, 0 = unlimited):
+  iops, read_iops, write_iops    operations, at most 10000000
+  bps, read_bps, write_bps       bytes, at most 1099511627776 (1TiB)
+
+Values are unsigned decimal numbers (the module's number format), or 'unlimited' (= 0). Byte
+values may carry a binary unit: K, M, G, T or KiB, MiB, GiB, TiB (20M = 20MiB = 20971520);
+rblkctl writes the plain number.
+
+Example:
+  rblkctl set 7 iops=500 bps=20M";
+
+const CLEAR_ABOUT: &str = "\
+Drops every limit set for domain DOMID (writes '<domid> clear' to
+/sys/module/rblkback/domains/limits): the domain goes back to the module defaults
+default_iops and default_bps.";
+
+const COMPLETIONS_ABOUT: &str = "\
+Prints the completion script for SHELL on stdout, for example:
+  rblkctl completions bash > /etc/bash_completion.d/rblkctl
+  rblkctl completions zsh > \"${fpath[1]}/_rblkctl\"
+  rblkctl completions fish > ~/.config/fish/completions/rblkctl.fish";
+
+const DOMID_HELP: &str = "The domain id (0..32751)";
+const SAMPLE_INTERVAL_HELP: &str = "Seconds between the two samples (0 = no rates, no wait)";
+const DRY_RUN_HELP: &str = "Print the line instead of writing it";
 
 /// One subcommand with its arguments, still as text where the limit validation (which
 /// names bad tokens) wants to see what the operator typed.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, PartialEq, Subcommand)]
 pub(crate) enum Command {
-    /// Print the help text, general (`None`) or of one subcommand.
-    Help(Option<Subcommand>),
-    /// Print the version.
-    Version,
     /// Every domain once; rates over `interval` unless it is zero.
-    Status { json: bool, interval: Duration },
-    /// One domain.
-    Get {
-        domid: String,
+    #[command(about = "Every domain's limits, counters and rates", long_about = STATUS_ABOUT)]
+    Status {
+        #[arg(
+            long,
+            help = "Print JSON instead of a table (rates are null when not measured)"
+        )]
         json: bool,
+        #[arg(
+            long,
+            value_name = "S",
+            default_value = "1",
+            value_parser = parse_interval,
+            allow_negative_numbers = true,
+            help = SAMPLE_INTERVAL_HELP
+        )]
         interval: Duration,
     },
     /// The status table every `interval`, `count` times or forever.
+    #[command(about = "The status table, refreshed every S seconds", long_about = TOP_ABOUT)]
     Top {
+        #[arg(
+            long,
+            value_name = "S",
+            default_value = "1",
+            value_parser = parse_refresh_interval,
+            allow_negative_numbers = true,
+            help = "Seconds between refreshes (above 0)"
+        )]
         interval: Duration,
+        #[arg(
+            long,
+            value_name = "N",
+            value_parser = parse_count,
+            allow_negative_numbers = true,
+            help = "Stop after N tables [default: until interrupted]"
+        )]
         count: Option<u64>,
     },
-    /// Set some of a domain's limits.
-    Set {
+    /// One domain.
+    #[command(about = "One domain", long_about = GET_ABOUT)]
+    Get {
+        #[arg(allow_negative_numbers = true, help = DOMID_HELP)]
         domid: String,
+        #[arg(long, help = "Print JSON instead of a table")]
+        json: bool,
+        #[arg(
+            long,
+            value_name = "S",
+            default_value = "1",
+            value_parser = parse_interval,
+            allow_negative_numbers = true,
+            help = SAMPLE_INTERVAL_HELP
+        )]
+        interval: Duration,
+    },
+    /// Set some of a domain's limits.
+    #[command(
+        about = "Set limits of a domain",
+        long_about = SET_ABOUT,
+        after_help = SET_AFTER_HELP
+    )]
+    Set {
+        #[arg(allow_negative_numbers = true, help = DOMID_HELP)]
+        domid: String,
+        #[arg(
+            value_name = "KEY=VALUE",
+            required = true,
+            allow_negative_numbers = true,
+            help = "Limits to set, as key=value (keys and values below)"
+        )]
         settings: Vec<String>,
+        #[arg(long, help = DRY_RUN_HELP)]
         dry_run: bool,
     },
     /// Drop all of a domain's limits.
-    Clear { domid: String, dry_run: bool },
+    #[command(
+        about = "Drop a domain's limits (back to the defaults)",
+        long_about = CLEAR_ABOUT
+    )]
+    Clear {
+        #[arg(allow_negative_numbers = true, help = DOMID_HELP)]
+        domid: String,
+        #[arg(long, help = DRY_RUN_HELP)]
+        dry_run: bool,
+    },
+    /// Print a completion script.
+    #[command(about = "Print a shell completion script", long_about = COMPLETIONS_ABOUT)]
+    Completions {
+        #[arg(value_enum, help = "The shell to complete rblkctl in")]
+        shell: Shell,
+    },
 }
 
-/// The subcommands, for help and for checking which options each one takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Subcommand {
-    Status,
-    Top,
-    Get,
-    Set,
-    Clear,
-    Help,
-}
-
-impl Subcommand {
-    const ALL: [Subcommand; 6] = [
-        Subcommand::Status,
-        Subcommand::Top,
-        Subcommand::Get,
-        Subcommand::Set,
-        Subcommand::Clear,
-        Subcommand::Help,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Subcommand::Status => "status",
-            Subcommand::Top => "top",
-            Subcommand::Get => "get",
-            Subcommand::Set => "set",
-            Subcommand::Clear => "clear",
-            Subcommand::Help => "help",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Subcommand> {
-        Subcommand::ALL.into_iter().find(|s| s.name() == name)
-    }
-
-    fn takes(self, option: ValueOption) -> bool {
-        match option {
-            ValueOption::Interval => {
-                matches!(self, Subcommand::Status | Subcommand::Get | Subcommand::Top)
-            }
-            ValueOption::Count => self == Subcommand::Top,
-            ValueOption::SysfsRoot => true,
-        }
-    }
-
-    fn takes_flag(self, flag: Flag) -> bool {
-        match flag {
-            Flag::Json => matches!(self, Subcommand::Status | Subcommand::Get),
-            Flag::DryRun => matches!(self, Subcommand::Set | Subcommand::Clear),
-        }
-    }
-}
-
-/// Options followed by a value (`--interval 0.5` or `--interval=0.5`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ValueOption {
-    Interval,
-    Count,
-    SysfsRoot,
-}
-
-impl ValueOption {
-    fn from_name(name: &str) -> Option<ValueOption> {
-        match name {
-            "--interval" => Some(ValueOption::Interval),
-            "--count" => Some(ValueOption::Count),
-            "--sysfs-root" => Some(ValueOption::SysfsRoot),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            ValueOption::Interval => "--interval",
-            ValueOption::Count => "--count",
-            ValueOption::SysfsRoot => "--sysfs-root",
-        }
-    }
-}
-
-/// Options without a value that only some subcommands take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Flag {
-    Json,
-    DryRun,
-}
-
-impl Flag {
-    fn from_name(name: &str) -> Option<Flag> {
-        match name {
-            "--json" => Some(Flag::Json),
-            "--dry-run" => Some(Flag::DryRun),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Flag::Json => "--json",
-            Flag::DryRun => "--dry-run",
-        }
-    }
-}
-
-/// Everything seen on the command line, before it is checked against the subcommand.
-#[derive(Default)]
-struct Seen {
-    help: bool,
-    version: bool,
-    flags: Vec<Flag>,
-    values: Vec<(ValueOption, String)>,
-    /// The subcommand's name (first operand) and the operands after it.
-    operands: Vec<String>,
+/// The shells `rblkctl completions` writes scripts for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Parses the arguments after the program name. The sysfs root comes from
-/// `--sysfs-root`, else `$RBLKCTL_SYSFS_ROOT`, else `/sys`.
+/// `--sysfs-root`, else `$RBLKCTL_SYSFS_ROOT` (if not empty), else `/sys`.
 pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, Error> {
     let environment_root = std::env::var_os(SYSFS_ROOT_ENV).filter(|root| !root.is_empty());
     parse_with_default_root(args, environment_root)
@@ -187,214 +253,46 @@ fn parse_with_default_root(
     args: impl IntoIterator<Item = OsString>,
     environment_root: Option<OsString>,
 ) -> Result<Invocation, Error> {
-    let seen = scan(args)?;
-    let mut operands = seen.operands.into_iter();
-    let subcommand = match operands.next() {
-        Some(name) => Some(
-            Subcommand::from_name(&name)
-                .ok_or_else(|| Error::usage(format!("unknown command '{name}'"), None))?,
-        ),
-        None => None,
-    };
-    let operands: Vec<String> = operands.collect();
-    let mut sysfs_root =
-        environment_root.map_or_else(|| PathBuf::from(DEFAULT_SYSFS_ROOT), PathBuf::from);
-    // Help and version need nothing else to be right, as `--help` is how one finds out.
-    if seen.help {
-        let topic = match subcommand {
-            // `help --help` is about `help`; `help set --help` about `set`.
-            Some(Subcommand::Help) => help_topic(operands.first())?.or(subcommand),
-            other => other,
-        };
-        return Ok(Invocation {
-            sysfs_root,
-            command: Command::Help(topic),
-        });
-    }
-    if seen.version {
-        return Ok(Invocation {
-            sysfs_root,
-            command: Command::Version,
-        });
-    }
-    let Some(subcommand) = subcommand else {
-        return Err(Error::usage("no command given", None));
-    };
-    let help_of = Some(subcommand.name());
-
-    let mut interval = None;
-    let mut count = None;
-    for (option, value) in &seen.values {
-        if !subcommand.takes(*option) {
-            return Err(Error::usage(
-                format!("'{}' does not take {}", subcommand.name(), option.name()),
-                help_of,
-            ));
+    let argv = std::iter::once(OsString::from(NAME)).chain(args);
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => {
+            let sysfs_root = match (cli.sysfs_root, environment_root) {
+                (Some(root), _) => PathBuf::from(root),
+                (None, Some(root)) => PathBuf::from(root),
+                (None, None) => PathBuf::from(DEFAULT_SYSFS_ROOT),
+            };
+            Ok(Invocation::Run {
+                sysfs_root,
+                command: cli.command,
+            })
         }
-        match option {
-            ValueOption::SysfsRoot => sysfs_root = PathBuf::from(value),
-            ValueOption::Interval => interval = Some(parse_interval(value, help_of)?),
-            ValueOption::Count => count = Some(parse_count(value, help_of)?),
-        }
+        // `--version` anywhere: the program's version (clap would name a subcommand's
+        // display name, `rblkctl-status`).
+        Err(error) if error.kind() == ErrorKind::DisplayVersion => Ok(Invocation::Print(format!(
+            "{NAME} {}\n",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        // Help (clap exits 0 for it and prints it on stdout).
+        Err(error) if !error.use_stderr() => Ok(Invocation::Print(error.render().to_string())),
+        Err(error) => Err(Error::Usage(error.render().to_string())),
     }
-    for flag in &seen.flags {
-        if !subcommand.takes_flag(*flag) {
-            return Err(Error::usage(
-                format!("'{}' does not take {}", subcommand.name(), flag.name()),
-                help_of,
-            ));
-        }
-    }
-    let json = seen.flags.contains(&Flag::Json);
-    let dry_run = seen.flags.contains(&Flag::DryRun);
-    let command = command_for(subcommand, operands, json, dry_run, interval, count)?;
-    Ok(Invocation {
-        sysfs_root,
-        command,
-    })
 }
 
-/// Sorts the raw arguments into options and operands.
-fn scan(args: impl IntoIterator<Item = OsString>) -> Result<Seen, Error> {
-    let mut seen = Seen::default();
-    let mut args = args.into_iter();
-    let mut only_operands = false;
-    while let Some(arg) = args.next() {
-        let arg = utf8(arg)?;
-        if only_operands || !looks_like_option(&arg) {
-            seen.operands.push(arg);
-            continue;
-        }
-        let (name, inline_value) = match arg.split_once('=') {
-            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        match name {
-            "--" => only_operands = true,
-            "-h" | "--help" => seen.help = true,
-            "-V" | "--version" => seen.version = true,
-            _ => {
-                if let Some(flag) = Flag::from_name(name) {
-                    if inline_value.is_some() {
-                        return Err(Error::usage(format!("{name} takes no value"), None));
-                    }
-                    seen.flags.push(flag);
-                } else if let Some(option) = ValueOption::from_name(name) {
-                    let value = match inline_value {
-                        Some(value) => value,
-                        None => {
-                            let value = args.next().ok_or_else(|| {
-                                Error::usage(format!("{name} needs a value"), None)
-                            })?;
-                            utf8(value)?
-                        }
-                    };
-                    seen.values.push((option, value));
-                } else {
-                    return Err(Error::usage(format!("unknown option '{arg}'"), None));
-                }
-            }
-        }
-    }
-    Ok(seen)
-}
-
-/// Arguments are names, numbers and paths that rblkctl prints back in messages; one that
-/// is not UTF-8 is refused rather than shown mangled.
-fn utf8(arg: OsString) -> Result<String, Error> {
-    arg.into_string()
-        .map_err(|arg| Error::usage(format!("argument {arg:?} is not valid UTF-8"), None))
-}
-
-/// Whether `arg` is meant as an option: it starts with `-` but is not a lone `-` or a
-/// negative number, both of which are (invalid) operands.
-fn looks_like_option(arg: &str) -> bool {
-    let mut chars = arg.chars();
-    chars.next() == Some('-') && chars.next().is_some_and(|c| !c.is_ascii_digit())
-}
-
-fn command_for(
-    subcommand: Subcommand,
-    operands: Vec<String>,
-    json: bool,
-    dry_run: bool,
-    interval: Option<Duration>,
-    count: Option<u64>,
-) -> Result<Command, Error> {
-    let help_of = Some(subcommand.name());
-    let interval_or_default = interval.unwrap_or(DEFAULT_INTERVAL);
-    let mut operands = operands.into_iter();
-    let mut next_domid = || {
-        operands
-            .next()
-            .ok_or_else(|| Error::usage("missing <domid>", help_of))
+/// The completion script for `shell`.
+pub(crate) fn completion_script(shell: Shell) -> String {
+    let generator = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
     };
-    let command = match subcommand {
-        Subcommand::Help => Command::Help(help_topic(next_domid().ok().as_ref())?),
-        Subcommand::Status => Command::Status {
-            json,
-            interval: interval_or_default,
-        },
-        Subcommand::Top => {
-            if interval_or_default.is_zero() {
-                return Err(Error::usage("top needs an --interval above 0", help_of));
-            }
-            Command::Top {
-                interval: interval_or_default,
-                count,
-            }
-        }
-        Subcommand::Get => Command::Get {
-            domid: next_domid()?,
-            json,
-            interval: interval_or_default,
-        },
-        Subcommand::Set => {
-            let domid = next_domid()?;
-            let settings: Vec<String> = operands.by_ref().collect();
-            if settings.is_empty() {
-                return Err(Error::usage(
-                    "set needs at least one key=value after the domain id",
-                    help_of,
-                ));
-            }
-            Command::Set {
-                domid,
-                settings,
-                dry_run,
-            }
-        }
-        Subcommand::Clear => Command::Clear {
-            domid: next_domid()?,
-            dry_run,
-        },
-    };
-    if let Some(extra) = operands.next() {
-        return Err(Error::usage(
-            format!("unexpected argument '{extra}'"),
-            help_of,
-        ));
-    }
-    Ok(command)
+    let mut script = Vec::new();
+    clap_complete::generate(generator, &mut Cli::command(), NAME, &mut script);
+    // The generators write text they build from our (UTF-8) names and help.
+    String::from_utf8_lossy(&script).into_owned()
 }
 
-/// The subcommand whose help `rblkctl help <name>` asks for (`None`: the general help).
-fn help_topic(name: Option<&String>) -> Result<Option<Subcommand>, Error> {
-    let Some(name) = name else {
-        return Ok(None);
-    };
-    Subcommand::from_name(name)
-        .map(Some)
-        .ok_or_else(|| Error::usage(format!("unknown command '{name}'"), None))
-}
-
-fn parse_interval(text: &str, help_of: Option<&'static str>) -> Result<Duration, Error> {
-    let refuse = || {
-        Error::usage(
-            format!("--interval '{text}': expected seconds between 0 and {MAX_INTERVAL_S}, e.g. 1 or 0.5"),
-            help_of,
-        )
-    };
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let refuse = || format!("expected seconds between 0 and {MAX_INTERVAL_S}, e.g. 1 or 0.5");
     let seconds: f64 = text.trim().parse().map_err(|_| refuse())?;
     if !(0.0..=MAX_INTERVAL_S).contains(&seconds) {
         return Err(refuse());
@@ -402,147 +300,66 @@ fn parse_interval(text: &str, help_of: Option<&'static str>) -> Result<Duration,
     Duration::try_from_secs_f64(seconds).map_err(|_| refuse())
 }
 
-fn parse_count(text: &str, help_of: Option<&'static str>) -> Result<u64, Error> {
-    match text.parse::<u64>() {
-        Ok(count) if count > 0 => Ok(count),
-        _ => Err(Error::usage(
-            format!("--count '{text}': expected a whole number of refreshes, at least 1"),
-            help_of,
+/// `top`'s interval: as [`parse_interval`], and above 0 (it waits before every table).
+fn parse_refresh_interval(text: &str) -> Result<Duration, String> {
+    match parse_interval(text) {
+        Ok(interval) if interval.is_zero() => Err(format!(
+            "top needs an interval above 0 (seconds up to {MAX_INTERVAL_S}, e.g. 1 or 0.5)"
         )),
+        other => other,
     }
 }
 
-/// The help text: the general one, or one subcommand's.
-pub(crate) fn help_text(topic: Option<Subcommand>) -> String {
-    let text = match topic {
-        None => GENERAL_HELP,
-        Some(Subcommand::Status) => STATUS_HELP,
-        Some(Subcommand::Top) => TOP_HELP,
-        Some(Subcommand::Get) => GET_HELP,
-        Some(Subcommand::Set) => SET_HELP,
-        Some(Subcommand::Clear) => CLEAR_HELP,
-        Some(Subcommand::Help) => HELP_HELP,
-    };
-    text.replace("{version}", env!("CARGO_PKG_VERSION"))
+fn parse_count(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(count) if count > 0 => Ok(count),
+        _ => Err("expected a whole number of refreshes, at least 1".to_string()),
+    }
 }
-
-const GENERAL_HELP: &str = "\
-rblkctl {version}: show and set rblkback's per-domain disk I/O limits
-
-Usage: rblkctl [--sysfs-root DIR] <command> [options]
-
-Commands:
-  status [--json] [--interval S]          every domain's limits, counters and rates
-  top [--interval S] [--count N]          the status table, refreshed every S seconds
-  get <domid> [--json] [--interval S]     one domain
-  set <domid> key=value [key=value ...]   set limits of a domain
-  clear <domid>                           drop a domain's limits (back to the defaults)
-  help [command]                          this text, or a command's
-
-Limit keys: iops, bps, read_iops, write_iops, read_bps, write_bps (per second, 0 = unlimited)
-
-Options:
-  --sysfs-root DIR   where sysfs is mounted (default /sys, or $RBLKCTL_SYSFS_ROOT)
-  -h, --help         print help (also after a command: rblkctl set --help)
-  -V, --version      print the version
-
-Exit status: 0 done; 1 the system failed (rblkback not loaded, a read or write refused);
-2 bad usage or an invalid limit (nothing was written).
-";
-
-const STATUS_HELP: &str = "\
-Usage: rblkctl status [--json] [--interval S]
-
-Shows the module parameters and, for every domain under
-/sys/module/rblkback/domains/, its six limits (- = unlimited), its counters and its
-live rates: requests, operations and bytes per second and the share of time its rings
-were held, measured over two samples S seconds apart.
-
-Options:
-  --json          print JSON instead of a table (rates are null when not measured)
-  --interval S    seconds between the two samples (default 1; 0 = no rates, no wait)
-";
-
-const TOP_HELP: &str = "\
-Usage: rblkctl top [--interval S] [--count N]
-
-Shows the status table with rates, refreshed every S seconds, until interrupted or N
-times. On a terminal the screen is cleared before each table; otherwise the tables
-follow each other, separated by a blank line.
-
-Options:
-  --interval S    seconds between refreshes (default 1, above 0)
-  --count N       stop after N tables
-";
-
-const GET_HELP: &str = "\
-Usage: rblkctl get <domid> [--json] [--interval S]
-
-Shows one domain as 'status' does. With --json, prints the domain's object alone
-(the same shape as one element of status's \"domains\").
-
-Options:
-  --json          print JSON instead of a table
-  --interval S    seconds between the two samples (default 1; 0 = no rates, no wait)
-";
-
-const SET_HELP: &str = "\
-Usage: rblkctl set <domid> key=value [key=value ...] [--dry-run]
-
-Sets limits of domain <domid> (0..32751) with one write of
-'<domid> key=value ...' to /sys/module/rblkback/domains/limits. Keys not given keep
-their value. The domain need not exist yet. New limits apply from the next timeslice.
-
-Keys (per second, 0 = unlimited):
-  iops, read_iops, write_iops    operations, at most 10000000
-  bps, read_bps, write_bps       bytes, at most 1099511627776 (1TiB)
-
-Values are unsigned decimal numbers, or 'unlimited' (= 0). Byte values may carry a
-binary unit: K, M, G, T or KiB, MiB, GiB, TiB (20M = 20MiB = 20971520); rblkctl writes
-the plain number. Every token is checked as the kernel checks it before anything is
-written; an invalid one is named and nothing is written (exit status 2).
-
-Options:
-  --dry-run       print the line instead of writing it
-
-Example:
-  rblkctl set 7 iops=500 bps=20M
-";
-
-const CLEAR_HELP: &str = "\
-Usage: rblkctl clear <domid> [--dry-run]
-
-Drops every limit set for domain <domid> (writes '<domid> clear' to
-/sys/module/rblkback/domains/limits): the domain goes back to the module defaults
-default_iops and default_bps.
-
-Options:
-  --dry-run       print the line instead of writing it
-";
-
-const HELP_HELP: &str = "\
-Usage: rblkctl help [command]
-
-Prints the general help, or the help of one command (as 'rblkctl <command> --help').
-";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use throttle::params::{MAX_BPS, MAX_IOPS};
 
     fn parse_args(args: &[&str]) -> Result<Invocation, Error> {
         parse_with_default_root(args.iter().map(OsString::from), None)
     }
 
     fn command(args: &[&str]) -> Command {
-        parse_args(args).expect("valid command line").command
+        match parse_args(args) {
+            Ok(Invocation::Run { command, .. }) => command,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn printed(args: &[&str]) -> String {
+        match parse_args(args) {
+            Ok(Invocation::Print(text)) => text,
+            other => panic!("{args:?} gave {other:?}"),
+        }
     }
 
     fn usage_message(args: &[&str]) -> String {
         match parse_args(args) {
-            Err(Error::Usage { message, .. }) => message,
+            Err(Error::Usage(message)) => message,
             other => panic!("{args:?} gave {other:?}"),
         }
+    }
+
+    /// Help for `subcommand` (`None`: the general help), as `--help` prints it (`help`
+    /// is clap's own subcommand, which takes no options: `help help`).
+    fn help_of(subcommand: Option<&str>) -> String {
+        match subcommand {
+            Some("help") => printed(&["help", "help"]),
+            Some(name) => printed(&[name, "--help"]),
+            None => printed(&["--help"]),
+        }
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -555,7 +372,7 @@ mod tests {
             }
         );
         assert_eq!(
-            command(&["--json", "status", "--interval=0"]),
+            command(&["status", "--json", "--interval=0"]),
             Command::Status {
                 json: true,
                 interval: Duration::ZERO
@@ -568,14 +385,38 @@ mod tests {
                 interval: Duration::from_millis(250)
             }
         );
+        assert_eq!(
+            command(&["get", "7", "--interval", " 2 "]),
+            Command::Get {
+                domid: "7".into(),
+                json: false,
+                interval: Duration::from_secs(2)
+            }
+        );
+        assert_eq!(
+            command(&["top"]),
+            Command::Top {
+                interval: Duration::from_secs(1),
+                count: None
+            }
+        );
+        assert_eq!(
+            command(&["top", "--count", "3", "--interval", "0.1"]),
+            Command::Top {
+                interval: Duration::from_millis(100),
+                count: Some(3)
+            }
+        );
     }
 
     #[test]
     fn the_sysfs_root_comes_from_the_option_else_the_environment_else_sys() {
-        let root = |args: &[&str], env: Option<&str>| {
-            parse_with_default_root(args.iter().map(OsString::from), env.map(OsString::from))
-                .unwrap()
-                .sysfs_root
+        let root = |args: &[&str], env: Option<&str>| match parse_with_default_root(
+            args.iter().map(OsString::from),
+            env.map(OsString::from),
+        ) {
+            Ok(Invocation::Run { sysfs_root, .. }) => sysfs_root,
+            other => panic!("{args:?} gave {other:?}"),
         };
         assert_eq!(root(&["status"], None), PathBuf::from("/sys"));
         assert_eq!(
@@ -602,111 +443,217 @@ mod tests {
                 dry_run: false
             }
         );
-        // A negative domain id is an operand for the validation to refuse, not an option.
+        // A negative domain id is an operand for the validation to refuse, not an option;
+        // so is a setting that looks like a negative number.
         assert!(
             matches!(command(&["set", "-7", "iops=1"]), Command::Set { domid, .. } if domid == "-7")
         );
+        assert!(
+            matches!(command(&["set", "7", "-5"]), Command::Set { settings, .. } if settings == ["-5"])
+        );
+        assert!(matches!(command(&["clear", "-7"]), Command::Clear { domid, .. } if domid == "-7"));
         assert!(matches!(
             command(&["clear", "3", "--dry-run"]),
             Command::Clear { dry_run: true, .. }
         ));
+        assert!(matches!(
+            command(&["set", "--dry-run", "3", "iops=1"]),
+            Command::Set { dry_run: true, .. }
+        ));
         assert!(
             matches!(command(&["set", "--", "7", "--iops=1"]), Command::Set { settings, .. } if settings == ["--iops=1"])
+        );
+        assert_eq!(
+            command(&["completions", "zsh"]),
+            Command::Completions { shell: Shell::Zsh }
         );
     }
 
     #[test]
-    fn help_and_version_win_over_everything_else() {
-        assert_eq!(command(&["--help"]), Command::Help(None));
+    fn help_and_version_are_printed() {
+        let general = help_of(None);
+        assert!(general.starts_with("rblkctl "), "{general}");
+        assert!(printed(&["-h"]).starts_with("rblkctl "));
+        // Before the subcommand, help is the general one (clap acts on it where it is).
+        assert_eq!(printed(&["-h", "set"]), printed(&["-h"]));
+        assert_eq!(printed(&["help"]), general);
+        assert!(printed(&["top", "--help"]).contains("Usage: rblkctl top"));
+        assert_eq!(printed(&["help", "clear"]), help_of(Some("clear")));
+        // Help is acted on where it appears: before a wrong option it wins.
         assert_eq!(
-            command(&["-h", "set"]),
-            Command::Help(Some(Subcommand::Set))
+            printed(&["status", "--help", "--dry-run"]),
+            help_of(Some("status"))
         );
-        assert_eq!(
-            command(&["top", "--help"]),
-            Command::Help(Some(Subcommand::Top))
-        );
-        assert_eq!(command(&["help"]), Command::Help(None));
-        assert_eq!(
-            command(&["help", "clear"]),
-            Command::Help(Some(Subcommand::Clear))
-        );
-        assert_eq!(
-            command(&["status", "--help", "--dry-run"]),
-            Command::Help(Some(Subcommand::Status))
-        );
-        assert_eq!(command(&["--version"]), Command::Version);
-        assert_eq!(command(&["-V"]), Command::Version);
+        assert!(printed(&["set", "-h"]).contains("Usage: rblkctl set"));
+        let version = format!("rblkctl {}\n", env!("CARGO_PKG_VERSION"));
+        assert_eq!(printed(&["--version"]), version);
+        assert_eq!(printed(&["-V"]), version);
+        assert_eq!(printed(&["status", "--version"]), version);
+        assert_eq!(printed(&["set", "7", "-V"]), version);
     }
 
     #[test]
     fn bad_command_lines_are_usage_errors_that_say_what_is_wrong() {
-        assert_eq!(usage_message(&[]), "no command given");
-        assert_eq!(usage_message(&["stats"]), "unknown command 'stats'");
-        assert_eq!(
-            usage_message(&["status", "--verbose"]),
-            "unknown option '--verbose'"
-        );
-        assert_eq!(
-            usage_message(&["set", "7", "iops=1", "--json"]),
-            "'set' does not take --json"
-        );
-        assert_eq!(
-            usage_message(&["status", "--count", "2"]),
-            "'status' does not take --count"
-        );
-        assert_eq!(
-            usage_message(&["status", "extra"]),
-            "unexpected argument 'extra'"
-        );
-        assert_eq!(usage_message(&["get"]), "missing <domid>");
-        assert_eq!(usage_message(&["get", "1", "2"]), "unexpected argument '2'");
-        assert_eq!(
-            usage_message(&["set", "7"]),
-            "set needs at least one key=value after the domain id"
-        );
-        assert_eq!(
-            usage_message(&["top", "--interval", "0"]),
-            "top needs an --interval above 0"
-        );
-        assert_eq!(
-            usage_message(&["status", "--interval"]),
-            "--interval needs a value"
-        );
-        assert_eq!(
-            usage_message(&["status", "--json=yes"]),
-            "--json takes no value"
-        );
-        assert_eq!(usage_message(&["help", "nope"]), "unknown command 'nope'");
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "requires a subcommand"),
+            (&["stats"], "unrecognized subcommand 'stats'"),
+            (&["status", "--verbose"], "unexpected argument '--verbose'"),
+            (
+                &["set", "7", "iops=1", "--json"],
+                "unexpected argument '--json'",
+            ),
+            (&["status", "--count", "2"], "unexpected argument '--count'"),
+            (&["status", "extra"], "unexpected argument 'extra'"),
+            (&["get"], "<DOMID>"),
+            (&["get", "1", "2"], "unexpected argument '2'"),
+            (&["set", "7"], "<KEY=VALUE>"),
+            (&["top", "--interval", "0"], "top needs an interval above 0"),
+            (
+                &["status", "--interval"],
+                "a value is required for '--interval <S>'",
+            ),
+            (
+                &["status", "--json=yes"],
+                "unexpected value 'yes' for '--json'",
+            ),
+            (&["help", "nope"], "unrecognized subcommand 'nope'"),
+            (&["completions", "tcsh"], "invalid value 'tcsh'"),
+        ];
+        for (args, expected) in cases {
+            let message = usage_message(args);
+            assert!(message.contains(expected), "{args:?}: {message}");
+            // Every usage error points at the help.
+            assert!(message.contains("--help"), "{args:?}: {message}");
+        }
+        // The subcommand's usage, where one was recognised.
+        assert!(usage_message(&["set", "7"]).contains("Usage: rblkctl set <DOMID> <KEY=VALUE>..."));
         for bad in ["-1", "abc", "nan", "inf", "3601", ""] {
+            let message = usage_message(&["status", "--interval", bad]);
             assert!(
-                usage_message(&["status", "--interval", bad]).starts_with("--interval '"),
-                "{bad}"
+                message.contains(&format!(
+                    "invalid value '{bad}' for '--interval <S>': expected seconds between 0 and 3600"
+                )),
+                "{bad}: {message}"
             );
         }
         for bad in ["0", "-2", "x"] {
+            let message = usage_message(&["top", "--count", bad]);
             assert!(
-                usage_message(&["top", "--count", bad]).starts_with("--count '"),
-                "{bad}"
+                message.contains(&format!(
+                    "invalid value '{bad}' for '--count <N>': expected a whole number of refreshes"
+                )),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn arguments_that_are_not_utf8_are_refused() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(vec![b'7', 0xff]);
+        let args = [OsString::from("get"), bad];
+        let outcome = parse_with_default_root(args, None);
+        assert!(
+            matches!(&outcome, Err(Error::Usage(message)) if message.contains("invalid UTF-8")),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn usage_errors_exit_as_clap_would() {
+        for args in [&["stats"][..], &["get"], &["top", "--count", "0"]] {
+            let argv = std::iter::once(NAME).chain(args.iter().copied());
+            let clap_error = Cli::try_parse_from(argv).unwrap_err();
+            let ours = parse_args(args).unwrap_err();
+            assert_eq!(
+                i32::from(ours.exit_status()),
+                clap_error.exit_code(),
+                "{args:?}"
             );
         }
     }
 
     #[test]
     fn every_subcommand_has_help_and_the_general_help_names_them_all() {
-        let general = help_text(None);
-        for subcommand in Subcommand::ALL {
+        let general = help_of(None);
+        for subcommand in [
+            "status",
+            "top",
+            "get",
+            "set",
+            "clear",
+            "completions",
+            "help",
+        ] {
             assert!(
-                general.contains(&format!("  {} ", subcommand.name())),
-                "{}",
-                subcommand.name()
+                general.contains(&format!("  {subcommand} ")),
+                "{subcommand}: {general}"
             );
-            let own = help_text(Some(subcommand));
+            let own = help_of(Some(subcommand));
             assert!(
-                own.starts_with(&format!("Usage: rblkctl {}", subcommand.name())),
+                own.contains(&format!("Usage: rblkctl {subcommand}")),
                 "{own}"
             );
         }
         assert!(general.contains(env!("CARGO_PKG_VERSION")));
+        for word in [
+            "--sysfs-root",
+            "RBLKCTL_SYSFS_ROOT",
+            "--version",
+            "Exit status",
+        ] {
+            assert!(general.contains(word), "{word}: {general}");
+        }
+        // Each option is documented in its subcommand's help.
+        let options: &[(&str, &[&str])] = &[
+            (
+                "status",
+                &["--json", "--interval <S>", "[default: 1]", "--sysfs-root"],
+            ),
+            ("top", &["--interval <S>", "--count <N>"]),
+            ("get", &["<DOMID>", "--json", "--interval <S>"]),
+            (
+                "set",
+                &[
+                    "<DOMID>",
+                    "<KEY=VALUE>...",
+                    "--dry-run",
+                    "20M = 20MiB = 20971520",
+                ],
+            ),
+            ("clear", &["<DOMID>", "--dry-run"]),
+            ("completions", &["<SHELL>", "bash", "zsh", "fish"]),
+        ];
+        for (subcommand, words) in options {
+            let own = help_of(Some(subcommand));
+            for word in *words {
+                assert!(own.contains(word), "{subcommand} lacks {word}: {own}");
+            }
+        }
+    }
+
+    #[test]
+    fn set_help_states_the_maxima_the_parser_enforces() {
+        let set = help_of(Some("set"));
+        assert!(set.contains(&format!("at most {MAX_IOPS}")), "{set}");
+        assert!(set.contains(&format!("at most {MAX_BPS} (1TiB)")), "{set}");
+    }
+
+    #[test]
+    fn completion_scripts_name_every_subcommand() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = completion_script(shell);
+            for word in [
+                "rblkctl",
+                "status",
+                "top",
+                "get",
+                "set",
+                "clear",
+                "sysfs-root",
+            ] {
+                assert!(script.contains(word), "{shell:?} lacks {word}");
+            }
+        }
     }
 }

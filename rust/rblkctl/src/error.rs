@@ -6,12 +6,9 @@ use std::process::ExitCode;
 /// A reason to stop. The variant decides the exit status, the text is for the operator.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Error {
-    /// The command line itself is wrong; `command` is the subcommand whose help to point
-    /// at, if one was recognised. Exit status 2.
-    Usage {
-        message: String,
-        command: Option<&'static str>,
-    },
+    /// The command line itself is wrong: clap's message, with the usage of the
+    /// subcommand it got to and a pointer to the help. Exit status 2, as clap's own.
+    Usage(String),
     /// A limit or domain id that the kernel would refuse; nothing was written. Exit 2.
     Invalid(String),
     /// The system failed: module not loaded, sysfs unreadable, a write refused. Exit 1.
@@ -21,14 +18,6 @@ pub(crate) enum Error {
 }
 
 impl Error {
-    /// A usage error, pointing at `command`'s help when known.
-    pub(crate) fn usage(message: impl Into<String>, command: Option<&'static str>) -> Error {
-        Error::Usage {
-            message: message.into(),
-            command,
-        }
-    }
-
     /// A failed write to stdout.
     pub(crate) fn from_stdout(error: io::Error) -> Error {
         if error.kind() == io::ErrorKind::BrokenPipe {
@@ -41,7 +30,7 @@ impl Error {
     /// The exit status for this error.
     pub(crate) fn exit_status(&self) -> u8 {
         match self {
-            Error::Usage { .. } | Error::Invalid(_) => 2,
+            Error::Usage(_) | Error::Invalid(_) => 2,
             Error::Failed(_) => 1,
             Error::StdoutClosed => 0,
         }
@@ -50,13 +39,7 @@ impl Error {
     /// The text printed on stderr (empty for [`Error::StdoutClosed`]).
     pub(crate) fn message(&self) -> String {
         match self {
-            Error::Usage { message, command } => {
-                let help = match command {
-                    Some(command) => format!("rblkctl {command} --help"),
-                    None => "rblkctl --help".to_string(),
-                };
-                format!("rblkctl: {message}\nTry '{help}' for more information.\n")
-            }
+            Error::Usage(message) => message.clone(),
             Error::Invalid(message) | Error::Failed(message) => format!("rblkctl: {message}\n"),
             Error::StdoutClosed => String::new(),
         }
@@ -75,21 +58,21 @@ mod tests {
 
     #[test]
     fn exit_statuses_separate_usage_from_system_failures() {
-        assert_eq!(Error::usage("x", None).exit_status(), 2);
+        assert_eq!(Error::Usage("x".into()).exit_status(), 2);
         assert_eq!(Error::Invalid("x".into()).exit_status(), 2);
         assert_eq!(Error::Failed("x".into()).exit_status(), 1);
         assert_eq!(Error::StdoutClosed.exit_status(), 0);
     }
 
     #[test]
-    fn usage_errors_point_at_the_right_help() {
-        let general = Error::usage("no command given", None).message();
+    fn usage_errors_are_printed_as_given_and_others_are_prefixed() {
+        let usage = "error: unexpected argument 'x' found\n\nFor more information, try '--help'.\n";
+        assert_eq!(Error::Usage(usage.into()).message(), usage);
         assert_eq!(
-            general,
-            "rblkctl: no command given\nTry 'rblkctl --help' for more information.\n"
+            Error::Invalid("'x': bad".into()).message(),
+            "rblkctl: 'x': bad\n"
         );
-        let set = Error::usage("missing <domid>", Some("set")).message();
-        assert!(set.contains("'rblkctl set --help'"), "{set}");
+        assert_eq!(Error::Failed("no".into()).message(), "rblkctl: no\n");
     }
 
     #[test]

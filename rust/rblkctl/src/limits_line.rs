@@ -9,15 +9,16 @@
 //!
 //! The only syntax added on top is for values, and it is turned into the plain decimal
 //! number the kernel expects before the check: `unlimited` for 0, and binary units on
-//! byte values (`20M` = `20MiB` = 20971520).
+//! byte values (`20M` = `20MiB` = 20971520, read by [`crate::units`]).
 
 use std::fmt;
 
 use throttle::control::{
-    meter_from_key, meter_key, parse_limits_line, parse_u64, ControlError, LimitsCommand,
-    DOMID_FIRST_RESERVED,
+    meter_from_key, meter_key, parse_limits_line, ControlError, LimitsCommand, DOMID_FIRST_RESERVED,
 };
 use throttle::Meter;
+
+use crate::units::{bytes_with_unit, exact_bytes, UnitError};
 
 /// A line for the `limits` file that the kernel's parser accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -202,29 +203,12 @@ fn too_large(meter: Meter) -> String {
         format!(
             "too large: the most {} accepts is {max} ({})",
             meter_key(meter),
-            crate::report::exact_bytes(max)
+            exact_bytes(max)
         )
     } else {
         format!("too large: the most {} accepts is {max}", meter_key(meter))
     }
 }
-
-/// Binary units a byte value may carry, lower-cased, with their multipliers.
-const BYTE_UNITS: [(&str, u64); 13] = [
-    ("b", 1),
-    ("k", 1 << 10),
-    ("ki", 1 << 10),
-    ("kib", 1 << 10),
-    ("m", 1 << 20),
-    ("mi", 1 << 20),
-    ("mib", 1 << 20),
-    ("g", 1 << 30),
-    ("gi", 1 << 30),
-    ("gib", 1 << 30),
-    ("t", 1 << 40),
-    ("ti", 1 << 40),
-    ("tib", 1 << 40),
-];
 
 /// Rewrites the friendlier value syntax of a `key=value` token into the plain decimal
 /// the kernel reads; anything else is left for the kernel's parser to judge.
@@ -241,34 +225,12 @@ fn expand_value(setting: &str) -> Result<String, InvalidToken> {
     if !meter.counts_bytes() {
         return Ok(setting.to_string());
     }
-    let digits_end = value
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(value.len());
-    let (digits, unit) = value.split_at(digits_end);
-    if digits.is_empty() || unit.is_empty() {
-        return Ok(setting.to_string());
+    match bytes_with_unit(value) {
+        None => Ok(setting.to_string()),
+        Some(Ok(bytes)) => Ok(format!("{key}={bytes}")),
+        Some(Err(UnitError::Ambiguous(reason))) => Err(InvalidToken::new(setting, reason)),
+        Some(Err(UnitError::TooLarge)) => Err(InvalidToken::new(setting, too_large(meter))),
     }
-    let unit_lower = unit.to_ascii_lowercase();
-    // dd and friends read KB as 1000 and K as 1024; others differ. Guessing would set
-    // the wrong limit without a word, so ask.
-    if matches!(unit_lower.as_str(), "kb" | "mb" | "gb" | "tb") {
-        let prefix = unit.get(..1).unwrap_or_default();
-        return Err(InvalidToken::new(
-            setting,
-            format!(
-                "'{unit}' is ambiguous (powers of 1000 or of 1024?): write {prefix} or {prefix}iB \
-                 for powers of 1024, or the number of bytes"
-            ),
-        ));
-    }
-    let Some(&(_, multiplier)) = BYTE_UNITS.iter().find(|(name, _)| *name == unit_lower) else {
-        return Ok(setting.to_string());
-    };
-    let bytes = parse_u64(digits.as_bytes())
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| InvalidToken::new(setting, too_large(meter)))?;
-    Ok(format!("{key}={bytes}"))
 }
 
 #[cfg(test)]

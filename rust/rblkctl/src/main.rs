@@ -13,6 +13,7 @@ mod limits_line;
 mod rates;
 mod report;
 mod sysfs;
+mod units;
 
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -32,10 +33,16 @@ fn main() -> ExitCode {
 }
 
 fn run(invocation: Invocation) -> Result<(), Error> {
-    let sysfs = Sysfs::new(invocation.sysfs_root);
-    match invocation.command {
-        Command::Help(topic) => print(&cli::help_text(topic)),
-        Command::Version => print(&format!("rblkctl {}\n", env!("CARGO_PKG_VERSION"))),
+    let (sysfs_root, command) = match invocation {
+        Invocation::Print(text) => return print(&text),
+        Invocation::Run {
+            sysfs_root,
+            command,
+        } => (sysfs_root, command),
+    };
+    let sysfs = Sysfs::new(sysfs_root);
+    match command {
+        Command::Completions { shell } => print(&cli::completion_script(shell)),
         Command::Status { json, interval } => {
             let (before, after) = two_samples(&sysfs, interval, |_| Ok(()))?;
             let status = report::Status::new(&after, before.as_ref());

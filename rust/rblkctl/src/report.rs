@@ -13,6 +13,7 @@ use throttle::{Limits, Meter};
 
 use crate::rates::{self, Rates};
 use crate::sysfs::{Counters, DomainSample, Snapshot};
+use crate::units::{approximate_bytes, exact_bytes};
 
 /// One domain with its rates, if they were measured.
 struct DomainView {
@@ -216,33 +217,6 @@ fn limit_cell(meter: Meter, limit: u64) -> String {
     }
 }
 
-const BINARY_UNITS: [(&str, u64); 4] = [
-    ("TiB", 1 << 40),
-    ("GiB", 1 << 30),
-    ("MiB", 1 << 20),
-    ("KiB", 1 << 10),
-];
-
-/// A byte count in the largest binary unit that divides it (`20MiB`), else the plain
-/// number: a limit is shown as what it exactly is.
-pub(crate) fn exact_bytes(bytes: u64) -> String {
-    BINARY_UNITS
-        .iter()
-        .find(|(_, size)| bytes != 0 && bytes % size == 0)
-        .map_or_else(
-            || bytes.to_string(),
-            |(unit, size)| format!("{}{unit}", bytes / size),
-        )
-}
-
-/// A byte count or rate to one decimal in the largest binary unit it reaches (`19.9MiB`).
-fn approximate_bytes(bytes: f64) -> String {
-    match BINARY_UNITS.iter().find(|(_, size)| bytes >= *size as f64) {
-        Some((unit, size)) => format!("{:.1}{unit}", bytes / *size as f64),
-        None => format!("{bytes:.0}B"),
-    }
-}
-
 /// Pads every cell to its column's width, right-aligned, two spaces between columns.
 fn align_right(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -301,16 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn byte_formats() {
-        assert_eq!(exact_bytes(20 << 20), "20MiB");
-        assert_eq!(exact_bytes(1 << 40), "1TiB");
-        assert_eq!(exact_bytes(1536), "1536");
-        assert_eq!(exact_bytes(3 << 10), "3KiB");
-        assert_eq!(exact_bytes(1_000_000), "1000000");
-        assert_eq!(exact_bytes(0), "0");
-        assert_eq!(approximate_bytes(512.0), "512B");
-        assert_eq!(approximate_bytes(1536.0), "1.5KiB");
-        assert_eq!(approximate_bytes(20.0 * 1048576.0), "20.0MiB");
+    fn limit_cells_show_unlimited_as_a_dash_and_bytes_exactly() {
         assert_eq!(limit_cell(Meter::Ops, 0), "-");
         assert_eq!(limit_cell(Meter::WriteBytes, 0), "-");
         assert_eq!(limit_cell(Meter::Ops, 500), "500");

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use throttle::control::{meter_key, parse_u64, DOMID_FIRST_RESERVED};
+use throttle::control::{meter_key, DOMID_FIRST_RESERVED};
+use throttle::number::{parse_decimal, parse_number};
 use throttle::params::Param;
 use throttle::{Limits, Meter};
 
@@ -255,7 +256,7 @@ fn cannot(what: &str, path: &Path, error: &io::Error) -> Error {
 
 /// The domain id a directory name stands for, as the kernel names them (`%u`).
 fn domid_from_name(name: &str) -> Option<u16> {
-    let domid = parse_u64(name.as_bytes()).ok()?;
+    let domid = parse_decimal(name.as_bytes()).ok()?;
     if domid >= u64::from(DOMID_FIRST_RESERVED) || name != domid.to_string() {
         return None;
     }
@@ -269,14 +270,14 @@ enum ReadError {
     Failed(Error),
 }
 
-/// Reads a sysfs number (`%llu\n`).
+/// Reads a sysfs number (`%llu\n`), in the format the module reads its own files
+/// (`throttle::number`).
 fn read_number(path: &Path) -> Result<u64, ReadError> {
     let text = fs::read_to_string(path).map_err(|error| match error.kind() {
         ErrorKind::NotFound => ReadError::Missing,
         _ => ReadError::Failed(cannot("read", path, &error)),
     })?;
-    let number = text.strip_suffix('\n').unwrap_or(&text);
-    parse_u64(number.as_bytes()).map_err(|_| {
+    parse_number(text.as_bytes()).map_err(|_| {
         ReadError::Failed(Error::Failed(format!(
             "{}: expected a number, found {text:?}",
             path.display()

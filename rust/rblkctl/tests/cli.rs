@@ -148,56 +148,114 @@ fn help_names_every_subcommand_and_each_has_its_own() {
         "get",
         "set",
         "clear",
+        "completions",
         "help",
-        "--json",
-        "--interval",
         "--sysfs-root",
         "RBLKCTL_SYSFS_ROOT",
         "--version",
         "iops, bps, read_iops, write_iops, read_bps, write_bps",
+        "Exit status",
     ] {
         assert!(help.contains(word), "--help lacks {word}:\n{help}");
     }
-    for subcommand in ["status", "top", "get", "set", "clear", "help"] {
+    // Each subcommand's own help, as `<command> --help` and as `help <command>`, with its
+    // usage and its options.
+    let own_options: [(&str, &[&str]); 6] = [
+        ("status", &["--json", "--interval <S>"]),
+        ("top", &["--interval <S>", "--count <N>"]),
+        ("get", &["<DOMID>", "--json", "--interval <S>"]),
+        ("set", &["<DOMID>", "<KEY=VALUE>", "--dry-run"]),
+        ("clear", &["<DOMID>", "--dry-run"]),
+        ("completions", &["<SHELL>", "bash, zsh, fish"]),
+    ];
+    for (subcommand, options) in own_options {
         for args in [vec![subcommand, "--help"], vec!["help", subcommand]] {
             let output = rblkctl().args(&args).output().unwrap();
             assert_eq!(status(&output), 0, "{args:?}");
             let own = stdout(&output);
             assert!(
-                own.starts_with(&format!("Usage: rblkctl {subcommand}")),
+                own.contains(&format!("Usage: rblkctl {subcommand}")),
                 "{args:?}: {own}"
             );
+            for option in options {
+                assert!(own.contains(option), "{args:?} lacks {option}: {own}");
+            }
         }
     }
+    let output = rblkctl().args(["help", "help"]).output().unwrap();
+    assert_eq!(status(&output), 0);
+    assert!(stdout(&output).contains("Usage: rblkctl help"));
     let set_help = stdout(&rblkctl().args(["set", "-h"]).output().unwrap());
     assert!(set_help.contains("20M = 20MiB = 20971520"), "{set_help}");
 }
 
 #[test]
 fn version_is_the_crate_version() {
-    let output = rblkctl().arg("--version").output().unwrap();
-    assert_eq!(status(&output), 0);
-    assert_eq!(
-        stdout(&output),
-        format!("rblkctl {}\n", env!("CARGO_PKG_VERSION"))
-    );
+    for args in [&["--version"][..], &["-V"], &["status", "--version"]] {
+        let output = rblkctl().args(args).output().unwrap();
+        assert_eq!(status(&output), 0, "{args:?}");
+        assert_eq!(
+            stdout(&output),
+            format!("rblkctl {}\n", env!("CARGO_PKG_VERSION")),
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
 fn usage_errors_exit_2_and_point_at_help() {
-    for (args, message) in [
-        (vec![], "rblkctl: no command given\nTry 'rblkctl --help' for more information.\n"),
-        (vec!["frobnicate"], "rblkctl: unknown command 'frobnicate'\nTry 'rblkctl --help' for more information.\n"),
-        (vec!["status", "--bogus"], "rblkctl: unknown option '--bogus'\nTry 'rblkctl --help' for more information.\n"),
-        (vec!["set", "7"], "rblkctl: set needs at least one key=value after the domain id\nTry 'rblkctl set --help' for more information.\n"),
-        (vec!["top", "--interval", "0"], "rblkctl: top needs an --interval above 0\nTry 'rblkctl top --help' for more information.\n"),
-        (vec!["status", "--interval", "-1"], "rblkctl: --interval '-1': expected seconds between 0 and 3600, e.g. 1 or 0.5\nTry 'rblkctl status --help' for more information.\n"),
-    ] {
-        let output = rblkctl().args(&args).output().unwrap();
+    // The wording is clap's; what matters is that each names what is wrong, points at the
+    // help and prints nothing on stdout.
+    let cases: [(&[&str], &str); 7] = [
+        (&[], "requires a subcommand"),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (&["status", "--bogus"], "unexpected argument '--bogus'"),
+        (&["set", "7"], "required arguments were not provided:\n  <KEY=VALUE>..."),
+        (
+            &["top", "--interval", "0"],
+            "invalid value '0' for '--interval <S>': top needs an interval above 0",
+        ),
+        (
+            &["status", "--interval", "-1"],
+            "invalid value '-1' for '--interval <S>': expected seconds between 0 and 3600, e.g. 1 or 0.5",
+        ),
+        (&["completions", "csh"], "invalid value 'csh' for '<SHELL>'"),
+    ];
+    for (args, message) in cases {
+        let output = rblkctl().args(args).output().unwrap();
         assert_eq!(status(&output), 2, "{args:?}");
-        assert_eq!(stderr(&output), message, "{args:?}");
+        let text = stderr(&output);
+        assert!(text.starts_with("error: "), "{args:?}: {text}");
+        assert!(text.contains(message), "{args:?}: {text}");
+        assert!(
+            text.ends_with("For more information, try '--help'.\n"),
+            "{args:?}: {text}"
+        );
         assert_eq!(stdout(&output), "", "{args:?}");
     }
+}
+
+#[test]
+fn completions_are_scripts_for_the_shell_asked_for() {
+    for (shell, marker) in [
+        ("bash", "complete -F _rblkctl"),
+        ("zsh", "#compdef rblkctl"),
+        ("fish", "complete -c rblkctl"),
+    ] {
+        let output = rblkctl().args(["completions", shell]).output().unwrap();
+        assert_eq!(status(&output), 0, "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("clear"), "{shell}");
+    }
+    // The bash script is valid bash, whatever the sysfs root.
+    let fake = FakeSysfs::empty();
+    let output = fake.run(&["completions", "bash"]);
+    let check = Command::new("bash")
+        .args(["-n", "-c", &stdout(&output)])
+        .status()
+        .expect("bash runs");
+    assert!(check.success());
 }
 
 #[test]

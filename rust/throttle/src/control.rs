@@ -2,9 +2,11 @@
 //! `/sys/module/rblkback/domains/limits` and to a domain's `*_limit` files.
 //!
 //! Everything written there is untrusted text. A line is accepted whole or refused whole
-//! (the kernel answers `-EINVAL` and changes nothing).
+//! (the kernel answers `-EINVAL` and changes nothing). Domain ids and values are numbers in
+//! the one format of the module's files, [`super::number`].
 
 use super::limits::{Limits, Meter};
+use super::number::{parse_decimal, parse_number, strip_newline, NumberError};
 
 /// The first domain id Xen reserves (`DOMID_FIRST_RESERVED`); valid guests are below.
 pub const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
@@ -14,7 +16,8 @@ pub const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
 pub enum ControlError {
     /// Empty input.
     Empty,
-    /// Not an unsigned decimal number (includes signs and overflow of `u64`).
+    /// Not a number of the [`super::number`] format (includes signs, units and overflow
+    /// of `u64`).
     NotANumber,
     /// A limit above the meter's maximum.
     TooLarge,
@@ -103,44 +106,22 @@ pub fn meter_from_key(key: &[u8]) -> Option<Meter> {
         .find(|m| meter_key(*m).as_bytes() == key)
 }
 
-/// Strips one trailing newline (what `echo` appends).
-fn trim_newline(input: &[u8]) -> &[u8] {
-    input.strip_suffix(b"\n").unwrap_or(input)
-}
-
-/// Parses an unsigned decimal `u64`.
-pub fn parse_u64(text: &[u8]) -> Result<u64, ControlError> {
-    if text.is_empty() || text.len() > 20 {
-        return Err(ControlError::NotANumber);
-    }
-    let mut n: u64 = 0;
-    for &c in text {
-        if !c.is_ascii_digit() {
-            return Err(ControlError::NotANumber);
+impl From<NumberError> for ControlError {
+    fn from(error: NumberError) -> ControlError {
+        match error {
+            NumberError::Empty => ControlError::Empty,
+            NumberError::NotDigits | NumberError::Overflow => ControlError::NotANumber,
         }
-        n = n
-            .checked_mul(10)
-            .and_then(|n| n.checked_add(u64::from(c - b'0')))
-            .ok_or(ControlError::NotANumber)?;
     }
-    Ok(n)
 }
 
-/// Parses a number as every file of the module takes it, module parameters (given to
-/// `insmod` or written to `/sys/module/rblkback/parameters/`) and per-domain files alike:
-/// unsigned decimal digits (at most 20, no sign, no `0x` or leading-zero base, no spaces),
-/// optionally followed by one newline (what `echo` appends).
-pub fn parse_number(input: &[u8]) -> Result<u64, ControlError> {
-    parse_u64(trim_newline(input))
-}
-
-/// Parses a value written to one `<key>_limit` file: a limit, 0 for unlimited.
+/// Parses a value written to one `<key>_limit` file: a limit, 0 for unlimited, as a
+/// [`super::number`] (one trailing newline allowed) of at most `meter.max_limit()`.
 pub fn parse_limit_value(meter: Meter, input: &[u8]) -> Result<u64, ControlError> {
-    let text = trim_newline(input);
-    if text.is_empty() {
-        return Err(ControlError::Empty);
-    }
-    let value = parse_u64(text)?;
+    at_most_max_limit(meter, parse_number(input)?)
+}
+
+fn at_most_max_limit(meter: Meter, value: u64) -> Result<u64, ControlError> {
     if value > meter.max_limit() {
         return Err(ControlError::TooLarge);
     }
@@ -167,12 +148,12 @@ pub enum LimitsCommand {
 /// Parses one line of the `limits` file: `<domid> iops=500 bps=1048576` or `<domid> clear`.
 /// Fields are separated by single or repeated spaces or tabs.
 pub fn parse_limits_line(input: &[u8]) -> Result<LimitsCommand, ControlError> {
-    let text = trim_newline(input);
+    let text = strip_newline(input);
     let mut fields = text
         .split(|c| *c == b' ' || *c == b'\t')
         .filter(|f| !f.is_empty());
     let domid_text = fields.next().ok_or(ControlError::Empty)?;
-    let domid = parse_u64(domid_text)?;
+    let domid = parse_decimal(domid_text)?;
     if domid >= u64::from(DOMID_FIRST_RESERVED) {
         return Err(ControlError::BadDomain);
     }
@@ -201,7 +182,9 @@ pub fn parse_limits_line(input: &[u8]) -> Result<LimitsCommand, ControlError> {
         if overrides.get(meter).is_some() {
             return Err(ControlError::DuplicateKey);
         }
-        overrides.set(meter, Some(parse_limit_value(meter, value)?));
+        // A field, not a file: the line's one newline is already gone.
+        let value = at_most_max_limit(meter, parse_decimal(value)?)?;
+        overrides.set(meter, Some(value));
         any = true;
     }
     match (clear, any) {
@@ -217,38 +200,6 @@ mod tests {
     use super::super::params::{MAX_BPS, MAX_IOPS};
     use super::*;
     use std::string::ToString;
-
-    #[test]
-    fn numbers_are_decimal_with_one_optional_newline() {
-        for (text, want) in [
-            (&b"0"[..], 0),
-            (b"10000\n", 10000),
-            // Decimal, not octal: the kernel's base-0 parsing read this as 8.
-            (b"010", 10),
-            (b"18446744073709551615", u64::MAX),
-        ] {
-            assert_eq!(parse_number(text), Ok(want), "{:?}", text);
-        }
-        for text in [
-            &b""[..],
-            b"\n",
-            b"+5",
-            b"-1",
-            b"0x10",
-            b" 5",
-            b"5 ",
-            b"5\n\n",
-            b"1e3",
-            b"18446744073709551616",
-        ] {
-            assert_eq!(
-                parse_number(text),
-                Err(ControlError::NotANumber),
-                "{:?}",
-                text
-            );
-        }
-    }
 
     #[test]
     fn single_values() {
@@ -338,6 +289,13 @@ mod tests {
         assert_eq!(parse_limits_line(b"7 iops=10000001"), Err(TooLarge));
         assert_eq!(parse_limits_line(b"7 clear iops=1"), Err(Malformed));
         assert_eq!(parse_limits_line(b"7 clear clear"), Err(DuplicateKey));
+        assert_eq!(parse_limits_line(b"7 iops="), Err(Empty));
+        assert_eq!(parse_limits_line(b"7 iops=5k"), Err(NotANumber));
+        // One newline ends the line; a second one is not part of a number.
+        assert!(parse_limits_line(b"7 iops=5\n").is_ok());
+        assert_eq!(parse_limits_line(b"7 iops=5\n\n"), Err(NotANumber));
+        assert_eq!(parse_limits_line(b"7 iops=5\n bps=1"), Err(NotANumber));
+        assert_eq!(parse_limits_line(b"7\n clear"), Err(NotANumber));
     }
 
     #[test]

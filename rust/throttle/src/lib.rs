@@ -18,6 +18,7 @@ pub mod control;
 mod cost;
 mod limits;
 pub mod log_limit;
+pub mod number;
 pub mod params;
 mod stats;
 
