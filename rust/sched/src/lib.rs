@@ -11,12 +11,15 @@
 //! - [`FairQueue`] orders the flows of one level (the domains of a scheduling group, or the
 //!   vbds of one domain in a group) by start-time fair queueing over their weights, with
 //!   mClock-style reservation tags checked first.
+//! - [`Group`] is one device's scheduling group: its domains, each domain's vbds, and the
+//!   window; requests are charged at both levels.
 //! - [`Window`] says how much work may be in flight on the device; [`FixedWindow`] is the
 //!   operator's number, and an adaptive policy (a latency target) implements the same trait.
 //!
 //! `Documentation/design/scheduler.md` states the guarantees and proves the bounds that the
 //! property tests check.
 
+mod group;
 mod queue;
 #[cfg(test)]
 mod queue_tests;
@@ -25,6 +28,7 @@ mod tag;
 mod tree;
 mod window;
 
+pub use group::{Group, GroupPick};
 pub use queue::{FairQueue, Flow, FlowConfig, Phase, Pick, MAX_WEIGHT, MIN_WEIGHT};
 pub use storage::Storage;
 pub use tag::{ExactStep, SHARE_SCALE};

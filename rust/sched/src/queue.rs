@@ -113,6 +113,8 @@ pub struct FairQueue<S: Storage<Flow>, T: Storage<u32>> {
     flows: S,
     trees: T,
     vtime: u64,
+    /// Flows backlogged now.
+    backlogged: usize,
 }
 
 impl<S: Storage<Flow>, T: Storage<u32>> core::fmt::Debug for FairQueue<S, T> {
@@ -141,6 +143,7 @@ impl<S: Storage<Flow>, T: Storage<u32>> FairQueue<S, T> {
             flows,
             trees,
             vtime: 0,
+            backlogged: 0,
         })
     }
 
@@ -187,6 +190,9 @@ impl<S: Storage<Flow>, T: Storage<u32>> FairQueue<S, T> {
     /// Empties `slot`.
     pub fn remove(&mut self, slot: usize) {
         if let Some(flow) = self.flows.slots_mut().get_mut(slot) {
+            if flow.backlogged {
+                self.backlogged -= 1;
+            }
             *flow = Flow::default();
             self.refresh(slot);
         }
@@ -236,7 +242,17 @@ impl<S: Storage<Flow>, T: Storage<u32>> FairQueue<S, T> {
             };
         }
         flow.backlogged = backlogged;
+        if backlogged {
+            self.backlogged += 1;
+        } else {
+            self.backlogged -= 1;
+        }
         self.refresh(slot);
+    }
+
+    /// Whether any flow is backlogged.
+    pub fn any_backlogged(&self) -> bool {
+        self.backlogged != 0
     }
 
     /// The flow that should get the next request at `now_ns`, if any is backlogged: the

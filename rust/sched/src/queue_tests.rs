@@ -245,3 +245,40 @@ fn a_reservation_is_a_floor_under_the_weighted_share() {
     assert!((2995..=3005).contains(&got[0]), "{got:?}");
     assert!(reserved <= 2, "reserved {reserved}");
 }
+
+/// Domain A (weight 100) with two vbds at vbd weights 1:3, domain B (weight 100) with one:
+/// A's half splits 1:3; when A's heavy vbd idles, its part goes to A's other vbd, not to B.
+#[test]
+fn a_group_splits_a_domain_share_among_its_vbds() {
+    use super::{FixedWindow, Group};
+    let mut top = queue(2);
+    top.configure(0, weighted(100));
+    top.configure(1, weighted(100));
+    let mut a = queue(2);
+    a.configure(0, weighted(1));
+    a.configure(1, weighted(3));
+    let mut b = queue(1);
+    b.configure(0, weighted(100));
+    let mut group = Group::new(top, vec![a, b], FixedWindow::new(1).unwrap()).unwrap();
+    for (domain, vbd) in [(0, 0), (0, 1), (1, 0)] {
+        group.set_backlogged(domain, vbd, true, 0);
+    }
+    let mut served = [[0u64; 2]; 2];
+    let run = |group: &mut Group<_, _, _, _>, served: &mut [[u64; 2]; 2], n: usize| {
+        for _ in 0..n {
+            assert!(group.has_room());
+            let p = group.pick(0).unwrap();
+            group.dispatch(p.domain, p.vbd, 1, 4096, 0);
+            assert!(!group.has_room(), "window of one");
+            group.complete(1, 100, 0);
+            served[p.domain][p.vbd] += 1;
+        }
+    };
+    run(&mut group, &mut served, 8000);
+    assert_eq!(served, [[1000, 3000], [4000, 0]]);
+    group.set_backlogged(0, 1, false, 0);
+    served = [[0; 2]; 2];
+    run(&mut group, &mut served, 8000);
+    assert_eq!(served, [[4000, 0], [4000, 0]]);
+    assert_eq!(group.in_flight(), 0);
+}

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use sched::{FairQueue, Flow, FlowConfig, NONE};
+use sched::{FairQueue, FixedWindow, Flow, FlowConfig, Group, NONE};
 use throttle::{Admission, Cost, Direction, DomainBudget, HeldRings, Limits};
 
 use crate::disk::{Disk, DiskRequest};
@@ -26,6 +26,8 @@ struct Request {
     bytes: u64,
     /// When the guest issued it (it may have waited for a free ring slot).
     issued_us: u64,
+    /// When the backend submitted it to the disk.
+    submitted_us: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -104,17 +106,20 @@ fn new_queue(slots: usize) -> Queue {
     FairQueue::new(vec![Flow::default(); slots], vec![NONE; 4 * slots]).expect("table sizes")
 }
 
-/// The scheduler over the disk: one group, domains at the top level, each domain's vbds
-/// below.
-#[derive(Debug)]
+/// The scheduler over the disk: one group (the real `sched::Group`), domains at the top
+/// level, each domain's rings below (slot = position in `Domain::rings`).
 struct Scheduler {
-    window: u64,
-    in_flight: u64,
-    domains: Queue,
-    /// Per domain, over its rings (slot = position in `Domain::rings`).
-    vbds: Vec<Queue>,
+    group: Group<Vec<Flow>, Vec<u32>, Vec<Queue>, FixedWindow>,
     /// Per ring, its slot in its domain's queue.
     vbd_slot: Vec<usize>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("in_flight", &self.group.in_flight())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running simulation; build it with [`Simulation::new`] and call [`Simulation::run`].
@@ -248,6 +253,7 @@ impl Simulation {
             direction,
             bytes: ring.job.request_bytes,
             issued_us: now_us,
+            submitted_us: 0,
         };
         ring.report.issued += 1;
         ring.waiting_for_slot.push_back(request);
@@ -275,10 +281,9 @@ impl Simulation {
             return;
         };
         let slot = scheduler.vbd_slot[ring_index];
-        let vbds = &mut scheduler.vbds[domain];
-        vbds.set_backlogged(slot, backlogged, now_ns);
-        let any = (0..vbds.capacity()).any(|s| vbds.is_backlogged(s));
-        scheduler.domains.set_backlogged(domain, any, now_ns);
+        scheduler
+            .group
+            .set_backlogged(domain, slot, backlogged, now_ns);
     }
 
     /// While the window has room: the scheduler picks a domain and within it a vbd, whose
@@ -291,18 +296,14 @@ impl Simulation {
             let Some(scheduler) = self.scheduler.as_mut() else {
                 return;
             };
-            if scheduler.in_flight >= scheduler.window.max(1) {
+            if !scheduler.group.has_room() {
                 return;
             }
-            let Some(domain_pick) = scheduler.domains.pick(now_ns) else {
+            let Some(pick) = scheduler.group.pick(now_ns) else {
                 return;
             };
-            let domain = domain_pick.slot;
-            let Some(vbd_pick) = scheduler.vbds[domain].pick(now_ns) else {
-                scheduler.domains.set_backlogged(domain, false, now_ns);
-                continue;
-            };
-            let ring_index = self.domains[domain].rings[vbd_pick.slot];
+            let domain = pick.domain;
+            let ring_index = self.domains[domain].rings[pick.vbd];
             let ring = &mut self.rings[ring_index];
             let Some(&request) = ring.unconsumed.front() else {
                 self.update_backlog(ring_index);
@@ -317,9 +318,9 @@ impl Simulation {
                     ring.unconsumed.pop_front();
                     ring.report.record_consumed(request.id);
                     let scheduler = self.scheduler.as_mut().expect("scheduler");
-                    scheduler.in_flight += 1;
-                    scheduler.domains.dispatch(domain, 1, request.bytes, now_ns);
-                    scheduler.vbds[domain].dispatch(vbd_pick.slot, 1, request.bytes, now_ns);
+                    scheduler
+                        .group
+                        .dispatch(domain, pick.vbd, 1, request.bytes, now_ns);
                     self.submit_to_disk(request);
                 }
                 Admission::Hold { retry_at_us } => {
@@ -372,7 +373,8 @@ impl Simulation {
         }
     }
 
-    fn submit_to_disk(&mut self, request: Request) {
+    fn submit_to_disk(&mut self, mut request: Request) {
+        request.submitted_us = self.now_us;
         let tag = match self.free_tags.pop() {
             Some(tag) => {
                 self.in_flight[tag] = Some(request);
@@ -398,7 +400,8 @@ impl Simulation {
             .expect("completion of a request in flight");
         self.free_tags.push(tag);
         if let Some(scheduler) = self.scheduler.as_mut() {
-            scheduler.in_flight -= 1;
+            let service_us = self.now_us.saturating_sub(request.submitted_us);
+            scheduler.group.complete(1, service_us, self.now_us);
         }
         let now_us = self.now_us;
         let ring = &mut self.rings[request.ring];
@@ -538,11 +541,9 @@ impl Scheduler {
             }
             vbds.push(queue);
         }
+        let window = FixedWindow::new(config.window).expect("window in 1..=4096");
         Scheduler {
-            window: config.window,
-            in_flight: 0,
-            domains: top,
-            vbds,
+            group: Group::new(top, vbds, window).expect("one vbd queue per domain"),
             vbd_slot,
         }
     }
