@@ -60,6 +60,11 @@ impl SharedRing {
         })
     }
 
+    /// The device whose frontend granted the ring (held as long as the mapping).
+    pub fn device(&self) -> &XenbusDevice {
+        &self.dev
+    }
+
     /// Size of the mapping in bytes.
     pub fn size_bytes(&self) -> usize {
         self.len

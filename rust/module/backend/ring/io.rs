@@ -107,8 +107,9 @@ impl RingState {
         let Some(key) = self.device.withdraw_refused(operation) else {
             return;
         };
-        let written = CString::try_from_fmt(fmt!("{}", key))
-            .and_then(|key| Transaction::NONE.write(shared.dev.nodename(), &key, c_str!("0")));
+        let written = CString::try_from_fmt(fmt!("{}", key)).and_then(|key| {
+            Transaction::NONE.write(self.shared.device().nodename(), &key, c_str!("0"))
+        });
         log_about_domain(
             shared.domain.as_ref(),
             shared.devid,

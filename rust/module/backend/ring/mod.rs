@@ -44,7 +44,6 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, Mutex};
-use kernel::types::ARef;
 use kernel::{c_str, fmt};
 use persistent::PersistentGrants;
 
@@ -119,8 +118,6 @@ pub struct RingShared {
     domid: u16,
     devid: u32,
     id: u64,
-    /// The device, to announce a resize (queue 0 only).
-    dev: ARef<XenbusDevice>,
     queue: u32,
     domain: Arc<Domain>,
     /// Wakes the worker when a held ring may try again.
@@ -347,7 +344,6 @@ impl RingConnection {
                 domid,
                 devid,
                 id,
-                dev: dev.into(),
                 queue: params.queue,
                 domain: domain.clone(),
                 retry_timer,
@@ -546,7 +542,7 @@ impl RingState {
         if shared.queue != 0 {
             return;
         }
-        let announced = announce_size(&shared.dev, sectors);
+        let announced = announce_size(self.shared.device(), sectors);
         log_about_domain(
             shared.domain.as_ref(),
             shared.devid,
