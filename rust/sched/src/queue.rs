@@ -12,9 +12,6 @@ pub const MAX_WEIGHT: u32 = 10_000;
 
 const NS_PER_S: u64 = 1_000_000_000;
 
-#[cfg(test)]
-pub(crate) const SHARE_SCALE_FOR_TESTS: u64 = SHARE_SCALE;
-
 /// What an operator sets for a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowConfig {

@@ -2,7 +2,8 @@
 
 extern crate std;
 
-use super::queue::{FairQueue, Flow, FlowConfig, Phase, SHARE_SCALE_FOR_TESTS};
+use super::queue::{FairQueue, Flow, FlowConfig, Phase};
+use super::tag::SHARE_SCALE;
 use super::tree::NONE;
 use proptest::prelude::*;
 use std::vec;
@@ -32,7 +33,7 @@ fn within_share_bound(a: u64, wa: u32, ca: u64, b: u64, wb: u32, cb: u64) -> boo
         i128::from(wb),
         i128::from(cb),
     );
-    let s = i128::from(SHARE_SCALE_FOR_TESTS);
+    let s = i128::from(SHARE_SCALE);
     ((a * wb - b * wa) * s).abs() <= (ca * s + wa) * wb + (cb * s + wb) * wa
 }
 

@@ -53,7 +53,6 @@ mod tests {
     extern crate std;
     use proptest::prelude::*;
     use std::vec;
-    use std::vec::Vec;
 
     proptest! {
         /// After any sequence of updates the root is the minimum of the present keys.
@@ -73,7 +72,6 @@ mod tests {
                 let expect = (0..n).filter(|&i| present[i]).min_by_key(|&i| (keys[i], i));
                 prop_assert_eq!(best(&tree), expect);
             }
-            let _: Vec<u32> = tree;
         }
     }
 }

@@ -30,6 +30,21 @@ fn reads(domid: u32, start_s: u64, seconds: u64) -> Job {
     Job::reads(domid, 32, 4096, seconds * SECOND_US).starting_at(start_s * SECOND_US)
 }
 
+/// alpha, beta and gamma reading for the whole run.
+fn three_readers() -> Vec<Job> {
+    [ALPHA, BETA, GAMMA]
+        .map(|domid| reads(domid, 0, SECONDS))
+        .to_vec()
+}
+
+/// alpha, beta and gamma at weights 1:2:4.
+fn weights_one_two_four() -> Scheduling {
+    Scheduling::window(WINDOW)
+        .domain(ALPHA, weight(1))
+        .domain(BETA, weight(2))
+        .domain(GAMMA, weight(4))
+}
+
 fn scenario(jobs: Vec<Job>) -> Scenario {
     Scenario::new(RIG_DISK, jobs).late_timers(TIMER_LATENESS_US)
 }
@@ -68,15 +83,8 @@ fn total_iops(report: &Report, domids: &[u32], window: std::ops::Range<usize>) -
 
 #[test]
 fn shares_one_two_four_hold_in_every_window_and_lose_no_throughput() {
-    let jobs = vec![
-        reads(ALPHA, 0, SECONDS),
-        reads(BETA, 0, SECONDS),
-        reads(GAMMA, 0, SECONDS),
-    ];
-    let sched = Scheduling::window(WINDOW)
-        .domain(ALPHA, weight(1))
-        .domain(BETA, weight(2))
-        .domain(GAMMA, weight(4));
+    let jobs = three_readers();
+    let sched = weights_one_two_four();
     let unscheduled = intact(run(&scenario(jobs.clone())));
     let report = intact(run(&scenario(jobs).scheduled(sched)));
     let all = [ALPHA, BETA, GAMMA];
@@ -104,10 +112,7 @@ fn when_gamma_stops_alpha_and_beta_share_the_whole_disk_within_a_second() {
         reads(BETA, 0, SECONDS),
         reads(GAMMA, 0, 15),
     ];
-    let sched = Scheduling::window(WINDOW)
-        .domain(ALPHA, weight(1))
-        .domain(BETA, weight(2))
-        .domain(GAMMA, weight(4));
+    let sched = weights_one_two_four();
     let report = intact(run(&scenario(jobs.clone()).scheduled(sched)));
     let unscheduled = intact(run(&scenario(jobs)));
     let pair = [ALPHA, BETA];
@@ -186,11 +191,7 @@ fn two_vbds_of_one_domain_split_its_share_one_to_three() {
 
 #[test]
 fn a_heavy_domain_under_a_limit_gets_its_limit_and_the_rest_goes_by_weight() {
-    let jobs = vec![
-        reads(ALPHA, 0, SECONDS),
-        reads(BETA, 0, SECONDS),
-        reads(GAMMA, 0, SECONDS),
-    ];
+    let jobs = three_readers();
     let sched = Scheduling::window(WINDOW)
         .domain(ALPHA, weight(400))
         .domain(BETA, weight(100))

@@ -14,12 +14,7 @@ from riglib.common import read_bytes, read_text  # noqa: E402
 from riglib.compile import DOMU_INIT, DOMU_WAIT_START, cmd_compile, domain_plan_text, render_phase  # noqa: E402
 from riglib.scenario import load_scenario, resolve_scenario  # noqa: E402
 from test_initrd import overlay_entries  # noqa: E402
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+from test_scenario import write  # noqa: E402
 
 
 class CompileTests(unittest.TestCase):
