@@ -116,4 +116,33 @@ where
         self.in_flight.complete(cost);
         self.window.on_complete(cost, service_us, now_us);
     }
+
+    /// A request of `cost` units that [`Group::dispatch`] counted did not go to the device
+    /// after all (a limit held it, or it failed to start): its window space is free again,
+    /// and the window policy learns nothing from it. Its tags stay charged: at most one
+    /// request per such event, which the caller bounds (one per held slice).
+    pub fn withdraw(&mut self, cost: u32) {
+        self.in_flight.complete(u64::from(cost.max(1)));
+    }
+
+    /// The domain level, to read its flows' configuration and service.
+    pub fn domains(&self) -> &FairQueue<S, T> {
+        &self.domains
+    }
+
+    /// Domain `domain`'s vbd level, to read.
+    pub fn vbds(&self, domain: usize) -> Option<&FairQueue<S, T>> {
+        self.vbds.slots().get(domain)
+    }
+
+    /// The window policy, to read.
+    pub fn window(&self) -> &W {
+        &self.window
+    }
+
+    /// Takes over `units` in flight from the group this one replaces (its members changed
+    /// and its tables were rebuilt): their completions will come here.
+    pub fn carry_in_flight(&mut self, units: u64) {
+        self.in_flight.add(units);
+    }
 }

@@ -34,12 +34,13 @@ impl Default for FlowConfig {
 }
 
 impl FlowConfig {
-    /// Whether the values are in range (weight 1..=10000; reservations below 2^32 per
-    /// second, far above any device, so the reservation steps cannot overflow).
+    /// Whether the values are in range (weight 1..=10000; reservations below 2^32
+    /// requests and at most 2^40 bytes per second, far above any device, so the
+    /// reservation steps cannot overflow).
     pub fn is_valid(&self) -> bool {
         (MIN_WEIGHT..=MAX_WEIGHT).contains(&self.weight)
             && self.reservation_iops < 1 << 32
-            && self.reservation_bps < 1 << 40
+            && self.reservation_bps <= 1 << 40
     }
 
     fn reserves(&self) -> bool {

@@ -283,3 +283,29 @@ fn a_group_splits_a_domain_share_among_its_vbds() {
     assert_eq!(served, [[4000, 0], [4000, 0]]);
     assert_eq!(group.in_flight(), 0);
 }
+
+#[test]
+fn a_withdrawn_request_frees_its_window_space_and_carried_work_counts() {
+    use super::{FixedWindow, Group, Window};
+    let mut top = queue(1);
+    top.configure(0, weighted(100));
+    let mut vbds = queue(1);
+    vbds.configure(0, weighted(100));
+    let mut group = Group::new(top, vec![vbds], FixedWindow::new(2).unwrap()).unwrap();
+    group.dispatch(0, 0, 1, 4096, 0);
+    group.dispatch(0, 0, 1, 4096, 0);
+    assert!(!group.has_room());
+    group.withdraw(1);
+    assert!(group.has_room());
+    assert_eq!(group.in_flight(), 1);
+    // A rebuilt group takes over what its predecessor had in flight.
+    let mut top = queue(1);
+    top.configure(0, weighted(100));
+    let mut next = Group::new(top, vec![queue(1)], FixedWindow::new(2).unwrap()).unwrap();
+    next.carry_in_flight(group.in_flight());
+    assert_eq!(next.in_flight(), 1);
+    next.complete(1, 10, 0);
+    assert_eq!(next.in_flight(), 0);
+    assert_eq!(next.window().limit(), 2);
+    assert_eq!(next.domains().config(0).map(|c| c.weight), Some(100));
+}

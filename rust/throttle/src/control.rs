@@ -1,5 +1,7 @@
 //! The per-domain limit interface as text: parsing what an operator writes to
-//! `/sys/module/rblkback/domains/limits` and to a domain's `*_limit` files.
+//! `/sys/module/rblkback/domains/limits` and to a domain's `*_limit` files, and the
+//! scheduler's settings (`weight`, `reservation_iops`, `reservation_bps`) written the same
+//! ways.
 //!
 //! Everything written there is untrusted text. A line is accepted whole or refused whole
 //! (the kernel answers `-EINVAL` and changes nothing). Domain ids and values are numbers in
@@ -7,6 +9,7 @@
 
 use super::limits::{Limits, Meter};
 use super::number::{parse_decimal, parse_number, strip_newline, NumberError};
+use super::params::{MAX_BPS, MAX_IOPS};
 
 /// The first domain id Xen reserves (`DOMID_FIRST_RESERVED`); valid guests are below.
 pub const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
@@ -19,8 +22,10 @@ pub enum ControlError {
     /// Not a number of the [`super::number`] format (includes signs, units and overflow
     /// of `u64`).
     NotANumber,
-    /// A limit above the meter's maximum.
+    /// A limit above the meter's maximum, or a scheduler setting above its range.
     TooLarge,
+    /// A scheduler setting below its range (a weight of 0).
+    TooSmall,
     /// A key that names no limit.
     UnknownKey,
     /// The same key twice in one line.
@@ -31,10 +36,112 @@ pub enum ControlError {
     Malformed,
 }
 
-/// Per-meter overrides of the module-wide defaults; `None` follows the default.
+/// The smallest scheduler weight.
+pub const MIN_WEIGHT: u64 = 1;
+/// The largest scheduler weight (the `sched` crate's `MAX_WEIGHT`; the module checks that
+/// they agree when it is built).
+pub const MAX_WEIGHT: u64 = 10_000;
+/// The weight of a domain or vbd nobody set one for.
+pub const DEFAULT_WEIGHT: u64 = 100;
+
+/// A scheduler setting of a domain: how the work-conserving scheduler divides a contended
+/// device (as opposed to a limit, which caps a domain whatever the device's load).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShareKey {
+    /// Share of a contended device relative to the other domains on it (1..=10000).
+    Weight,
+    /// Requests per second the domain is guaranteed while it has work (0 = none).
+    ReservationIops,
+    /// Bytes per second the domain is guaranteed while it has work (0 = none).
+    ReservationBps,
+}
+
+impl ShareKey {
+    /// Every setting, in file order.
+    pub const ALL: [ShareKey; 3] = [
+        ShareKey::Weight,
+        ShareKey::ReservationIops,
+        ShareKey::ReservationBps,
+    ];
+
+    /// The key in a `limits` line and the name of the domain's file.
+    pub const fn key(self) -> &'static str {
+        match self {
+            ShareKey::Weight => "weight",
+            ShareKey::ReservationIops => "reservation_iops",
+            ShareKey::ReservationBps => "reservation_bps",
+        }
+    }
+
+    /// The setting a key names.
+    pub fn from_key(key: &[u8]) -> Option<ShareKey> {
+        Self::ALL.into_iter().find(|k| k.key().as_bytes() == key)
+    }
+
+    /// The range of the setting's values.
+    pub const fn range(self) -> (u64, u64) {
+        match self {
+            ShareKey::Weight => (MIN_WEIGHT, MAX_WEIGHT),
+            ShareKey::ReservationIops => (0, MAX_IOPS),
+            ShareKey::ReservationBps => (0, MAX_BPS),
+        }
+    }
+
+    /// The value without an override.
+    pub const fn default_value(self) -> u64 {
+        match self {
+            ShareKey::Weight => DEFAULT_WEIGHT,
+            ShareKey::ReservationIops | ShareKey::ReservationBps => 0,
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            ShareKey::Weight => 0,
+            ShareKey::ReservationIops => 1,
+            ShareKey::ReservationBps => 2,
+        }
+    }
+}
+
+/// A domain's scheduler settings in force.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shares {
+    /// 1..=10000.
+    pub weight: u64,
+    /// Guaranteed requests per second, 0 for none.
+    pub reservation_iops: u64,
+    /// Guaranteed bytes per second, 0 for none.
+    pub reservation_bps: u64,
+}
+
+impl Shares {
+    /// A domain's settings when nobody set any: `default_weight` (the module parameter),
+    /// no reservation.
+    pub fn with_weight(default_weight: u64) -> Shares {
+        Shares {
+            weight: default_weight.clamp(MIN_WEIGHT, MAX_WEIGHT),
+            reservation_iops: 0,
+            reservation_bps: 0,
+        }
+    }
+
+    /// The value of one setting.
+    pub fn get(&self, key: ShareKey) -> u64 {
+        match key {
+            ShareKey::Weight => self.weight,
+            ShareKey::ReservationIops => self.reservation_iops,
+            ShareKey::ReservationBps => self.reservation_bps,
+        }
+    }
+}
+
+/// Per-meter overrides of the module-wide defaults, and the scheduler settings an operator
+/// set; `None` follows the default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
     values: [Option<u64>; 6],
+    shares: [Option<u64>; 3],
 }
 
 fn meter_index(meter: Meter) -> usize {
@@ -61,9 +168,41 @@ impl Overrides {
         }
     }
 
-    /// Whether no meter is overridden.
+    /// The scheduler setting `key`, if one was set.
+    pub fn share(&self, key: ShareKey) -> Option<u64> {
+        self.shares.get(key.index()).copied().flatten()
+    }
+
+    /// Sets (or with `None`, removes) the scheduler setting `key`.
+    pub fn set_share(&mut self, key: ShareKey, value: Option<u64>) {
+        if let Some(slot) = self.shares.get_mut(key.index()) {
+            *slot = value;
+        }
+    }
+
+    /// Whether nothing is overridden.
     pub fn is_empty(&self) -> bool {
-        self.values.iter().all(Option::is_none)
+        self.values.iter().all(Option::is_none) && self.shares.iter().all(Option::is_none)
+    }
+
+    /// Whether any limit (not a scheduler setting) is overridden.
+    pub fn has_limits(&self) -> bool {
+        self.values.iter().any(Option::is_some)
+    }
+
+    /// The scheduler settings in force: each one set, else the default (`default_weight`
+    /// for the weight, no reservation).
+    pub fn shares_over(&self, default_weight: u64) -> Shares {
+        let d = Shares::with_weight(default_weight);
+        Shares {
+            weight: self.share(ShareKey::Weight).unwrap_or(d.weight),
+            reservation_iops: self
+                .share(ShareKey::ReservationIops)
+                .unwrap_or(d.reservation_iops),
+            reservation_bps: self
+                .share(ShareKey::ReservationBps)
+                .unwrap_or(d.reservation_bps),
+        }
     }
 
     /// The limits in force: each override, else the default's field.
@@ -82,6 +221,11 @@ impl Overrides {
         for meter in Meter::ALL {
             if let Some(v) = other.get(meter) {
                 self.set(meter, Some(v));
+            }
+        }
+        for key in ShareKey::ALL {
+            if let Some(v) = other.share(key) {
+                self.set_share(key, Some(v));
             }
         }
     }
@@ -121,6 +265,24 @@ pub fn parse_limit_value(meter: Meter, input: &[u8]) -> Result<u64, ControlError
     at_most_max_limit(meter, parse_number(input)?)
 }
 
+/// Parses a value written to a scheduler setting's file (`weight`, `reservation_iops`,
+/// `reservation_bps`): a [`super::number`] (one trailing newline allowed) in the setting's
+/// range.
+pub fn parse_share_value(key: ShareKey, input: &[u8]) -> Result<u64, ControlError> {
+    in_share_range(key, parse_number(input)?)
+}
+
+fn in_share_range(key: ShareKey, value: u64) -> Result<u64, ControlError> {
+    let (min, max) = key.range();
+    if value > max {
+        return Err(ControlError::TooLarge);
+    }
+    if value < min {
+        return Err(ControlError::TooSmall);
+    }
+    Ok(value)
+}
+
 fn at_most_max_limit(meter: Meter, value: u64) -> Result<u64, ControlError> {
     if value > meter.max_limit() {
         return Err(ControlError::TooLarge);
@@ -145,8 +307,9 @@ pub enum LimitsCommand {
     },
 }
 
-/// Parses one line of the `limits` file: `<domid> iops=500 bps=1048576` or `<domid> clear`.
-/// Fields are separated by single or repeated spaces or tabs.
+/// Parses one line of the `limits` file: `<domid> iops=500 bps=1048576 weight=200
+/// reservation_iops=50` or `<domid> clear`. Fields are separated by single or repeated
+/// spaces or tabs.
 pub fn parse_limits_line(input: &[u8]) -> Result<LimitsCommand, ControlError> {
     let text = strip_newline(input);
     let mut fields = text
@@ -178,6 +341,15 @@ pub fn parse_limits_line(input: &[u8]) -> Result<LimitsCommand, ControlError> {
             field.get(..eq).unwrap_or_default(),
             field.get(eq + 1..).unwrap_or_default(),
         );
+        if let Some(share) = ShareKey::from_key(key) {
+            if overrides.share(share).is_some() {
+                return Err(ControlError::DuplicateKey);
+            }
+            let value = in_share_range(share, parse_decimal(value)?)?;
+            overrides.set_share(share, Some(value));
+            any = true;
+            continue;
+        }
         let meter = meter_from_key(key).ok_or(ControlError::UnknownKey)?;
         if overrides.get(meter).is_some() {
             return Err(ControlError::DuplicateKey);
@@ -197,7 +369,6 @@ pub fn parse_limits_line(input: &[u8]) -> Result<LimitsCommand, ControlError> {
 #[cfg(test)]
 mod tests {
     extern crate std;
-    use super::super::params::{MAX_BPS, MAX_IOPS};
     use super::*;
     use std::string::ToString;
 
@@ -299,6 +470,64 @@ mod tests {
     }
 
     #[test]
+    fn scheduler_settings_in_lines_and_files() {
+        use ControlError::*;
+        let LimitsCommand::Set { domid, overrides } =
+            parse_limits_line(b"4 weight=200 reservation_iops=50 iops=300\n").unwrap()
+        else {
+            panic!("not a set")
+        };
+        assert_eq!(domid, 4);
+        assert_eq!(overrides.share(ShareKey::Weight), Some(200));
+        assert_eq!(overrides.share(ShareKey::ReservationIops), Some(50));
+        assert_eq!(overrides.share(ShareKey::ReservationBps), None);
+        assert_eq!(overrides.get(Meter::Ops), Some(300));
+        assert!(overrides.has_limits());
+        let shares = overrides.shares_over(100);
+        assert_eq!(
+            (
+                shares.weight,
+                shares.reservation_iops,
+                shares.reservation_bps
+            ),
+            (200, 50, 0)
+        );
+        let only_weight = match parse_limits_line(b"4 weight=1") {
+            Ok(LimitsCommand::Set { overrides, .. }) => overrides,
+            other => panic!("{other:?}"),
+        };
+        assert!(!only_weight.has_limits() && !only_weight.is_empty());
+        // Merging keeps what the new line does not name.
+        let mut merged = overrides;
+        merged.merge(&only_weight);
+        assert_eq!(merged.share(ShareKey::Weight), Some(1));
+        assert_eq!(merged.share(ShareKey::ReservationIops), Some(50));
+        assert_eq!(parse_limits_line(b"4 weight=0"), Err(TooSmall));
+        assert_eq!(parse_limits_line(b"4 weight=10001"), Err(TooLarge));
+        assert_eq!(parse_limits_line(b"4 weight=1 weight=2"), Err(DuplicateKey));
+        assert_eq!(parse_limits_line(b"4 weight=-1"), Err(NotANumber));
+        assert_eq!(
+            parse_limits_line(b"4 reservation_iops=10000001"),
+            Err(TooLarge)
+        );
+        assert!(parse_limits_line(b"4 reservation_bps=1099511627776").is_ok());
+        assert_eq!(
+            parse_limits_line(b"4 reservation_bps=1099511627777"),
+            Err(TooLarge)
+        );
+        assert_eq!(parse_share_value(ShareKey::Weight, b"10000\n"), Ok(10_000));
+        assert_eq!(parse_share_value(ShareKey::Weight, b"0"), Err(TooSmall));
+        assert_eq!(parse_share_value(ShareKey::ReservationIops, b"0"), Ok(0));
+        assert_eq!(parse_share_value(ShareKey::Weight, b""), Err(Empty));
+        assert_eq!(Shares::with_weight(0).weight, 1);
+        assert_eq!(Shares::with_weight(20_000).weight, MAX_WEIGHT);
+        for key in ShareKey::ALL {
+            assert_eq!(ShareKey::from_key(key.key().as_bytes()), Some(key));
+            assert!(meter_from_key(key.key().as_bytes()).is_none());
+        }
+    }
+
+    #[test]
     fn keys_round_trip() {
         for m in Meter::ALL {
             assert_eq!(meter_from_key(meter_key(m).as_bytes()), Some(m));
@@ -312,6 +541,12 @@ mod tests {
                 for m in Meter::ALL {
                     if let Some(v) = overrides.get(m) {
                         proptest::prop_assert!(v <= m.max_limit());
+                    }
+                }
+                for key in ShareKey::ALL {
+                    if let Some(v) = overrides.share(key) {
+                        let (min, max) = key.range();
+                        proptest::prop_assert!((min..=max).contains(&v));
                     }
                 }
             }
