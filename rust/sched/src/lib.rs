@@ -13,12 +13,18 @@
 //!   mClock-style reservation tags checked first.
 //! - [`Group`] is one device's scheduling group: its domains, each domain's vbds, and the
 //!   window; requests are charged at both levels.
+//! - [`Dispatcher`] is the gate in front of a group as the module's rings use it: each
+//!   ring's worker asks before taking a request, and whoever frees window space asks whom
+//!   to wake.
 //! - [`Window`] says how much work may be in flight on the device; [`FixedWindow`] is the
 //!   operator's number, and an adaptive policy (a latency target) implements the same trait.
 //!
 //! `Documentation/design/scheduler.md` states the guarantees and proves the bounds that the
 //! property tests check.
 
+mod dispatch;
+#[cfg(test)]
+mod dispatch_tests;
 mod group;
 mod queue;
 #[cfg(test)]
@@ -28,6 +34,7 @@ mod tag;
 mod tree;
 mod window;
 
+pub use dispatch::{Dispatcher, VbdWork, Verdict};
 pub use group::{Group, GroupPick};
 pub use queue::{FairQueue, Flow, FlowConfig, Phase, Pick, MAX_WEIGHT, MIN_WEIGHT};
 pub use storage::Storage;
