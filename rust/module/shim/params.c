@@ -28,6 +28,7 @@ static u64 rblk_param_values[RBLK_PARAM_COUNT] = {
 	[RBLK_PARAM_MAX_PERSISTENT_GRANTS] = RBLK_DEFAULT_MAX_PERSISTENT_GRANTS,
 	[RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS] = RBLK_DEFAULT_PERSISTENT_GRANT_UNUSED_SECONDS,
 	[RBLK_PARAM_MAX_RING_BUFFER_PAGES] = RBLK_DEFAULT_MAX_RING_BUFFER_PAGES,
+	[RBLK_PARAM_DEFAULT_WEIGHT] = RBLK_DEFAULT_DEFAULT_WEIGHT,
 };
 
 static int rblk_param_set(const char *val, const struct kernel_param *kp)
@@ -106,3 +107,7 @@ MODULE_PARM_DESC(persistent_grant_unused_seconds, "Seconds an unused persistent 
 module_param_cb(max_ring_buffer_pages, &rblk_param_ops,
 		&rblk_param_values[RBLK_PARAM_MAX_RING_BUFFER_PAGES], 0644);
 MODULE_PARM_DESC(max_ring_buffer_pages, "Most pages a ring holds to map requests' grants that are not persistent (256..65536, default 4096 = 16 MiB)");
+/* The scheduler's weight for domains that have none set; read when a domain is first seen. */
+module_param_cb(default_weight, &rblk_param_ops,
+		&rblk_param_values[RBLK_PARAM_DEFAULT_WEIGHT], 0644);
+MODULE_PARM_DESC(default_weight, "Scheduler weight of a domain with none set (1..10000, default 100)");

@@ -22,7 +22,8 @@ enum rblk_param_id {
 	RBLK_PARAM_MAX_PERSISTENT_GRANTS = 9,
 	RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS = 10,
 	RBLK_PARAM_MAX_RING_BUFFER_PAGES = 11,
-	RBLK_PARAM_COUNT = 12,
+	RBLK_PARAM_DEFAULT_WEIGHT = 12,
+	RBLK_PARAM_COUNT = 13,
 };
 
 /* Defaults; Rust asserts at compile time that they equal throttle::params' defaults. */
@@ -38,6 +39,7 @@ enum rblk_param_id {
 #define RBLK_DEFAULT_MAX_PERSISTENT_GRANTS 1056ULL
 #define RBLK_DEFAULT_PERSISTENT_GRANT_UNUSED_SECONDS 60ULL
 #define RBLK_DEFAULT_MAX_RING_BUFFER_PAGES 4096ULL
+#define RBLK_DEFAULT_DEFAULT_WEIGHT 100ULL
 
 /* C: current value of a module parameter (a racy read is fine: each value is one u64). */
 u64 rblk_param_get(unsigned int id);

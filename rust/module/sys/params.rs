@@ -43,6 +43,7 @@ const _: () = {
         bindings::RBLK_DEFAULT_MAX_RING_BUFFER_PAGES as u64
             == Param::MaxRingBufferPages.default_value()
     );
+    assert!(bindings::RBLK_DEFAULT_DEFAULT_WEIGHT as u64 == Param::DefaultWeight.default_value());
     assert!(bindings::rblk_param_id_RBLK_PARAM_COUNT as usize == ALL.len());
 };
 
@@ -63,6 +64,7 @@ const fn c_id(param: Param) -> u32 {
             bindings::rblk_param_id_RBLK_PARAM_PERSISTENT_GRANT_UNUSED_SECONDS
         }
         Param::MaxRingBufferPages => bindings::rblk_param_id_RBLK_PARAM_MAX_RING_BUFFER_PAGES,
+        Param::DefaultWeight => bindings::rblk_param_id_RBLK_PARAM_DEFAULT_WEIGHT,
     }
 }
 

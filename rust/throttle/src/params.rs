@@ -37,10 +37,12 @@ pub enum Param {
     /// use by requests in flight, or kept for the next ones): bounds the dom0 memory a
     /// frontend can pin. A request that would need more waits on the ring.
     MaxRingBufferPages,
+    /// The scheduler weight of a domain nobody set one for (1..=10000).
+    DefaultWeight,
 }
 
 /// Every parameter, in the order the kernel glue registers them.
-pub const ALL: [Param; 12] = [
+pub const ALL: [Param; 13] = [
     Param::TimesliceUs,
     Param::DefaultIops,
     Param::DefaultBps,
@@ -53,6 +55,7 @@ pub const ALL: [Param; 12] = [
     Param::MaxPersistentGrants,
     Param::PersistentGrantUnusedSeconds,
     Param::MaxRingBufferPages,
+    Param::DefaultWeight,
 ];
 
 /// Shortest timeslice: below this, timer overhead would dominate the slice.
@@ -93,6 +96,8 @@ pub const DEFAULT_RING_BUFFER_PAGES: u64 = 4096;
 /// Longest unused time accepted for a persistent grant: a day.
 pub const MAX_PERSISTENT_GRANT_UNUSED_SECONDS: u64 = 86_400;
 
+pub use super::control::{DEFAULT_WEIGHT, MAX_WEIGHT, MIN_WEIGHT};
+
 /// Why a parameter value was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParamError {
@@ -123,6 +128,7 @@ impl Param {
             Param::MaxPersistentGrants => "max_persistent_grants",
             Param::PersistentGrantUnusedSeconds => "persistent_grant_unused_seconds",
             Param::MaxRingBufferPages => "max_ring_buffer_pages",
+            Param::DefaultWeight => "default_weight",
         }
     }
 
@@ -138,6 +144,7 @@ impl Param {
             Param::MaxPersistentGrants => DEFAULT_PERSISTENT_GRANTS,
             Param::PersistentGrantUnusedSeconds => 60,
             Param::MaxRingBufferPages => DEFAULT_RING_BUFFER_PAGES,
+            Param::DefaultWeight => DEFAULT_WEIGHT,
         }
     }
 
@@ -161,6 +168,7 @@ impl Param {
             Param::MaxPersistentGrants => (0, MAX_PERSISTENT_GRANTS),
             Param::PersistentGrantUnusedSeconds => (0, MAX_PERSISTENT_GRANT_UNUSED_SECONDS),
             Param::MaxRingBufferPages => (MIN_RING_BUFFER_PAGES, MAX_RING_BUFFER_PAGES),
+            Param::DefaultWeight => (MIN_WEIGHT, MAX_WEIGHT),
         }
     }
 }
@@ -262,5 +270,13 @@ mod tests {
         assert!(validate(Param::MaxRingBufferPages, 65_537).is_err());
         assert!(validate(Param::MaxPersistentGrants, 65_536).is_err());
         assert!(validate(Param::PersistentGrantUnusedSeconds, 86_401).is_err());
+    }
+
+    #[test]
+    fn a_default_weight_is_a_weight() {
+        assert!(validate(Param::DefaultWeight, 0).is_err());
+        assert_eq!(validate(Param::DefaultWeight, 1), Ok(()));
+        assert_eq!(validate(Param::DefaultWeight, 10_000), Ok(()));
+        assert!(validate(Param::DefaultWeight, 10_001).is_err());
     }
 }
