@@ -25,3 +25,4 @@
 #include "block.h"
 #include "time.h"
 #include "domains.h"
+#include "groups.h"

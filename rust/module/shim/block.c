@@ -11,6 +11,7 @@
 #include <linux/highmem.h>
 #include <linux/minmax.h>
 #include <linux/sched.h>
+#include <linux/string.h>
 #include <xen/grant_table.h>
 #include <xen/page.h>
 
@@ -159,6 +160,28 @@ u32 rblk_bdev_discard_granularity(struct file *f)
 u32 rblk_bdev_discard_alignment(struct file *f)
 {
 	return bdev_discard_alignment(file_bdev(f));
+}
+
+size_t rblk_bdev_disk_name(struct file *f, char *buf, size_t size)
+{
+	/* The whole disk's name: a partition's disk, or the device itself. */
+	const char *name = file_bdev(f)->bd_disk->disk_name;
+
+	if (!size)
+		return 0;
+	/* Cut to fit (and NUL-terminated) if the name is longer. */
+	strscpy(buf, name, size);
+	return strlen(buf);
+}
+
+bool rblk_bdev_rotational(struct file *f)
+{
+	return !bdev_nonrot(file_bdev(f));
+}
+
+u32 rblk_bdev_queue_depth(struct file *f)
+{
+	return bdev_get_queue(file_bdev(f))->nr_requests;
 }
 
 /* ---------------------------------------------------------------- bios */

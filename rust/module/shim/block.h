@@ -45,6 +45,12 @@ u32 rblk_bdev_max_discard_sectors(struct file *bdev_file);
 u32 rblk_bdev_max_secure_erase_sectors(struct file *bdev_file);
 u32 rblk_bdev_discard_granularity(struct file *bdev_file);
 u32 rblk_bdev_discard_alignment(struct file *bdev_file);
+/* The whole disk's kernel name (`vdb` for /dev/vdb3) into buf, NUL-terminated (cut to fit); its length. */
+size_t rblk_bdev_disk_name(struct file *bdev_file, char *buf, size_t size);
+/* Whether the device says it is rotational (a disk with heads to move). */
+bool rblk_bdev_rotational(struct file *bdev_file);
+/* Requests the device's queue takes at once (nr_requests). */
+u32 rblk_bdev_queue_depth(struct file *bdev_file);
 /* Synchronous secure erase of a range (sleeps); 0 or -errno. */
 
 /* --- bios --- */

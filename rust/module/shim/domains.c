@@ -1,15 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Glue for rust/module/sys/domains.rs: the /sys/module/rblkback/domains directory, its
- * limits file and one kobject per domain whose files call back into Rust.
+ * limits file and one control directory (ctldir.c) per domain.
  */
-#include <linux/container_of.h>
-#include <linux/err.h>
 #include <linux/kobject.h>
 #include <linux/module.h>
-#include <linux/slab.h>
 #include <linux/sysfs.h>
 
+#include "ctldir.h"
 #include "domains.h"
 
 /* ---------------------------------------------------------------- domains sysfs */
@@ -53,102 +51,70 @@ void rblk_domains_dir_del(void)
 	rblk_domains_kobj = NULL;
 }
 
-struct rblk_domain_dir {
-	struct kobject kobj;
-	void *domain;
-};
-
-struct rblk_dom_attr {
-	struct attribute attr;
-	unsigned int id;
-};
-
-static ssize_t rblk_dom_show(struct kobject *k, struct attribute *a, char *buf)
+static u64 rblk_dom_show(void *domain, unsigned int file)
 {
-	struct rblk_domain_dir *d = container_of(k, struct rblk_domain_dir, kobj);
-	struct rblk_dom_attr *da = container_of(a, struct rblk_dom_attr, attr);
-
-	return sysfs_emit(buf, "%llu\n", rblk_dom_ops->attr_show(d->domain, da->id));
+	return rblk_dom_ops->attr_show(domain, file);
 }
 
-static ssize_t rblk_dom_store(struct kobject *k, struct attribute *a, const char *buf,
-			      size_t len)
+static int rblk_dom_store(void *domain, unsigned int file, const char *buf, size_t len)
 {
-	struct rblk_domain_dir *d = container_of(k, struct rblk_domain_dir, kobj);
-	struct rblk_dom_attr *da = container_of(a, struct rblk_dom_attr, attr);
-	int err = rblk_dom_ops->attr_store(d->domain, da->id, buf, len);
-
-	return err ? err : len;
+	return rblk_dom_ops->attr_store(domain, file, buf, len);
 }
 
-static const struct sysfs_ops rblk_dom_sysfs_ops = {
+static const struct rblk_ctl_ops rblk_dom_ctl_ops = {
 	.show = rblk_dom_show,
 	.store = rblk_dom_store,
 };
 
-#define RBLK_DOM_ATTR(fname, perm, aid) \
-	static struct rblk_dom_attr rblk_dom_attr_##fname = { \
-		.attr = { .name = #fname, .mode = perm }, .id = aid }
-
-RBLK_DOM_ATTR(iops_limit, 0644, RBLK_DOM_IOPS_LIMIT);
-RBLK_DOM_ATTR(bps_limit, 0644, RBLK_DOM_BPS_LIMIT);
-RBLK_DOM_ATTR(read_iops_limit, 0644, RBLK_DOM_READ_IOPS_LIMIT);
-RBLK_DOM_ATTR(write_iops_limit, 0644, RBLK_DOM_WRITE_IOPS_LIMIT);
-RBLK_DOM_ATTR(read_bps_limit, 0644, RBLK_DOM_READ_BPS_LIMIT);
-RBLK_DOM_ATTR(write_bps_limit, 0644, RBLK_DOM_WRITE_BPS_LIMIT);
-RBLK_DOM_ATTR(admitted_ops, 0444, RBLK_DOM_ADMITTED_OPS);
-RBLK_DOM_ATTR(admitted_bytes, 0444, RBLK_DOM_ADMITTED_BYTES);
-RBLK_DOM_ATTR(throttled_slices, 0444, RBLK_DOM_THROTTLED_SLICES);
-RBLK_DOM_ATTR(throttled_us, 0444, RBLK_DOM_THROTTLED_US);
-RBLK_DOM_ATTR(admitted_requests, 0444, RBLK_DOM_ADMITTED_REQUESTS);
-RBLK_DOM_ATTR(holds, 0444, RBLK_DOM_HOLDS);
-RBLK_DOM_ATTR(rings, 0444, RBLK_DOM_RINGS);
+RBLK_CTL_FILE(dom, iops_limit, 0644, RBLK_DOM_IOPS_LIMIT);
+RBLK_CTL_FILE(dom, bps_limit, 0644, RBLK_DOM_BPS_LIMIT);
+RBLK_CTL_FILE(dom, read_iops_limit, 0644, RBLK_DOM_READ_IOPS_LIMIT);
+RBLK_CTL_FILE(dom, write_iops_limit, 0644, RBLK_DOM_WRITE_IOPS_LIMIT);
+RBLK_CTL_FILE(dom, read_bps_limit, 0644, RBLK_DOM_READ_BPS_LIMIT);
+RBLK_CTL_FILE(dom, write_bps_limit, 0644, RBLK_DOM_WRITE_BPS_LIMIT);
+RBLK_CTL_FILE(dom, admitted_ops, 0444, RBLK_DOM_ADMITTED_OPS);
+RBLK_CTL_FILE(dom, admitted_bytes, 0444, RBLK_DOM_ADMITTED_BYTES);
+RBLK_CTL_FILE(dom, throttled_slices, 0444, RBLK_DOM_THROTTLED_SLICES);
+RBLK_CTL_FILE(dom, throttled_us, 0444, RBLK_DOM_THROTTLED_US);
+RBLK_CTL_FILE(dom, admitted_requests, 0444, RBLK_DOM_ADMITTED_REQUESTS);
+RBLK_CTL_FILE(dom, holds, 0444, RBLK_DOM_HOLDS);
+RBLK_CTL_FILE(dom, rings, 0444, RBLK_DOM_RINGS);
+RBLK_CTL_FILE(dom, weight, 0644, RBLK_DOM_WEIGHT);
+RBLK_CTL_FILE(dom, reservation_iops, 0644, RBLK_DOM_RESERVATION_IOPS);
+RBLK_CTL_FILE(dom, reservation_bps, 0644, RBLK_DOM_RESERVATION_BPS);
+RBLK_CTL_FILE(dom, sched_dispatched, 0444, RBLK_DOM_SCHED_DISPATCHED);
+RBLK_CTL_FILE(dom, sched_holds, 0444, RBLK_DOM_SCHED_HOLDS);
 
 static struct attribute *rblk_dom_attrs[] = {
-	&rblk_dom_attr_iops_limit.attr,	      &rblk_dom_attr_bps_limit.attr,
-	&rblk_dom_attr_read_iops_limit.attr,  &rblk_dom_attr_write_iops_limit.attr,
-	&rblk_dom_attr_read_bps_limit.attr,   &rblk_dom_attr_write_bps_limit.attr,
-	&rblk_dom_attr_admitted_ops.attr,     &rblk_dom_attr_admitted_bytes.attr,
-	&rblk_dom_attr_throttled_slices.attr, &rblk_dom_attr_throttled_us.attr,
-	&rblk_dom_attr_admitted_requests.attr, &rblk_dom_attr_holds.attr,
-	&rblk_dom_attr_rings.attr,
+	&dom_file_iops_limit.attr,	  &dom_file_bps_limit.attr,
+	&dom_file_read_iops_limit.attr,	  &dom_file_write_iops_limit.attr,
+	&dom_file_read_bps_limit.attr,	  &dom_file_write_bps_limit.attr,
+	&dom_file_admitted_ops.attr,	  &dom_file_admitted_bytes.attr,
+	&dom_file_throttled_slices.attr,  &dom_file_throttled_us.attr,
+	&dom_file_admitted_requests.attr, &dom_file_holds.attr,
+	&dom_file_rings.attr,		  &dom_file_weight.attr,
+	&dom_file_reservation_iops.attr,  &dom_file_reservation_bps.attr,
+	&dom_file_sched_dispatched.attr,  &dom_file_sched_holds.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(rblk_dom);
 
-static void rblk_dom_release(struct kobject *k)
-{
-	kfree(container_of(k, struct rblk_domain_dir, kobj));
-}
-
 static const struct kobj_type rblk_dom_ktype = {
-	.release = rblk_dom_release,
-	.sysfs_ops = &rblk_dom_sysfs_ops,
+	.release = rblk_ctl_release,
+	.sysfs_ops = &rblk_ctl_sysfs_ops,
 	.default_groups = rblk_dom_groups,
 };
 
-struct rblk_domain_dir *rblk_domain_dir_add(u16 domid, void *domain)
+struct rblk_ctl_dir *rblk_domain_dir_add(u16 domid, void *domain)
 {
-	struct rblk_domain_dir *d;
-	int err;
+	char name[8];
 
-	if (!rblk_domains_kobj)
-		return ERR_PTR(-ENODEV);
-	d = kzalloc(sizeof(*d), GFP_KERNEL);
-	if (!d)
-		return ERR_PTR(-ENOMEM);
-	d->domain = domain;
-	err = kobject_init_and_add(&d->kobj, &rblk_dom_ktype, rblk_domains_kobj, "%u", domid);
-	if (err) {
-		kobject_put(&d->kobj);
-		return ERR_PTR(err);
-	}
-	return d;
+	snprintf(name, sizeof(name), "%u", domid);
+	return rblk_ctl_dir_add(&rblk_dom_ktype, rblk_domains_kobj, name, &rblk_dom_ctl_ops,
+				domain);
 }
 
-void rblk_domain_dir_del(struct rblk_domain_dir *d)
+void rblk_domain_dir_del(struct rblk_ctl_dir *d)
 {
-	/* kobject_del drains running show/store calls before it returns. */
-	kobject_del(&d->kobj);
-	kobject_put(&d->kobj);
+	rblk_ctl_dir_del(d);
 }

@@ -9,7 +9,8 @@
 
 /*
  * --- /sys/module/rblkback/domains: per-domain limits and statistics ---
- * Files of a domain directory, in this order: the six limits (read-write), then counters.
+ * Files of a domain directory: the six limits (read-write), counters, then the scheduler's
+ * settings (read-write) and counters.
  */
 enum rblk_domain_attr {
 	RBLK_DOM_IOPS_LIMIT = 0,
@@ -25,22 +26,27 @@ enum rblk_domain_attr {
 	RBLK_DOM_ADMITTED_REQUESTS = 10,
 	RBLK_DOM_HOLDS = 11,
 	RBLK_DOM_RINGS = 12,
-	RBLK_DOM_ATTR_COUNT = 13,
+	RBLK_DOM_WEIGHT = 13,
+	RBLK_DOM_RESERVATION_IOPS = 14,
+	RBLK_DOM_RESERVATION_BPS = 15,
+	RBLK_DOM_SCHED_DISPATCHED = 16,
+	RBLK_DOM_SCHED_HOLDS = 17,
+	RBLK_DOM_ATTR_COUNT = 18,
 };
 struct rblk_domains_ops {
 	/* a line written to domains/limits; 0 or -errno */
 	int (*limits_write)(void *ctx, const char *buf, size_t len);
 	/* a domain file's value */
 	u64 (*attr_show)(void *domain, unsigned int attr);
-	/* a write to a domain's limit file; 0 or -errno */
+	/* a write to a domain's writable file; 0 or -errno */
 	int (*attr_store)(void *domain, unsigned int attr, const char *buf, size_t len);
 };
 int rblk_domains_dir_add(const struct rblk_domains_ops *ops, void *ctx);
 void rblk_domains_dir_del(void);
-struct rblk_domain_dir;
+struct rblk_ctl_dir;
 /* domains/<domid>/; ERR_PTR on failure */
-struct rblk_domain_dir *rblk_domain_dir_add(u16 domid, void *domain);
+struct rblk_ctl_dir *rblk_domain_dir_add(u16 domid, void *domain);
 /* Removes it; waits for running show/store calls. */
-void rblk_domain_dir_del(struct rblk_domain_dir *dir);
+void rblk_domain_dir_del(struct rblk_ctl_dir *dir);
 
 #endif /* RBLKBACK_DOMAINS_H */

@@ -8,6 +8,7 @@
 #include <linux/cpumask.h>
 #include <linux/device.h>
 #include <linux/err.h>
+#include <linux/minmax.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -246,6 +247,59 @@ static const struct attribute_group rblk_stat_group = {
 	.attrs = rblk_stat_attrs,
 };
 
+/* sched/: the vbd's place in the I/O scheduler (its weight, its group) and its counters. */
+static ssize_t rblk_dev_store(struct device *d, unsigned int stat, const char *buf, size_t len)
+{
+	void *data = dev_get_drvdata(d);
+	int err = data ? rblk_ops->store(data, stat, buf, len) : -ENODEV;
+
+	return err ? err : len;
+}
+
+static ssize_t weight_show(struct device *d, struct device_attribute *a, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", rblk_dev_stat(d, RBLK_STAT_SCHED_WEIGHT));
+}
+
+static ssize_t weight_store(struct device *d, struct device_attribute *a, const char *buf,
+			    size_t len)
+{
+	return rblk_dev_store(d, RBLK_STAT_SCHED_WEIGHT, buf, len);
+}
+static DEVICE_ATTR_RW(weight);
+
+static ssize_t group_show(struct device *d, struct device_attribute *a, char *buf)
+{
+	void *data = dev_get_drvdata(d);
+	/* Room for the newline: Rust writes at most PAGE_SIZE - 1 bytes. */
+	size_t n = data ? rblk_ops->text(data, RBLK_STAT_SCHED_GROUP, buf, PAGE_SIZE - 1) : 0;
+
+	n = min_t(size_t, n, PAGE_SIZE - 1);
+	buf[n] = '\n';
+	return n + 1;
+}
+
+static ssize_t group_store(struct device *d, struct device_attribute *a, const char *buf,
+			   size_t len)
+{
+	return rblk_dev_store(d, RBLK_STAT_SCHED_GROUP, buf, len);
+}
+static DEVICE_ATTR_RW(group);
+
+RBLK_STAT_ATTR(dispatched, RBLK_STAT_SCHED_DISPATCHED);
+RBLK_STAT_ATTR(held_by_scheduler, RBLK_STAT_SCHED_HELD_BY_SCHEDULER);
+RBLK_STAT_ATTR(held_by_limit, RBLK_STAT_SCHED_HELD_BY_LIMIT);
+
+static struct attribute *rblk_sched_attrs[] = {
+	&dev_attr_weight.attr, &dev_attr_group.attr, &dev_attr_dispatched.attr,
+	&dev_attr_held_by_scheduler.attr, &dev_attr_held_by_limit.attr, NULL,
+};
+
+static const struct attribute_group rblk_sched_group = {
+	.name = "sched",
+	.attrs = rblk_sched_attrs,
+};
+
 static ssize_t physical_device_show(struct device *d, struct device_attribute *a, char *buf)
 {
 	return sysfs_emit(buf, "%llx:%llx\n", rblk_dev_stat(d, RBLK_STAT_MAJOR),
@@ -275,7 +329,12 @@ int rblk_sysfs_add(struct xenbus_device *dev)
 	err = sysfs_create_group(&dev->dev.kobj, &rblk_stat_group);
 	if (err)
 		goto fail_group;
+	err = sysfs_create_group(&dev->dev.kobj, &rblk_sched_group);
+	if (err)
+		goto fail_sched;
 	return 0;
+fail_sched:
+	sysfs_remove_group(&dev->dev.kobj, &rblk_stat_group);
 fail_group:
 	device_remove_file(&dev->dev, &dev_attr_mode);
 fail_mode:
@@ -288,6 +347,7 @@ void rblk_sysfs_remove(struct xenbus_device *dev)
 	/* device_del removed the whole directory already. */
 	if (!device_is_registered(&dev->dev))
 		return;
+	sysfs_remove_group(&dev->dev.kobj, &rblk_sched_group);
 	sysfs_remove_group(&dev->dev.kobj, &rblk_stat_group);
 	device_remove_file(&dev->dev, &dev_attr_mode);
 	device_remove_file(&dev->dev, &dev_attr_physical_device);

@@ -18,6 +18,10 @@ struct rblk_xenbus_ops {
 	void (*frontend_changed)(struct xenbus_device *dev, int frontend_state);
 	/* sysfs: a statistic (enum rblk_stat) of the device's driver data */
 	u64 (*stat)(void *drvdata, unsigned int stat);
+	/* sysfs: a text file (enum rblk_stat) into buf (size bytes); its length */
+	size_t (*text)(void *drvdata, unsigned int stat, char *buf, size_t size);
+	/* sysfs: a write to a writable file (enum rblk_stat); 0 or -errno */
+	int (*store)(void *drvdata, unsigned int stat, const char *buf, size_t len);
 	/* passed to probe */
 	void *ctx;
 };
@@ -53,7 +57,7 @@ struct rblk_watch *rblk_watch_node(struct xenbus_device *dev, const char *node,
 				   void (*callback)(void *ctx), void *ctx);
 void rblk_unwatch(struct rblk_watch *watch);
 
-/* --- sysfs: statistics/, physical_device, mode under the xenbus device --- */
+/* --- sysfs: statistics/, sched/, physical_device, mode under the xenbus device --- */
 enum rblk_stat {
 	RBLK_STAT_OO_REQ = 0,
 	RBLK_STAT_RD_REQ = 1,
@@ -66,6 +70,12 @@ enum rblk_stat {
 	RBLK_STAT_MINOR = 8,
 	RBLK_STAT_WRITABLE = 9,
 	RBLK_STAT_BUFFER_PAGES = 10,
+	RBLK_STAT_SCHED_WEIGHT = 11,
+	RBLK_STAT_SCHED_DISPATCHED = 12,
+	RBLK_STAT_SCHED_HELD_BY_SCHEDULER = 13,
+	RBLK_STAT_SCHED_HELD_BY_LIMIT = 14,
+	/* text */
+	RBLK_STAT_SCHED_GROUP = 15,
 };
 int rblk_sysfs_add(struct xenbus_device *dev);
 void rblk_sysfs_remove(struct xenbus_device *dev);

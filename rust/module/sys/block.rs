@@ -84,6 +84,27 @@ impl BlockDevice {
         unsafe { bindings::rblk_bdev_write_cache(self.0) }
     }
 
+    /// The kernel name of the whole disk the device is on (`vdb` for `/dev/vdb3`), cut to
+    /// `buf`'s size less one; the bytes written to `buf`.
+    pub fn disk_name<'b>(&self, buf: &'b mut [u8]) -> &'b [u8] {
+        // SAFETY: the file is open (type invariant); C writes at most `buf.len()` bytes.
+        let n =
+            unsafe { bindings::rblk_bdev_disk_name(self.0, buf.as_mut_ptr().cast(), buf.len()) };
+        &buf[..n.min(buf.len())]
+    }
+
+    /// Whether the device says it is rotational.
+    pub fn rotational(&self) -> bool {
+        // SAFETY: the file is open (type invariant).
+        unsafe { bindings::rblk_bdev_rotational(self.0) }
+    }
+
+    /// Requests the device's queue takes at once.
+    pub fn queue_depth(&self) -> u32 {
+        // SAFETY: the file is open (type invariant).
+        unsafe { bindings::rblk_bdev_queue_depth(self.0) }
+    }
+
     /// What the device can discard, or `None` if it cannot.
     pub fn discard_support(&self) -> Option<DiscardSupport> {
         // SAFETY: the file is open (type invariant).

@@ -3,25 +3,17 @@
 //! `/sys/module/rblkback/domains/`: the `limits` control file and one directory per domain.
 
 use super::bindings;
-use core::marker::PhantomData;
-use kernel::error::{from_err_ptr, to_result};
+use super::ctldir::{input, show_callback, store_callback, ControlDir, ControlFiles};
+use kernel::error::to_result;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
 /// What the `domains` directory calls.
 pub trait DomainsHandler: Send + Sync {
     /// The domain type whose directories are shown.
-    type Domain: DomainFiles;
+    type Domain: ControlFiles<File = DomainAttr>;
     /// A write to `domains/limits`.
     fn limits_write(&self, input: &[u8]) -> Result;
-}
-
-/// What a domain directory calls.
-pub trait DomainFiles: Send + Sync {
-    /// The value of file `attr`.
-    fn show(&self, attr: DomainAttr) -> u64;
-    /// A write to file `attr` (sysfs makes only the limit files writable).
-    fn store(&self, attr: DomainAttr, input: &[u8]) -> Result;
 }
 
 /// A file of a domain directory: the C shim's `enum rblk_domain_attr`, named.
@@ -53,6 +45,16 @@ pub enum DomainAttr {
     Holds,
     /// `rings`.
     Rings,
+    /// `weight`.
+    Weight,
+    /// `reservation_iops`.
+    ReservationIops,
+    /// `reservation_bps`.
+    ReservationBps,
+    /// `sched_dispatched`.
+    SchedDispatched,
+    /// `sched_holds`.
+    SchedHolds,
 }
 
 impl DomainAttr {
@@ -72,6 +74,11 @@ impl DomainAttr {
             bindings::rblk_domain_attr_RBLK_DOM_ADMITTED_REQUESTS => Self::AdmittedRequests,
             bindings::rblk_domain_attr_RBLK_DOM_HOLDS => Self::Holds,
             bindings::rblk_domain_attr_RBLK_DOM_RINGS => Self::Rings,
+            bindings::rblk_domain_attr_RBLK_DOM_WEIGHT => Self::Weight,
+            bindings::rblk_domain_attr_RBLK_DOM_RESERVATION_IOPS => Self::ReservationIops,
+            bindings::rblk_domain_attr_RBLK_DOM_RESERVATION_BPS => Self::ReservationBps,
+            bindings::rblk_domain_attr_RBLK_DOM_SCHED_DISPATCHED => Self::SchedDispatched,
+            bindings::rblk_domain_attr_RBLK_DOM_SCHED_HOLDS => Self::SchedHolds,
             _ => return None,
         })
     }
@@ -100,8 +107,8 @@ impl<T: DomainsHandler> DomainsDir<T> {
         let ops = KBox::new(
             bindings::rblk_domains_ops {
                 limits_write: Some(limits_write_callback::<T>),
-                attr_show: Some(attr_show_callback::<T::Domain>),
-                attr_store: Some(attr_store_callback::<T::Domain>),
+                attr_show: Some(show_callback::<T::Domain>),
+                attr_store: Some(store_callback::<T::Domain>),
             },
             GFP_KERNEL,
         )?;
@@ -129,19 +136,6 @@ impl<T: DomainsHandler> Drop for DomainsDir<T> {
     }
 }
 
-/// Borrows the input of a sysfs write.
-///
-/// # Safety
-///
-/// `buf` must be readable for `len` bytes for the returned lifetime.
-unsafe fn input<'a>(buf: *const u8, len: usize) -> &'a [u8] {
-    if buf.is_null() {
-        return &[];
-    }
-    // SAFETY: guaranteed by the caller.
-    unsafe { core::slice::from_raw_parts(buf, len) }
-}
-
 extern "C" fn limits_write_callback<T: DomainsHandler>(
     ctx: *mut core::ffi::c_void,
     buf: *const u8,
@@ -157,80 +151,26 @@ extern "C" fn limits_write_callback<T: DomainsHandler>(
     }
 }
 
-extern "C" fn attr_show_callback<D: DomainFiles>(domain: *mut core::ffi::c_void, attr: u32) -> u64 {
-    // SAFETY: `domain` is the Arc registered by `DomainDir::add`, alive until its removal,
-    // which waits for this call.
-    let domain = unsafe { &*(domain as *const D) };
-    DomainAttr::from_raw(attr).map_or(0, |attr| domain.show(attr))
-}
-
-extern "C" fn attr_store_callback<D: DomainFiles>(
-    domain: *mut core::ffi::c_void,
-    attr: u32,
-    buf: *const u8,
-    len: usize,
-) -> i32 {
-    // SAFETY: as in `attr_show_callback`.
-    let domain = unsafe { &*(domain as *const D) };
-    // SAFETY: sysfs passes a buffer of `len` bytes valid during the call.
-    let data = unsafe { input(buf, len) };
-    let Some(attr) = DomainAttr::from_raw(attr) else {
-        return EINVAL.to_errno();
-    };
-    match domain.store(attr, data) {
-        Ok(()) => 0,
-        Err(e) => e.to_errno(),
-    }
-}
-
 /// A domain's directory `domains/<domid>/`; removed on drop.
-///
-/// # Invariants
-///
-/// `raw` is a directory from `rblk_domain_dir_add`, showing `ctx`, removed only on drop;
-/// `ctx` comes from `Arc::into_raw`, and its reference, which the directory's show and
-/// store callbacks use, is owned by this value.
-pub struct DomainDir<D: DomainFiles> {
-    raw: *mut bindings::rblk_domain_dir,
-    ctx: *const D,
-    _d: PhantomData<D>,
+pub struct DomainDir<D: ControlFiles<File = DomainAttr>> {
+    /// Removed on drop.
+    _dir: ControlDir<D>,
 }
 
-// SAFETY: only used to remove the directory, from any thread.
-unsafe impl<D: DomainFiles> Send for DomainDir<D> {}
-// SAFETY: `&DomainDir` exposes nothing.
-unsafe impl<D: DomainFiles> Sync for DomainDir<D> {}
-
-impl<D: DomainFiles> DomainDir<D> {
+impl<D: ControlFiles<File = DomainAttr>> DomainDir<D> {
     /// Creates `domains/<domid>/` showing `domain`. The `domains` directory must exist.
     pub fn add(domid: u16, domain: Arc<D>) -> Result<Self> {
-        let ctx = Arc::into_raw(domain);
-        // SAFETY: `ctx` stays valid until `drop` removes the directory.
-        let raw = unsafe { bindings::rblk_domain_dir_add(domid, ctx as *mut _) };
-        match from_err_ptr(raw) {
-            // INVARIANT: neither an error nor null, so `raw` is the new directory showing
-            // `ctx`; the reference from `into_raw` passes to the value.
-            Ok(raw) if !raw.is_null() => Ok(Self {
-                raw,
-                ctx,
-                _d: PhantomData,
-            }),
-            other => {
-                // SAFETY: no directory, so no callback holds `ctx`.
-                drop(unsafe { Arc::from_raw(ctx) });
-                Err(other.err().unwrap_or(ENOMEM))
-            }
-        }
-    }
-}
-
-impl<D: DomainFiles> Drop for DomainDir<D> {
-    fn drop(&mut self) {
-        // SAFETY: `raw` is a live directory (type invariant), removed only here; removal
-        // waits for running show/store calls.
-        unsafe { bindings::rblk_domain_dir_del(self.raw) };
-        // SAFETY: no callback uses `ctx` any more; release the reference the value owns
-        // (type invariant).
-        drop(unsafe { Arc::from_raw(self.ctx) });
+        // SAFETY: `rblk_domain_dir_add` creates a directory whose callbacks get the pointer
+        // it is given (through the `domains` directory's ops, which are `show_callback` and
+        // `store_callback` for this `D`, set by `DomainsDir::add`), and
+        // `rblk_domain_dir_del` removes it, waiting for running callbacks.
+        let dir = unsafe {
+            ControlDir::add(
+                domain,
+                |ctx| bindings::rblk_domain_dir_add(domid, ctx),
+                bindings::rblk_domain_dir_del,
+            )
+        }?;
+        Ok(Self { _dir: dir })
     }
 }

@@ -12,8 +12,10 @@
 
 pub mod bindings;
 pub mod block;
+pub mod ctldir;
 pub mod domains;
 pub mod evtchn;
+pub mod groups;
 pub mod params;
 pub mod ring;
 pub mod sync;

@@ -322,10 +322,14 @@ pub trait XenbusBackend {
     fn remove(data: Arc<Self::Data>, dev: &XenbusDevice);
     /// A statistic for sysfs.
     fn stat(data: &Self::Data, stat: VbdStat) -> u64;
+    /// A text file for sysfs, written to `buf`; the bytes written.
+    fn text(data: &Self::Data, stat: VbdStat, buf: &mut [u8]) -> usize;
+    /// A write to a writable sysfs file.
+    fn store(data: &Self::Data, stat: VbdStat, input: &[u8]) -> Result;
 }
 
-/// A file of a vbd's sysfs directory (`statistics/*`, `physical_device`, `mode`): the C
-/// shim's `enum rblk_stat`, named.
+/// A file of a vbd's sysfs directory (`statistics/*`, `sched/*`, `physical_device`,
+/// `mode`): the C shim's `enum rblk_stat`, named.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum VbdStat {
     /// `statistics/oo_req`: times a ring stopped for lack of a slot or buffer pages.
@@ -350,6 +354,16 @@ pub enum VbdStat {
     Writable,
     /// `statistics/buffer_pages`.
     BufferPages,
+    /// `sched/weight` (writable).
+    SchedWeight,
+    /// `sched/dispatched`.
+    SchedDispatched,
+    /// `sched/held_by_scheduler`.
+    SchedHeldByScheduler,
+    /// `sched/held_by_limit`.
+    SchedHeldByLimit,
+    /// `sched/group` (text, writable).
+    SchedGroup,
 }
 
 impl VbdStat {
@@ -367,6 +381,11 @@ impl VbdStat {
             bindings::rblk_stat_RBLK_STAT_MINOR => Self::Minor,
             bindings::rblk_stat_RBLK_STAT_WRITABLE => Self::Writable,
             bindings::rblk_stat_RBLK_STAT_BUFFER_PAGES => Self::BufferPages,
+            bindings::rblk_stat_RBLK_STAT_SCHED_WEIGHT => Self::SchedWeight,
+            bindings::rblk_stat_RBLK_STAT_SCHED_DISPATCHED => Self::SchedDispatched,
+            bindings::rblk_stat_RBLK_STAT_SCHED_HELD_BY_SCHEDULER => Self::SchedHeldByScheduler,
+            bindings::rblk_stat_RBLK_STAT_SCHED_HELD_BY_LIMIT => Self::SchedHeldByLimit,
+            bindings::rblk_stat_RBLK_STAT_SCHED_GROUP => Self::SchedGroup,
             _ => return None,
         })
     }
@@ -400,6 +419,8 @@ impl<T: XenbusBackend> Registration<T> {
                 remove: Some(remove_callback::<T>),
                 frontend_changed: Some(changed_callback::<T>),
                 stat: Some(stat_callback::<T>),
+                text: Some(text_callback::<T>),
+                store: Some(store_callback::<T>),
                 ctx: ctx as *mut _,
             },
             GFP_KERNEL,
@@ -504,6 +525,45 @@ extern "C" fn stat_callback<T: XenbusBackend>(data: *mut core::ffi::c_void, stat
     // exist; `remove` deletes those files (waiting for readers) before it releases the data.
     let data = unsafe { &*(data as *const T::Data) };
     VbdStat::from_raw(stat).map_or(0, |stat| T::stat(data, stat))
+}
+
+extern "C" fn text_callback<T: XenbusBackend>(
+    data: *mut core::ffi::c_void,
+    stat: u32,
+    buf: *mut kernel::ffi::c_char,
+    size: usize,
+) -> usize {
+    // SAFETY: as in `stat_callback`.
+    let data = unsafe { &*(data as *const T::Data) };
+    if buf.is_null() {
+        return 0;
+    }
+    // SAFETY: C passes sysfs' page buffer, writable for `size` bytes during the call.
+    let buf = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), size) };
+    VbdStat::from_raw(stat).map_or(0, |stat| T::text(data, stat, buf).min(size))
+}
+
+extern "C" fn store_callback<T: XenbusBackend>(
+    data: *mut core::ffi::c_void,
+    stat: u32,
+    buf: *const kernel::ffi::c_char,
+    len: usize,
+) -> i32 {
+    // SAFETY: as in `stat_callback`.
+    let data = unsafe { &*(data as *const T::Data) };
+    let input = if buf.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: sysfs passes a buffer of `len` bytes valid during the call.
+        unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), len) }
+    };
+    let Some(stat) = VbdStat::from_raw(stat) else {
+        return EINVAL.to_errno();
+    };
+    match T::store(data, stat, input) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// Something a xenstore watch calls when its node changes.
