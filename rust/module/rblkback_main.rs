@@ -5,9 +5,9 @@
 //! Layout of the crate (see Documentation/design/build.md):
 //! - [`sys`]: the thin abstraction layer over C and Xen APIs; every `unsafe` block of the
 //!   module lives there.
-//! - [`throttle`] and [`blkif`]: pure `no_std` logic shared with the host workspace, where it is
-//!   unit-, property- and fuzz-tested. They are the same source files as `rust/throttle` and
-//!   `rust/blkif`, included here as modules.
+//! - [`throttle`], [`blkif`] and [`sched`]: pure `no_std` logic shared with the host workspace,
+//!   where it is unit-, property- and fuzz-tested. They are the same source files as
+//!   `rust/throttle`, `rust/blkif` and `rust/sched`, included here as modules.
 //! - the backend itself (safe Rust), built on the two.
 
 use kernel::prelude::*;
@@ -24,8 +24,6 @@ pub mod throttle;
 #[path = "../blkif/src/lib.rs"]
 pub mod blkif;
 
-// Built in so that the kernel's compiler and lints check it; the backend does not call it
-// yet (Documentation/design/scheduler.md).
 #[allow(unused_attributes)]
 #[path = "../sched/src/lib.rs"]
 pub mod sched;
@@ -34,6 +32,13 @@ pub mod backend;
 pub mod sys;
 
 use throttle::params::{Param, ALL};
+
+// The weights the control files accept are the scheduler's.
+const _: () = assert!(
+    throttle::control::MIN_WEIGHT == sched::MIN_WEIGHT as u64
+        && throttle::control::MAX_WEIGHT == sched::MAX_WEIGHT as u64
+        && throttle::control::DEFAULT_WEIGHT == 100
+);
 
 module! {
     type: Rblkback,
@@ -46,10 +51,11 @@ module! {
 /// The loaded module: the registered `vbd` backend driver.
 struct Rblkback {
     // Field order is drop order: the driver (and with it every vbd) goes first, then the
-    // per-domain directories, then the `domains` directory itself.
+    // per-domain directories, then the `domains` directory itself, then the groups'.
     _driver: Option<sys::xenbus::Registration<backend::VbdBackend>>,
     domains: Arc<backend::domains::Domains>,
     _domains_dir: sys::domains::DomainsDir<backend::domains::Domains>,
+    _groups_dir: sys::groups::GroupsDir<backend::sched::Group>,
     /// Last: unloading waits for teardown jobs still returning (a ring freed by its last
     /// completion).
     _deferred: sys::worker::DeferredQueue,
@@ -75,7 +81,9 @@ impl kernel::Module for Rblkback {
             sys::params::get(Param::OpSize),
         );
         let deferred = sys::worker::DeferredQueue::create()?;
-        let domains = backend::domains::Domains::new()?;
+        let groups = backend::sched::Groups::new()?;
+        let groups_dir = sys::groups::GroupsDir::add()?;
+        let domains = backend::domains::Domains::new(groups)?;
         let domains_dir = sys::domains::DomainsDir::add(domains.clone())?;
         // Without Xen there is nothing to serve; the module still loads so that its
         // parameters and limit interface work (the plain-QEMU test relies on this).
@@ -89,6 +97,7 @@ impl kernel::Module for Rblkback {
             _driver: driver,
             domains,
             _domains_dir: domains_dir,
+            _groups_dir: groups_dir,
             _deferred: deferred,
         })
     }
@@ -98,8 +107,10 @@ impl Drop for Rblkback {
     fn drop(&mut self) {
         // Fields drop after this body, in order: the driver (removing every vbd), the
         // registry handle, the `domains` directory, then the deferred workqueue. The
-        // directory's per-domain directories must go first, and no new one may appear.
+        // directory's per-domain directories must go first, and no new one may appear; the
+        // same for the groups (every vbd, and so every group member, is gone by then).
         self.domains.close();
+        self.domains.groups().close();
         pr_info!("unloaded\n");
     }
 }

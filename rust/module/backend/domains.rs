@@ -11,16 +11,21 @@
 //! boundary (or at once when the domain becomes unlimited). The accounting itself is the
 //! shared `throttle` crate.
 
-use crate::sys::domains::{DomainAttr, DomainDir, DomainFiles, DomainsHandler};
+use super::sched::{flow_config, Groups};
+use crate::sched::FlowConfig;
+use crate::sys::ctldir::ControlFiles;
+use crate::sys::domains::{DomainAttr, DomainDir, DomainsHandler};
 use crate::sys::params;
 use crate::sys::time::monotonic_us;
 use crate::sys::worker::WorkerRef;
 use crate::throttle::control::{
-    meter_key, parse_limit_value, parse_limits_line, LimitsCommand, Overrides,
+    meter_key, parse_limit_value, parse_limits_line, parse_share_value, LimitsCommand, Overrides,
+    ShareKey, Shares,
 };
 use crate::throttle::log_limit::{LogLimiter, LogVerdict, DEFAULT_BURST, DEFAULT_INTERVAL_US};
 use crate::throttle::params::Param;
 use crate::throttle::{Admission, Cost, DomainBudget, HeldRings, Limits, Meter, SliceConfig};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -51,6 +56,8 @@ struct DomainState {
     /// limits are without overrides (the user guide's contract; later changes of
     /// `default_iops`/`default_bps` apply to domains seen after them).
     defaults: Limits,
+    /// `default_weight` as it was when the domain was first seen (likewise).
+    default_weight: u64,
     overrides: Overrides,
     /// Attached rings; a detached ring leaves a `None` for the next one to reuse.
     rings: KVec<Option<RingEntry>>,
@@ -59,27 +66,41 @@ struct DomainState {
     log: LogLimiter,
 }
 
-/// One guest domain's budget, shared by all its vbds and rings.
+/// One guest domain's budget, shared by all its vbds and rings, and its scheduler
+/// settings.
 #[pin_data]
 pub struct Domain {
     domid: u16,
+    /// Told when the scheduler settings change.
+    groups: Arc<Groups>,
+    /// Requests of the domain the scheduler let through (all its vbds).
+    pub sched_dispatched: AtomicU64,
+    /// Times a ring of the domain stopped because the scheduler chose another vbd.
+    pub sched_holds: AtomicU64,
     #[pin]
     state: Mutex<DomainState>,
 }
 
 impl Domain {
-    fn new(domid: u16) -> Result<Arc<Self>> {
+    fn new(domid: u16, groups: Arc<Groups>) -> Result<Arc<Self>> {
         let (limits, config) = defaults();
         let now = monotonic_us();
         let state = DomainState {
             budget: DomainBudget::new(limits, config, now),
             defaults: limits,
+            default_weight: params::get(Param::DefaultWeight),
             overrides: Overrides::default(),
             rings: KVec::new(),
             log: LogLimiter::new(DEFAULT_BURST, DEFAULT_INTERVAL_US, now),
         };
         Arc::pin_init(
-            pin_init!(Domain { domid, state <- new_mutex!(state, "rblkback::Domain::state") }),
+            pin_init!(Domain {
+                domid,
+                groups,
+                sched_dispatched: AtomicU64::new(0),
+                sched_holds: AtomicU64::new(0),
+                state <- new_mutex!(state, "rblkback::Domain::state"),
+            }),
             GFP_KERNEL,
         )
     }
@@ -152,16 +173,37 @@ impl Domain {
     }
 
     /// Applies new overrides: the limits change at the next slice boundary (at once if the
-    /// domain becomes unlimited), and every held ring is kicked to re-evaluate.
+    /// domain becomes unlimited), and every held ring is kicked to re-evaluate; the
+    /// scheduler settings change at once in every group the domain is in.
     fn apply(&self, change: impl FnOnce(&mut Overrides)) {
         let now = monotonic_us();
-        let mut st = self.state.lock();
-        change(&mut st.overrides);
-        let limits = st.overrides.apply_to(st.defaults);
-        let _ = st.budget.set_limits(limits, now);
-        for ring in st.rings.iter().flatten().filter(|r| r.held) {
-            ring.worker.kick();
+        let config = {
+            let mut st = self.state.lock();
+            let before = st.overrides.shares_over(st.default_weight);
+            change(&mut st.overrides);
+            let limits = st.overrides.apply_to(st.defaults);
+            let _ = st.budget.set_limits(limits, now);
+            for ring in st.rings.iter().flatten().filter(|r| r.held) {
+                ring.worker.kick();
+            }
+            let after = st.overrides.shares_over(st.default_weight);
+            (after != before).then_some(flow_config(after))
+        };
+        // Not under the domain's lock: the groups' locks come first (see `sched`).
+        if let Some(config) = config {
+            self.groups.configure_domain(self.domid, config);
         }
+    }
+
+    /// The scheduler settings in force.
+    pub fn shares(&self) -> Shares {
+        let st = self.state.lock();
+        st.overrides.shares_over(st.default_weight)
+    }
+
+    /// The scheduler settings in force, as the scheduler takes them.
+    pub fn flow_config(&self) -> FlowConfig {
+        flow_config(self.shares())
     }
 
     fn effective_limit(&self, meter: Meter) -> u64 {
@@ -204,10 +246,34 @@ fn limit_meter(attr: DomainAttr) -> Option<Meter> {
     })
 }
 
-impl DomainFiles for Domain {
+/// The scheduler setting of a file; `None` for the others.
+fn share_key(attr: DomainAttr) -> Option<ShareKey> {
+    Some(match attr {
+        DomainAttr::Weight => ShareKey::Weight,
+        DomainAttr::ReservationIops => ShareKey::ReservationIops,
+        DomainAttr::ReservationBps => ShareKey::ReservationBps,
+        _ => return None,
+    })
+}
+
+impl ControlFiles for Domain {
+    type File = DomainAttr;
+
+    fn file(raw: u32) -> Option<DomainAttr> {
+        DomainAttr::from_raw(raw)
+    }
+
     fn show(&self, attr: DomainAttr) -> u64 {
         if let Some(meter) = limit_meter(attr) {
             return self.effective_limit(meter);
+        }
+        if let Some(key) = share_key(attr) {
+            return self.shares().get(key);
+        }
+        match attr {
+            DomainAttr::SchedDispatched => return self.sched_dispatched.load(Ordering::Relaxed),
+            DomainAttr::SchedHolds => return self.sched_holds.load(Ordering::Relaxed),
+            _ => {}
         }
         let st = self.state.lock();
         let stats = st.budget.stats(monotonic_us());
@@ -227,6 +293,12 @@ impl DomainFiles for Domain {
     }
 
     fn store(&self, attr: DomainAttr, input: &[u8]) -> Result {
+        if let Some(key) = share_key(attr) {
+            let value = parse_share_value(key, input).map_err(|_| EINVAL)?;
+            self.apply(|o| o.set_share(key, Some(value)));
+            pr_info!("domain {}: {}={}\n", self.domid, key.key(), value);
+            return Ok(());
+        }
         let meter = limit_meter(attr).ok_or(EINVAL)?;
         let value = parse_limit_value(meter, input).map_err(|_| EINVAL)?;
         self.apply(|o| o.set(meter, Some(value)));
@@ -258,19 +330,27 @@ struct Registry {
 /// Every domain rblkback knows: connected ones and those given limits in advance.
 #[pin_data]
 pub struct Domains {
+    /// The scheduling groups, which domains tell of their settings.
+    groups: Arc<Groups>,
     #[pin]
     registry: Mutex<Registry>,
 }
 
 impl Domains {
     /// An empty registry.
-    pub fn new() -> Result<Arc<Self>> {
+    pub fn new(groups: Arc<Groups>) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Domains {
+                groups,
                 registry <- new_mutex!(Registry::default(), "rblkback::Domains::registry")
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// The scheduling groups.
+    pub fn groups(&self) -> &Arc<Groups> {
+        &self.groups
     }
 
     /// A vbd of `domid` is probed: its domain, created if new, now counts it.
@@ -310,11 +390,16 @@ impl Domains {
 
     /// The domain `domid`, created (with its sysfs directory) if new; `vbds` more vbds of it.
     fn get_or_create(&self, domid: u16, vbds: u32) -> Result<Arc<Domain>> {
-        Self::get_or_create_locked(&mut self.registry.lock(), domid, vbds)
+        self.get_or_create_locked(&mut self.registry.lock(), domid, vbds)
     }
 
     /// `get_or_create` with the registry locked by the caller.
-    fn get_or_create_locked(registry: &mut Registry, domid: u16, vbds: u32) -> Result<Arc<Domain>> {
+    fn get_or_create_locked(
+        &self,
+        registry: &mut Registry,
+        domid: u16,
+        vbds: u32,
+    ) -> Result<Arc<Domain>> {
         if let Some(e) = registry
             .entries
             .iter_mut()
@@ -327,7 +412,7 @@ impl Domains {
         if registry.closed {
             return Err(ENODEV);
         }
-        let domain = Domain::new(domid)?;
+        let domain = Domain::new(domid, self.groups.clone())?;
         let dir = match DomainDir::add(domid, domain.clone()) {
             Ok(d) => Some(d),
             Err(e) => {
@@ -372,12 +457,12 @@ impl DomainsHandler for Domains {
         let mut registry = self.registry.lock();
         match command {
             LimitsCommand::Set { domid, overrides } => {
-                let domain = Self::get_or_create_locked(&mut registry, domid, 0)?;
+                let domain = self.get_or_create_locked(&mut registry, domid, 0)?;
                 domain.apply(|o| o.merge(&overrides));
                 pr_info!("domain {}: limits set\n", domid);
             }
             LimitsCommand::Clear { domid } => {
-                let domain = Self::get_or_create_locked(&mut registry, domid, 0)?;
+                let domain = self.get_or_create_locked(&mut registry, domid, 0)?;
                 domain.apply(|o| *o = Overrides::default());
                 pr_info!("domain {}: limits cleared\n", domid);
             }

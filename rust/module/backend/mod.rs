@@ -6,10 +6,12 @@
 //! - [`ring`]: one connected shared ring and its worker: the request loop.
 //! - [`stats`]: the statistics the stock backend exposes in sysfs.
 //! - [`domains`]: per-domain budgets (limits) and their sysfs interface.
+//! - [`sched`]: the work-conserving scheduler's groups, windows and gate.
 
 pub mod domains;
 pub mod responses;
 pub mod ring;
+pub mod sched;
 pub mod stats;
 pub mod vbd;
 
@@ -40,5 +42,13 @@ impl XenbusBackend for VbdBackend {
 
     fn stat(data: &Vbd, stat: VbdStat) -> u64 {
         data.stat(stat)
+    }
+
+    fn text(data: &Vbd, stat: VbdStat, buf: &mut [u8]) -> usize {
+        data.text(stat, buf)
+    }
+
+    fn store(data: &Vbd, stat: VbdStat, input: &[u8]) -> Result {
+        data.store(stat, input)
     }
 }

@@ -25,6 +25,13 @@ pub struct VbdStats {
     /// Pages the rings hold now for mapping requests' grants (not persistent ones): a
     /// level, not a count; at most `max_ring_buffer_pages` + 8 per ring.
     pub buffer_pages: AtomicU64,
+    /// Requests the scheduler let through (`sched/dispatched`).
+    pub sched_dispatched: AtomicU64,
+    /// Times a ring stopped because the scheduler chose another vbd
+    /// (`sched/held_by_scheduler`).
+    pub held_by_scheduler: AtomicU64,
+    /// Times a ring stopped because its domain's budget was spent (`sched/held_by_limit`).
+    pub held_by_limit: AtomicU64,
 }
 
 /// Adds `n` to a counter.

@@ -11,6 +11,7 @@
 
 use super::domains::{log_about_domain, Domain, Domains};
 use super::ring::{LiveRings, RingConnection, RingOwner, RingParams};
+use super::sched::{new_vbd_key, valid_group_name, VbdMembership, MAX_GROUP_NAME};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::Abi;
 use crate::blkif::validate::{DeviceConfig, DeviceInfo};
@@ -23,7 +24,10 @@ use crate::sys::xenbus::{
     self, BoundDevice, ModuleRef, Transaction, VbdStat, Watch, WatchHandler, XenbusDevice,
     XenbusState,
 };
+use crate::throttle::control::{parse_share_value, ShareKey, DEFAULT_WEIGHT};
+use crate::throttle::number::strip_newline;
 use crate::throttle::params::Param;
+use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::str::{CStr, CString};
 use kernel::sync::{Arc, Mutex};
@@ -83,7 +87,40 @@ struct VbdState {
     sysfs: bool,
     /// `remove` has begun: a late watch callback must not open anything again.
     removed: bool,
+    /// The scheduling group the operator named (`sched/group`), if any; else the backing
+    /// device's disk.
+    group_name: Option<GroupName>,
+    /// The vbd's place in its scheduling group while it is connected.
+    membership: Option<VbdMembership>,
 }
+
+/// A group name an operator chose (checked by `valid_group_name`).
+#[derive(Clone, Copy)]
+struct GroupName {
+    bytes: [u8; MAX_GROUP_NAME],
+    len: usize,
+}
+
+impl GroupName {
+    fn new(name: &[u8]) -> Option<Self> {
+        if !valid_group_name(name) {
+            return None;
+        }
+        let mut bytes = [0; MAX_GROUP_NAME];
+        bytes.get_mut(..name.len())?.copy_from_slice(name);
+        Some(Self {
+            bytes,
+            len: name.len(),
+        })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// Room for a disk's kernel name (`DISK_NAME_LEN` is 32).
+const DISK_NAME_MAX: usize = 32;
 
 /// A virtual block device served to one frontend.
 #[pin_data]
@@ -96,6 +133,10 @@ pub struct Vbd {
     domid: u16,
     devid: u32,
     stats: Arc<VbdStats>,
+    /// The vbd in the scheduler.
+    sched_key: u64,
+    /// Splits the domain's share among its vbds on one device (`sched/weight`).
+    sched_weight: AtomicU32,
     domain: Arc<Domain>,
     /// The registry, told when this vbd is removed.
     domains: Arc<Domains>,
@@ -147,6 +188,8 @@ impl Vbd {
                 domid: dev.otherend_id(),
                 devid,
                 stats,
+                sched_key: new_vbd_key(),
+                sched_weight: AtomicU32::new(DEFAULT_WEIGHT as u32),
                 domain,
                 domains: domains.clone(),
                 live_rings,
@@ -179,6 +222,11 @@ impl Vbd {
             VbdStat::ReadSectors => &s.rd_sect,
             VbdStat::WriteSectors => &s.wr_sect,
             VbdStat::BufferPages => &s.buffer_pages,
+            VbdStat::SchedDispatched => &s.sched_dispatched,
+            VbdStat::SchedHeldByScheduler => &s.held_by_scheduler,
+            VbdStat::SchedHeldByLimit => &s.held_by_limit,
+            VbdStat::SchedWeight => return u64::from(self.sched_weight.load(Ordering::Relaxed)),
+            VbdStat::SchedGroup => return 0,
             VbdStat::Major | VbdStat::Minor | VbdStat::Writable => {
                 let st = self.state.lock();
                 return match (&st.backing, stat) {
@@ -190,6 +238,69 @@ impl Vbd {
             }
         };
         stats::get(counter)
+    }
+
+    /// A text file for sysfs (`sched/group`: the group the vbd is in, or would join if it
+    /// connected now; empty before its backing device is known).
+    pub fn text(&self, stat: VbdStat, buf: &mut [u8]) -> usize {
+        if stat != VbdStat::SchedGroup {
+            return 0;
+        }
+        let st = self.state.lock();
+        let mut disk = [0u8; DISK_NAME_MAX];
+        let name: &[u8] = match (&st.membership, &st.group_name, &st.backing) {
+            (Some(m), _, _) => m.group().name().as_bytes(),
+            (None, Some(n), _) => n.as_bytes(),
+            (None, None, Some(b)) => b.bdev.disk_name(&mut disk),
+            (None, None, None) => &[],
+        };
+        let n = name.len().min(buf.len());
+        buf[..n].copy_from_slice(&name[..n]);
+        n
+    }
+
+    /// A write to `sched/weight` (1..=10000) or `sched/group` (a name, or an empty line for
+    /// the backing device's disk; applies from the next connection).
+    pub fn store(&self, stat: VbdStat, input: &[u8]) -> Result {
+        match stat {
+            VbdStat::SchedWeight => {
+                let weight = parse_share_value(ShareKey::Weight, input).map_err(|_| EINVAL)? as u32;
+                let st = self.state.lock();
+                self.sched_weight.store(weight, Ordering::Relaxed);
+                if let Some(m) = &st.membership {
+                    m.set_weight(weight);
+                }
+                pr_info!(
+                    "domain {} vbd {}: weight={}\n",
+                    self.domid,
+                    self.devid,
+                    weight
+                );
+                Ok(())
+            }
+            VbdStat::SchedGroup => {
+                let name = strip_newline(input);
+                let group = if name.is_empty() {
+                    None
+                } else {
+                    Some(GroupName::new(name).ok_or(EINVAL)?)
+                };
+                let mut st = self.state.lock();
+                st.group_name = group;
+                pr_info!(
+                    "domain {} vbd {}: group set{}\n",
+                    self.domid,
+                    self.devid,
+                    if st.membership.is_some() {
+                        "; applies when the frontend next connects"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(())
+            }
+            _ => Err(EINVAL),
+        }
     }
 
     fn fatal(&self, err: Error, what: core::fmt::Arguments<'_>) {
@@ -338,7 +449,43 @@ impl Vbd {
     fn disconnect(st: &mut VbdState) {
         // Each ring stops its worker and event channel on drop; what its in-flight bios
         // still use is freed by the last of them (never waited for here, on xenwatch).
+        // The rings leave the scheduling group as they go, then the vbd.
         drop(core::mem::take(&mut st.rings));
+        drop(st.membership.take());
+    }
+
+    /// Joins the vbd's scheduling group for a connection. Without one (out of memory) the
+    /// vbd is served unscheduled, as if alone on its device, and a line says so.
+    fn join_group(
+        &self,
+        group_name: Option<GroupName>,
+        bdev: &BlockDevice,
+    ) -> Option<VbdMembership> {
+        let mut disk = [0u8; DISK_NAME_MAX];
+        let name = match &group_name {
+            Some(n) => n.as_bytes(),
+            None => bdev.disk_name(&mut disk),
+        };
+        let joined = self.domains.groups().join(
+            name,
+            bdev,
+            self.domid,
+            self.domain.flow_config(),
+            self.sched_key,
+            self.sched_weight.load(Ordering::Relaxed),
+        );
+        match joined {
+            Ok(m) => Some(m),
+            Err(e) => {
+                pr_warn!(
+                    "domain {} vbd {}: not scheduled (joining its group: {:?})\n",
+                    self.domid,
+                    self.devid,
+                    e
+                );
+                None
+            }
+        }
     }
 
     /// Reads the frontend's ring details: the layout, the ring page order, whether it
@@ -457,6 +604,7 @@ impl Vbd {
             Ok(c) => c,
             Err(e) => return self.fatal(e, fmt!("reading the frontend's ring details")),
         };
+        let membership = self.join_group(st.group_name, &backing.bdev);
         let owner = RingOwner {
             stats: self.stats.clone(),
             domain: self.domain.clone(),
@@ -470,10 +618,12 @@ impl Vbd {
                 backing.info,
                 backing.bdev.clone(),
                 &owner,
+                membership.as_ref(),
             );
             let pushed = ring.and_then(|r| st.rings.push(r, GFP_KERNEL).map_err(Error::from));
             if let Err(e) = pushed {
                 Self::disconnect(st);
+                drop(membership);
                 return self.fatal(
                     e,
                     fmt!(
@@ -485,6 +635,7 @@ impl Vbd {
                 );
             }
         }
+        st.membership = membership;
         let Some(backing) = &st.backing else { return };
         if let Err(e) = self.publish_device(backing) {
             Self::disconnect(st);
@@ -581,13 +732,14 @@ impl Vbd {
 
     /// The device goes away: stop everything and release it.
     pub fn remove(&self) {
-        let (watch, rings, backing, sysfs) = {
+        let (watch, rings, membership, backing, sysfs) = {
             let mut st = self.state.lock();
             st.frontend_ready = false;
             st.removed = true;
             (
                 st.watch.take(),
                 core::mem::take(&mut st.rings),
+                st.membership.take(),
                 st.backing.take(),
                 core::mem::take(&mut st.sysfs),
             )
@@ -596,6 +748,7 @@ impl Vbd {
         // waiting for the lock.
         drop(watch);
         drop(rings);
+        drop(membership);
         if sysfs {
             self.dev.sysfs_remove();
         }

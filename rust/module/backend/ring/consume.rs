@@ -5,6 +5,7 @@
 //! its segment table), and admits it ([`RingState::admit_request`]) before it leaves the
 //! ring. A request that is not admitted stays on the ring.
 
+use super::super::stats;
 use super::{RingShared, RingState};
 use crate::blkif::abi::MAX_REQUEST_SIZE;
 use crate::blkif::indirect::{copy_len_for_page, table_len};
@@ -15,8 +16,12 @@ use crate::blkif::ring::REQ_PROD_OFFSET;
 use crate::blkif::validate::{
     validate, Action, Direction, FlushMode, PendingIndirect, Rejection, ValidRequest, Validation,
 };
+use crate::sched::Verdict;
 use crate::sys::block::SegmentPage;
+use crate::sys::params;
+use crate::throttle::params::Param;
 use crate::throttle::{Admission, Cost};
+use core::sync::atomic::Ordering;
 use kernel::error::Error;
 use kernel::prelude::*;
 
@@ -35,6 +40,9 @@ pub(super) enum Stop {
     NoPages,
     /// The domain's budget is spent: the slice timer will kick the worker.
     Held,
+    /// The scheduling group's window is full and another vbd goes first: the completion
+    /// that frees space for this one (or a change of who waits) will kick the worker.
+    Scheduled,
     /// The ring is halted after a protocol violation.
     Halted,
 }
@@ -139,18 +147,40 @@ impl RingState {
             // The segment table is moved out while a request borrows it.
             let mut table = core::mem::replace(&mut self.segment_table, KVec::new());
             let decision = self.decide(shared.domid, &request, &mut table, now_us);
-            if let Err(stop) = self.admit_request(shared, &decision, now_us) {
-                // Decided again when it may go on: the entry may even change meanwhile.
-                self.segment_table = table;
-                return (taken, stop);
-            }
+            let window_units = match self.admit_request(shared, &decision, now_us) {
+                Ok(units) => units,
+                Err(stop) => {
+                    // Decided again when it may go on: the entry may even change meanwhile.
+                    self.segment_table = table;
+                    return (taken, stop);
+                }
+            };
+            let charges = shared.completion.charges.as_ref();
             if !matches!(self.responder.consume_request(req_prod), Ok(Some(_))) {
+                if let (Some(c), Some(units)) = (charges, window_units) {
+                    c.withdraw(units);
+                }
                 self.segment_table = table;
                 return (taken, Stop::Empty);
             }
             taken += 1;
             match decision {
-                Decision::Start(valid) => self.start(shared, slot_index, valid),
+                Decision::Start(valid) => {
+                    if let (Some(c), Some(units)) = (charges, window_units) {
+                        c.charge(slot_index, units, now_us);
+                    }
+                    self.start(shared, slot_index, valid);
+                    // Answered at once (or it failed to start): nothing of it is in flight.
+                    if self
+                        .slots
+                        .get(slot_index)
+                        .is_some_and(|s| s.response.is_none())
+                    {
+                        if let Some(c) = charges {
+                            c.uncharge(slot_index);
+                        }
+                    }
+                }
                 Decision::Answer(response, rejection) => {
                     if let Some(rejection) = rejection.filter(|r| r.is_frontend_fault()) {
                         self.log_frontend_fault(shared, format_args!("bad request: {}", rejection));
@@ -177,17 +207,22 @@ impl RingState {
     ///   it is not charged before then;
     /// - a read or write waits for buffer pages while earlier requests hold the ring's
     ///   share of dom0's memory ([`Stop::NoPages`]);
+    /// - a request for the device asks the scheduling group's gate: it goes now, or waits
+    ///   while another vbd goes first ([`Stop::Scheduled`], not consumed, as when held);
     /// - then the domain's budget is charged, or the request is held until the slice timer
-    ///   ([`Stop::Held`], the retry timer armed).
+    ///   ([`Stop::Held`], the retry timer armed), and its window space given back. The
+    ///   gate asks first so that a request the window holds is not charged twice; a domain
+    ///   its limit holds is not waiting for the window (so it is never chosen while held).
     ///
     /// Answers (invalid requests) are charged as one operation without data, so that a
-    /// frontend cannot bypass its limit with bad requests.
+    /// frontend cannot bypass its limit with bad requests; they never reach the device and
+    /// take no window space. `Ok` has the window units the request took, if any.
     fn admit_request(
         &mut self,
         shared: &RingShared,
         decision: &Decision<'_>,
         now_us: u64,
-    ) -> Result<(), Stop> {
+    ) -> Result<Option<u32>, Stop> {
         if decision_drains(decision) && self.slots.iter().any(|s| s.response.is_some()) {
             return Err(Stop::Draining);
         }
@@ -200,11 +235,35 @@ impl RingState {
             Decision::Start(valid) => request_cost(valid),
             _ => Cost::no_data(),
         };
+        let mut window_units = None;
+        if let (Decision::Start(_), Some(sched)) = (decision, self.sched.as_mut()) {
+            // The window counts `op_size` units, as the budget does (one per request when
+            // `op_size` is 0).
+            let units =
+                u32::try_from(cost.operations(params::get(Param::OpSize))).unwrap_or(u32::MAX);
+            if sched.admit(units, cost.bytes, now_us) == Verdict::Wait {
+                stats::add(&shared.stats.held_by_scheduler, 1);
+                shared.domain.sched_holds.fetch_add(1, Ordering::Relaxed);
+                return Err(Stop::Scheduled);
+            }
+            window_units = Some(units);
+        }
         if let Admission::Hold { retry_at_us } = shared.domain.admit(shared.id, cost, now_us) {
+            if let (Some(units), Some(c)) = (window_units, shared.completion.charges.as_ref()) {
+                c.withdraw(units);
+            }
+            stats::add(&shared.stats.held_by_limit, 1);
             shared.retry_timer.arm_at(retry_at_us);
             return Err(Stop::Held);
         }
-        Ok(())
+        if window_units.is_some() {
+            stats::add(&shared.stats.sched_dispatched, 1);
+            shared
+                .domain
+                .sched_dispatched
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(window_units)
     }
 
     /// Validates `request`; for an indirect request, first copies its segment table into

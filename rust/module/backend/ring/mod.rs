@@ -22,6 +22,7 @@ mod persistent;
 
 use super::domains::{log_about_domain, Domain};
 use super::responses::Responder;
+use super::sched::{RingScheduler, SlotCharges, VbdMembership};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::Abi;
 use crate::blkif::indirect::table_len;
@@ -30,7 +31,7 @@ use crate::blkif::response::Response;
 use crate::blkif::ring::{BackRing, RingGeometry, REQ_PROD_OFFSET, RSP_PROD_OFFSET};
 use crate::blkif::validate::DeviceInfo;
 use crate::sys::block::{
-    self, BlockDevice, GrantPages, IoSlot, IoTracker, PagePool, DIRECT_SEGMENTS,
+    self, BlockDevice, GrantPages, IoCompletion, IoSlot, IoTracker, PagePool, DIRECT_SEGMENTS,
 };
 use crate::sys::evtchn::{EventChannel, EventHandler};
 use crate::sys::ring::SharedRing;
@@ -107,9 +108,29 @@ struct RingState {
     /// Operation of a completed flush or barrier the device refused (`EOPNOTSUPP`), for
     /// the worker to withdraw its feature.
     refused_operation: Option<u8>,
+    /// The ring's place in its vbd's scheduling group while it is connected (`None`: not
+    /// scheduled).
+    sched: Option<RingScheduler>,
     /// Taken when the ring disconnects with bios in flight: the module stays until they
     /// complete and the ring is freed. Last, so it goes after everything else.
     module_while_draining: Option<ModuleRef>,
+}
+
+/// What a bio completion of the ring does before the worker sees it: give the request's
+/// window space back to the scheduler (which may wake another ring), and answer the
+/// request at once if it needs nothing more from the worker.
+struct RingCompletion {
+    responder: Arc<Responder>,
+    charges: Option<SlotCharges>,
+}
+
+impl IoCompletion for RingCompletion {
+    fn completed(&self, slot: usize, err: i32) -> bool {
+        if let Some(charges) = &self.charges {
+            charges.completed(slot);
+        }
+        self.responder.completed(slot, err)
+    }
 }
 
 /// The ring as seen from interrupt handlers and the worker.
@@ -129,6 +150,9 @@ pub struct RingShared {
     stats: Arc<VbdStats>,
     worker: WorkerRef,
     tracker: Arc<IoTracker>,
+    /// The completion hook, also where the worker records what each slot's request has in
+    /// the scheduler's window.
+    completion: Arc<RingCompletion>,
     /// The event channel fired since the worker last looked.
     event_pending: AtomicBool,
     /// The ring disconnected with bios in flight: its last completion frees it.
@@ -248,13 +272,15 @@ pub struct RingConnection {
 }
 
 impl RingConnection {
-    /// Maps the ring, binds its event channel and starts its worker.
+    /// Maps the ring, binds its event channel and starts its worker; the ring joins the
+    /// vbd's scheduling group if it has one.
     pub fn connect(
         dev: &XenbusDevice,
         params: &RingParams,
         device: DeviceInfo,
         bdev: Arc<BlockDevice>,
         owner: &RingOwner,
+        membership: Option<&VbdMembership>,
     ) -> Result<Self> {
         let (domain, devid) = (owner.domain.clone(), owner.devid);
         let domid = dev.otherend_id();
@@ -279,11 +305,22 @@ impl RingConnection {
             geometry.entries() as usize,
         )?;
         let worker = WorkerRef::new()?;
-        let tracker = IoTracker::new(
-            worker.clone(),
-            Some(responder.clone()),
-            geometry.entries() as usize,
+        let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
+        let charges = membership
+            .map(|m| m.charges(geometry.entries() as usize))
+            .transpose()?;
+        let completion = Arc::new(
+            RingCompletion {
+                responder: responder.clone(),
+                charges,
+            },
+            GFP_KERNEL,
         )?;
+        let hook: Arc<dyn IoCompletion> = completion.clone();
+        let tracker = IoTracker::new(worker.clone(), Some(hook), geometry.entries() as usize)?;
+        let sched = membership
+            .map(|m| m.add_ring(id, worker.clone()))
+            .transpose()?;
         let max_indirect = device.config().max_indirect_segments;
         let max_segments = DIRECT_SEGMENTS.max(usize::from(max_indirect));
         let mut slots = KVec::new();
@@ -332,13 +369,13 @@ impl RingConnection {
             pool,
             idle_since_us: None,
             reported_pages: 0,
+            sched,
             module_while_draining: None,
         };
         let worker_for_kicks = worker.clone();
         let retry_timer = WakeTimer::new(&worker)?;
         let purge_timer = WakeTimer::new(&worker)?;
         let pool_timer = WakeTimer::new(&worker)?;
-        let id = NEXT_RING_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::pin_init(
             pin_init!(RingShared {
                 domid,
@@ -352,6 +389,7 @@ impl RingConnection {
                 stats: owner.stats.clone(),
                 worker: worker_for_kicks,
                 tracker,
+                completion,
                 event_pending: AtomicBool::new(false),
                 teardown_waited: AtomicBool::new(false),
                 state <- new_mutex!(state, "rblkback::RingShared::state"),
@@ -389,6 +427,10 @@ impl Drop for RingConnection {
         // hung device (a dead path, a suspended device-mapper table) must not stop it.
         drop(self.worker.take());
         self.shared.domain.detach_ring(self.shared.id);
+        // The ring takes no more requests: it leaves its scheduling group now, not when its
+        // remains are freed (its in-flight requests still give their window space back).
+        let sched = self.shared.state.lock().sched.take();
+        drop(sched);
         let evtchn = self.shared.state.lock().evtchn.take();
         // Completions may still answer requests until the I/O drains, but not notify a
         // channel that is gone.
@@ -448,6 +490,12 @@ impl WorkerRun for RingShared {
                 st.consume(self, now)
             };
             st.publish();
+            if stop != Stop::Scheduled {
+                // Whatever stops the ring now, it no longer waits for the scheduler.
+                if let Some(sched) = st.sched.as_mut() {
+                    sched.stop_waiting(now);
+                }
+            }
             if reaped + consumed > 0 {
                 found_work = true;
             }
@@ -463,8 +511,9 @@ impl WorkerRun for RingShared {
                         break;
                     }
                 }
-                // The retry timer is armed; held requests stay on the ring.
-                Stop::Held | Stop::Halted => break,
+                // The retry timer is armed (a limit), or a completion or another ring's
+                // change will kick us (the scheduler); held requests stay on the ring.
+                Stop::Held | Stop::Scheduled | Stop::Halted => break,
                 // Nothing left on the ring: done unless a request came in while `req_event`
                 // was set. Completions need no further pass: those answered early are
                 // reaped next time, and the others kick the worker.
