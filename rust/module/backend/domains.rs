@@ -25,7 +25,7 @@ use crate::throttle::control::{
 use crate::throttle::log_limit::{LogLimiter, LogVerdict, DEFAULT_BURST, DEFAULT_INTERVAL_US};
 use crate::throttle::params::Param;
 use crate::throttle::{Admission, Cost, DomainBudget, HeldRings, Limits, Meter, SliceConfig};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -172,6 +172,39 @@ impl Domain {
         admission
     }
 
+    /// [`Domain::admit`] for a request that must also fit `pools` (a vbd's own limit, its
+    /// group's pool; `None` for none). Each limited pool is asked first, in order, and held
+    /// the request if it would not admit it (its retry time is the answer); then the
+    /// domain's budget decides; only a request all of them admit is charged to the pools.
+    /// Locks: the pools in order, then the domain.
+    pub fn admit_within(
+        &self,
+        id: u64,
+        cost: Cost,
+        now_us: u64,
+        pools: [Option<&PoolLimit>; 2],
+    ) -> Admission {
+        let mut guards = [None, None];
+        for (guard, pool) in guards.iter_mut().zip(pools) {
+            let Some(pool) = pool.filter(|p| p.limited.load(Ordering::Relaxed)) else {
+                continue;
+            };
+            let mut budget = pool.budget.lock();
+            if !budget.would_admit(now_us, cost) {
+                let (_, admission) = budget.try_admit_and_release(now_us, cost);
+                return admission;
+            }
+            *guard = Some(budget);
+        }
+        let admission = self.admit(id, cost, now_us);
+        if admission == Admission::Admit {
+            for budget in guards.iter_mut().flatten() {
+                budget.charge(now_us, cost);
+            }
+        }
+        admission
+    }
+
     /// Applies new overrides: the limits change at the next slice boundary (at once if the
     /// domain becomes unlimited), and every held ring is kicked to re-evaluate; the
     /// scheduler settings change at once in every group the domain is in.
@@ -212,6 +245,62 @@ impl Domain {
             .pending_limits()
             .unwrap_or_else(|| st.budget.limits())
             .get(meter)
+    }
+}
+
+/// A limit beside a domain's own that a request must also fit: a vbd's own limit inside its
+/// domain's, or a pool's shared by the vbds of a named scheduling group (a tenant's
+/// domains). Unlimited until a limit is set; then asked before the domain's budget and
+/// charged with it ([`Domain::admit_within`]).
+#[pin_data]
+pub struct PoolLimit {
+    /// Whether any meter is limited (else the budget is skipped without its lock).
+    limited: AtomicBool,
+    #[pin]
+    budget: Mutex<DomainBudget>,
+}
+
+impl PoolLimit {
+    /// No limit yet; slices as the module parameters say now.
+    pub fn new() -> Result<Arc<Self>> {
+        let (_, config) = defaults();
+        Arc::pin_init(
+            pin_init!(PoolLimit {
+                limited: AtomicBool::new(false),
+                budget <- new_mutex!(
+                    DomainBudget::new(Limits::UNLIMITED, config, monotonic_us()),
+                    "rblkback::PoolLimit::budget"
+                ),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The limit of `meter` in force (or from the next slice boundary), 0 for none.
+    pub fn get(&self, meter: Meter) -> u64 {
+        let budget = self.budget.lock();
+        budget
+            .pending_limits()
+            .unwrap_or_else(|| budget.limits())
+            .get(meter)
+    }
+
+    /// Sets the limit of `meter` (0 for none) from the next slice boundary.
+    pub fn set(&self, meter: Meter, value: u64) {
+        let mut budget = self.budget.lock();
+        let mut limits = budget.pending_limits().unwrap_or_else(|| budget.limits());
+        limits.set(meter, value);
+        let _ = budget.set_limits(limits, monotonic_us());
+        self.limited
+            .store(!limits.is_unlimited(), Ordering::Relaxed);
+    }
+
+    /// Requests admitted through this limit.
+    pub fn admitted_requests(&self) -> u64 {
+        self.budget
+            .lock()
+            .stats(monotonic_us())
+            .admitted_requests
     }
 }
 

@@ -37,7 +37,9 @@ use crate::sys::groups::{GroupAttr, GroupDir};
 use crate::sys::sync::IrqSpinLock;
 use crate::sys::time::monotonic_us;
 use crate::sys::worker::WorkerRef;
-use crate::throttle::control::Shares;
+use super::domains::PoolLimit;
+use crate::throttle::control::{meter_key, parse_limit_value, Shares};
+use crate::throttle::Meter;
 use crate::throttle::number::parse_number;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
@@ -410,6 +412,8 @@ pub struct Group {
     held: AtomicU64,
     /// Vbds in the group now.
     vbds: AtomicU32,
+    /// A limit the group's vbds share (a tenant's pool), beside each domain's.
+    pool: Arc<PoolLimit>,
     #[pin]
     members: Mutex<Members>,
     tables: IrqSpinLock<Tables>,
@@ -419,6 +423,7 @@ impl Group {
     fn new(name: CString, window: FixedWindow) -> Result<Arc<Self>> {
         let members = Members::new(window);
         let tables = IrqSpinLock::new(Tables::build(&members)?)?;
+        let pool = PoolLimit::new()?;
         Arc::pin_init(
             pin_init!(Group {
                 name,
@@ -426,6 +431,7 @@ impl Group {
                 dispatched: AtomicU64::new(0),
                 held: AtomicU64::new(0),
                 vbds: AtomicU32::new(0),
+                pool,
                 members <- new_mutex!(members, "rblkback::Group::members"),
                 tables,
             }),
@@ -436,6 +442,11 @@ impl Group {
     /// The group's name (its directory under `groups/`).
     pub fn name(&self) -> &CStr {
         &self.name
+    }
+
+    /// The limit the group's vbds share.
+    pub fn pool(&self) -> &PoolLimit {
+        &self.pool
     }
 
     /// Applies `change` to the members and rebuilds the tables from them.
@@ -617,10 +628,28 @@ impl ControlFiles for Group {
             GroupAttr::Dispatched => self.dispatched.load(Ordering::Relaxed),
             GroupAttr::Held => self.held.load(Ordering::Relaxed),
             GroupAttr::Vbds => u64::from(self.vbds.load(Ordering::Relaxed)),
+            GroupAttr::IopsLimit => self.pool.get(Meter::Ops),
+            GroupAttr::BpsLimit => self.pool.get(Meter::Bytes),
         }
     }
 
     fn store(&self, file: GroupAttr, input: &[u8]) -> Result {
+        let meter = match file {
+            GroupAttr::IopsLimit => Some(Meter::Ops),
+            GroupAttr::BpsLimit => Some(Meter::Bytes),
+            _ => None,
+        };
+        if let Some(meter) = meter {
+            let value = parse_limit_value(meter, input).map_err(|_| EINVAL)?;
+            self.pool.set(meter, value);
+            pr_info!(
+                "group {}: {}_limit={}\n",
+                &*self.name,
+                meter_key(meter),
+                value
+            );
+            return Ok(());
+        }
         if file != GroupAttr::Window {
             return Err(EINVAL);
         }
@@ -874,6 +903,11 @@ pub struct RingScheduler {
 }
 
 impl RingScheduler {
+    /// The ring's group.
+    pub fn group(&self) -> &Group {
+        &self.group
+    }
+
     /// Asks to submit a request of `cost` units and `bytes` bytes now.
     pub fn admit(&mut self, cost: u32, bytes: u64, now_us: u64) -> Verdict {
         let mut tables = self.group.tables.lock();

@@ -9,7 +9,7 @@
 //! Closing/Closed from the frontend: disconnect (the rings stop at once and are freed when
 //! their I/O completes), follow its state.
 
-use super::domains::{log_about_domain, Domain, Domains};
+use super::domains::{log_about_domain, Domain, Domains, PoolLimit};
 use super::ring::{LiveRings, RingConnection, RingOwner, RingParams};
 use super::sched::{new_vbd_key, valid_group_name, VbdMembership, MAX_GROUP_NAME};
 use super::stats::{self, VbdStats};
@@ -24,7 +24,10 @@ use crate::sys::xenbus::{
     self, BoundDevice, ModuleRef, Transaction, VbdStat, Watch, WatchHandler, XenbusDevice,
     XenbusState,
 };
-use crate::throttle::control::{parse_share_value, ShareKey, DEFAULT_WEIGHT};
+use crate::throttle::control::{
+    meter_key, parse_limit_value, parse_share_value, ShareKey, DEFAULT_WEIGHT,
+};
+use crate::throttle::Meter;
 use crate::throttle::number::strip_newline;
 use crate::throttle::params::Param;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -137,6 +140,8 @@ pub struct Vbd {
     sched_key: u64,
     /// Splits the domain's share among its vbds on one device (`sched/weight`).
     sched_weight: AtomicU32,
+    /// The vbd's own limits, inside its domain's (`sched/iops_limit`, `sched/bps_limit`).
+    limit: Arc<PoolLimit>,
     domain: Arc<Domain>,
     /// The registry, told when this vbd is removed.
     domains: Arc<Domains>,
@@ -181,6 +186,7 @@ impl Vbd {
         let frontend_dir = CString::try_from(dev.otherend())?;
         let stats = Arc::new(VbdStats::default(), GFP_KERNEL)?;
         let live_rings = LiveRings::new()?;
+        let limit = PoolLimit::new()?;
         let vbd = Arc::pin_init(
             pin_init!(Vbd {
                 dev: ARef::from(&**dev),
@@ -190,6 +196,7 @@ impl Vbd {
                 stats,
                 sched_key: new_vbd_key(),
                 sched_weight: AtomicU32::new(DEFAULT_WEIGHT as u32),
+                limit,
                 domain,
                 domains: domains.clone(),
                 live_rings,
@@ -227,6 +234,8 @@ impl Vbd {
             VbdStat::SchedHeldByLimit => &s.held_by_limit,
             VbdStat::SchedWeight => return u64::from(self.sched_weight.load(Ordering::Relaxed)),
             VbdStat::SchedGroup => return 0,
+            VbdStat::SchedIopsLimit => return self.limit.get(Meter::Ops),
+            VbdStat::SchedBpsLimit => return self.limit.get(Meter::Bytes),
             VbdStat::Major | VbdStat::Minor | VbdStat::Writable => {
                 let st = self.state.lock();
                 return match (&st.backing, stat) {
@@ -275,6 +284,23 @@ impl Vbd {
                     self.domid,
                     self.devid,
                     weight
+                );
+                Ok(())
+            }
+            VbdStat::SchedIopsLimit | VbdStat::SchedBpsLimit => {
+                let meter = if stat == VbdStat::SchedIopsLimit {
+                    Meter::Ops
+                } else {
+                    Meter::Bytes
+                };
+                let value = parse_limit_value(meter, input).map_err(|_| EINVAL)?;
+                self.limit.set(meter, value);
+                pr_info!(
+                    "domain {} vbd {}: {}_limit={}\n",
+                    self.domid,
+                    self.devid,
+                    meter_key(meter),
+                    value
                 );
                 Ok(())
             }
@@ -608,6 +634,7 @@ impl Vbd {
         let owner = RingOwner {
             stats: self.stats.clone(),
             domain: self.domain.clone(),
+            limit: self.limit.clone(),
             devid: self.devid,
             live: self.live_rings.clone(),
         };

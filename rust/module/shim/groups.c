@@ -48,10 +48,13 @@ RBLK_CTL_FILE(grp, in_flight, 0444, RBLK_GRP_IN_FLIGHT);
 RBLK_CTL_FILE(grp, dispatched, 0444, RBLK_GRP_DISPATCHED);
 RBLK_CTL_FILE(grp, held, 0444, RBLK_GRP_HELD);
 RBLK_CTL_FILE(grp, vbds, 0444, RBLK_GRP_VBDS);
+RBLK_CTL_FILE(grp, iops_limit, 0644, RBLK_GRP_IOPS_LIMIT);
+RBLK_CTL_FILE(grp, bps_limit, 0644, RBLK_GRP_BPS_LIMIT);
 
 static struct attribute *rblk_grp_attrs[] = {
-	&grp_file_window.attr, &grp_file_in_flight.attr, &grp_file_dispatched.attr,
-	&grp_file_held.attr,   &grp_file_vbds.attr,	 NULL,
+	&grp_file_window.attr,	   &grp_file_in_flight.attr, &grp_file_dispatched.attr,
+	&grp_file_held.attr,	   &grp_file_vbds.attr,	     &grp_file_iops_limit.attr,
+	&grp_file_bps_limit.attr, NULL,
 };
 ATTRIBUTE_GROUPS(rblk_grp);
 

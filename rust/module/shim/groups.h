@@ -8,14 +8,16 @@
 
 #include <linux/types.h>
 
-/* Files of a group directory: the window (read-write), then counters. */
+/* Files of a group directory: the window (read-write), counters, the pool's limits (read-write). */
 enum rblk_group_attr {
 	RBLK_GRP_WINDOW = 0,
 	RBLK_GRP_IN_FLIGHT = 1,
 	RBLK_GRP_DISPATCHED = 2,
 	RBLK_GRP_HELD = 3,
 	RBLK_GRP_VBDS = 4,
-	RBLK_GRP_ATTR_COUNT = 5,
+	RBLK_GRP_IOPS_LIMIT = 5,
+	RBLK_GRP_BPS_LIMIT = 6,
+	RBLK_GRP_ATTR_COUNT = 7,
 };
 struct rblk_groups_ops {
 	/* a group file's value */

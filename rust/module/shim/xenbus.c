@@ -256,17 +256,6 @@ static ssize_t rblk_dev_store(struct device *d, unsigned int stat, const char *b
 	return err ? err : len;
 }
 
-static ssize_t weight_show(struct device *d, struct device_attribute *a, char *buf)
-{
-	return sysfs_emit(buf, "%llu\n", rblk_dev_stat(d, RBLK_STAT_SCHED_WEIGHT));
-}
-
-static ssize_t weight_store(struct device *d, struct device_attribute *a, const char *buf,
-			    size_t len)
-{
-	return rblk_dev_store(d, RBLK_STAT_SCHED_WEIGHT, buf, len);
-}
-static DEVICE_ATTR_RW(weight);
 
 static ssize_t group_show(struct device *d, struct device_attribute *a, char *buf)
 {
@@ -286,12 +275,28 @@ static ssize_t group_store(struct device *d, struct device_attribute *a, const c
 }
 static DEVICE_ATTR_RW(group);
 
+#define RBLK_RW_STAT_ATTR(name, id)                                                      \
+	static ssize_t name##_show(struct device *d, struct device_attribute *a, char *buf)  \
+	{                                                                                    \
+		return sysfs_emit(buf, "%llu\n", rblk_dev_stat(d, id));                      \
+	}                                                                                    \
+	static ssize_t name##_store(struct device *d, struct device_attribute *a,            \
+				    const char *buf, size_t len)                             \
+	{                                                                                    \
+		return rblk_dev_store(d, id, buf, len);                                      \
+	}                                                                                    \
+	static DEVICE_ATTR_RW(name)
+
+RBLK_RW_STAT_ATTR(weight, RBLK_STAT_SCHED_WEIGHT);
+RBLK_RW_STAT_ATTR(iops_limit, RBLK_STAT_SCHED_IOPS_LIMIT);
+RBLK_RW_STAT_ATTR(bps_limit, RBLK_STAT_SCHED_BPS_LIMIT);
 RBLK_STAT_ATTR(dispatched, RBLK_STAT_SCHED_DISPATCHED);
 RBLK_STAT_ATTR(held_by_scheduler, RBLK_STAT_SCHED_HELD_BY_SCHEDULER);
 RBLK_STAT_ATTR(held_by_limit, RBLK_STAT_SCHED_HELD_BY_LIMIT);
 
 static struct attribute *rblk_sched_attrs[] = {
-	&dev_attr_weight.attr, &dev_attr_group.attr, &dev_attr_dispatched.attr,
+	&dev_attr_weight.attr, &dev_attr_group.attr, &dev_attr_iops_limit.attr,
+	&dev_attr_bps_limit.attr, &dev_attr_dispatched.attr,
 	&dev_attr_held_by_scheduler.attr, &dev_attr_held_by_limit.attr, NULL,
 };
 

@@ -76,6 +76,8 @@ enum rblk_stat {
 	RBLK_STAT_SCHED_HELD_BY_LIMIT = 14,
 	/* text */
 	RBLK_STAT_SCHED_GROUP = 15,
+	RBLK_STAT_SCHED_IOPS_LIMIT = 16,
+	RBLK_STAT_SCHED_BPS_LIMIT = 17,
 };
 int rblk_sysfs_add(struct xenbus_device *dev);
 void rblk_sysfs_remove(struct xenbus_device *dev);

@@ -22,6 +22,10 @@ pub enum GroupAttr {
     Held,
     /// `vbds`.
     Vbds,
+    /// `iops_limit`.
+    IopsLimit,
+    /// `bps_limit`.
+    BpsLimit,
 }
 
 impl GroupAttr {
@@ -33,6 +37,8 @@ impl GroupAttr {
             bindings::rblk_group_attr_RBLK_GRP_DISPATCHED => Self::Dispatched,
             bindings::rblk_group_attr_RBLK_GRP_HELD => Self::Held,
             bindings::rblk_group_attr_RBLK_GRP_VBDS => Self::Vbds,
+            bindings::rblk_group_attr_RBLK_GRP_IOPS_LIMIT => Self::IopsLimit,
+            bindings::rblk_group_attr_RBLK_GRP_BPS_LIMIT => Self::BpsLimit,
             _ => return None,
         })
     }

@@ -364,6 +364,10 @@ pub enum VbdStat {
     SchedHeldByLimit,
     /// `sched/group` (text, writable).
     SchedGroup,
+    /// `sched/iops_limit` (writable).
+    SchedIopsLimit,
+    /// `sched/bps_limit` (writable).
+    SchedBpsLimit,
 }
 
 impl VbdStat {
@@ -386,6 +390,8 @@ impl VbdStat {
             bindings::rblk_stat_RBLK_STAT_SCHED_HELD_BY_SCHEDULER => Self::SchedHeldByScheduler,
             bindings::rblk_stat_RBLK_STAT_SCHED_HELD_BY_LIMIT => Self::SchedHeldByLimit,
             bindings::rblk_stat_RBLK_STAT_SCHED_GROUP => Self::SchedGroup,
+            bindings::rblk_stat_RBLK_STAT_SCHED_IOPS_LIMIT => Self::SchedIopsLimit,
+            bindings::rblk_stat_RBLK_STAT_SCHED_BPS_LIMIT => Self::SchedBpsLimit,
             _ => return None,
         })
     }

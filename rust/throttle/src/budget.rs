@@ -165,20 +165,7 @@ impl DomainBudget {
         };
         let charge = Charge::new(cost, self.config.op_size);
         if unlimited || self.admits(charge.direction, charge.carries_bytes()) {
-            if !unlimited {
-                for bucket in self.buckets.iter_mut() {
-                    if let Some(credits) = charge.credits_for(bucket.meter()) {
-                        bucket.charge(credits);
-                    }
-                }
-            }
-            let stats = &mut self.stats;
-            stats.admitted_requests = stats.admitted_requests.saturating_add(1);
-            stats.admitted_ops = stats.admitted_ops.saturating_add(charge.operations);
-            stats.admitted_bytes = stats.admitted_bytes.saturating_add(charge.bytes);
-            if !self.waiting.is_empty() {
-                stats.admitted_while_held = stats.admitted_while_held.saturating_add(1);
-            }
+            self.charge_admitted(&charge, !unlimited);
             return Admission::Admit;
         }
         self.waiting
@@ -188,6 +175,50 @@ impl DomainBudget {
         Admission::Hold {
             retry_at_us: self.retry_at(charge.direction, charge.carries_bytes()),
         }
+    }
+
+    /// Charges an admitted request (to the buckets only if some meter may be limited) and
+    /// counts it.
+    fn charge_admitted(&mut self, charge: &Charge, limited: bool) {
+        if limited {
+            for bucket in self.buckets.iter_mut() {
+                if let Some(credits) = charge.credits_for(bucket.meter()) {
+                    bucket.charge(credits);
+                }
+            }
+        }
+        let stats = &mut self.stats;
+        stats.admitted_requests = stats.admitted_requests.saturating_add(1);
+        stats.admitted_ops = stats.admitted_ops.saturating_add(charge.operations);
+        stats.admitted_bytes = stats.admitted_bytes.saturating_add(charge.bytes);
+        if !self.waiting.is_empty() {
+            stats.admitted_while_held = stats.admitted_while_held.saturating_add(1);
+        }
+    }
+
+    /// Whether [`try_admit`](Self::try_admit) at `now_us` would admit a request of `cost`,
+    /// without charging it or recording a hold (the clock is brought up to date). For a
+    /// request that several budgets must all admit (a vbd's, its domain's, a pool's): each
+    /// is asked first, the one that would not is asked with `try_admit_and_release` (which
+    /// records the hold and says when to retry), and if all would, each is charged
+    /// ([`charge`](Self::charge)), so none is charged for a request another held.
+    pub fn would_admit(&mut self, now_us: u64, cost: Cost) -> bool {
+        self.catch_up(now_us);
+        let charge = Charge::new(cost, self.config.op_size);
+        self.admits(charge.direction, charge.carries_bytes())
+    }
+
+    /// Charges a request of `cost` that [`would_admit`](Self::would_admit) accepted (and
+    /// the other budgets with it), whatever the balance is now: another ring may have
+    /// charged in between, which leaves at most one request per concurrent ring of deficit
+    /// for later slices to repay. Ends a held period that the request shows is over.
+    pub fn charge(&mut self, now_us: u64, cost: Cost) {
+        let now_us = self.catch_up(now_us);
+        if !self.waiting.is_empty() {
+            let _ = self.held_rings(now_us);
+        }
+        let charge = Charge::new(cost, self.config.op_size);
+        self.charge_admitted(&charge, true);
     }
 
     /// [`try_admit`](Self::try_admit) for a caller whose held rings retry on timers of
@@ -465,6 +496,59 @@ mod tests {
             assert!(admitted < 1_000_000, "no hold");
         }
         admitted
+    }
+
+    /// A request that a vbd's budget and its domain's must both admit, asked as the module
+    /// does: each `would_admit`, the first that would not holds it, else each is charged.
+    fn admit_both(vbd: &mut DomainBudget, domain: &mut DomainBudget, now: u64, cost: Cost) -> bool {
+        for level in [&mut *vbd, &mut *domain] {
+            if !level.would_admit(now, cost) {
+                let (_, admission) = level.try_admit_and_release(now, cost);
+                assert!(matches!(admission, Admission::Hold { .. }));
+                return false;
+            }
+        }
+        vbd.charge(now, cost);
+        domain.charge(now, cost);
+        true
+    }
+
+    #[test]
+    fn budgets_that_must_all_admit_are_charged_only_together() {
+        // Two vbds capped at 100 ops/s each under a domain cap of 150: over 10 s, each
+        // gets at most 100 a second and together exactly 150.
+        let config = SliceConfig {
+            timeslice_us: SLICE,
+            burst: 0,
+            op_size: 0,
+        };
+        let mut vbds = [
+            DomainBudget::new(Limits::iops(100), config, 0),
+            DomainBudget::new(Limits::iops(100), config, 0),
+        ];
+        let mut domain = DomainBudget::new(Limits::iops(150), config, 0);
+        let mut got = [0u64; 2];
+        // Both backlogged, asking in turns every 100 µs.
+        for step in 0..100_000u64 {
+            let now = step * 100;
+            let v = (step % 2) as usize;
+            if admit_both(&mut vbds[v], &mut domain, now, Cost::read(4 * KIB)) {
+                got[v] += 1;
+            }
+        }
+        assert!(got[0] <= 1_000 + 2 && got[1] <= 1_000 + 2, "{got:?}");
+        assert!((1_497..=1_503).contains(&(got[0] + got[1])), "{got:?}");
+        // What a level held was never charged anywhere: admitted counts agree.
+        let admitted = |b: &DomainBudget| b.stats(10_000_000).admitted_requests;
+        assert_eq!(admitted(&domain), got[0] + got[1]);
+        assert_eq!(admitted(&vbds[0]), got[0]);
+        // Alone, one vbd gets its own cap (the domain's is not the bound).
+        let mut vbd = DomainBudget::new(Limits::iops(100), config, 0);
+        let mut domain = DomainBudget::new(Limits::iops(150), config, 0);
+        let alone = (0..100_000u64)
+            .filter(|step| admit_both(&mut vbd, &mut domain, step * 100, Cost::read(4 * KIB)))
+            .count();
+        assert!((999..=1_001).contains(&alone), "{alone}");
     }
 
     #[test]

@@ -209,8 +209,9 @@ impl RingState {
     ///   share of dom0's memory ([`Stop::NoPages`]);
     /// - a request for the device asks the scheduling group's gate: it goes now, or waits
     ///   while another vbd goes first ([`Stop::Scheduled`], not consumed, as when held);
-    /// - then the domain's budget is charged, or the request is held until the slice timer
-    ///   ([`Stop::Held`], the retry timer armed), and its window space given back. The
+    /// - then the vbd's own limit, its group's pool and the domain's budget are charged
+    ///   together, or the request is held until the slice timer ([`Stop::Held`], the retry
+    ///   timer armed), and its window space given back. The
     ///   gate asks first so that a request the window holds is not charged twice; a domain
     ///   its limit holds is not waiting for the window (so it is never chosen while held).
     ///
@@ -248,7 +249,15 @@ impl RingState {
             }
             window_units = Some(units);
         }
-        if let Admission::Hold { retry_at_us } = shared.domain.admit(shared.id, cost, now_us) {
+        let pools = [
+            Some(&*shared.vbd_limit),
+            self.sched.as_ref().map(|s| s.group().pool()),
+        ];
+        if let Admission::Hold { retry_at_us } =
+            shared
+                .domain
+                .admit_within(shared.id, cost, now_us, pools)
+        {
             if let (Some(units), Some(c)) = (window_units, shared.completion.charges.as_ref()) {
                 c.withdraw(units);
             }

@@ -20,7 +20,7 @@ mod consume;
 mod io;
 mod persistent;
 
-use super::domains::{log_about_domain, Domain};
+use super::domains::{log_about_domain, Domain, PoolLimit};
 use super::responses::Responder;
 use super::sched::{RingScheduler, SlotCharges, VbdMembership};
 use super::stats::{self, VbdStats};
@@ -141,6 +141,8 @@ pub struct RingShared {
     id: u64,
     queue: u32,
     domain: Arc<Domain>,
+    /// The vbd's own limit (shared by its rings).
+    vbd_limit: Arc<PoolLimit>,
     /// Wakes the worker when a held ring may try again.
     retry_timer: WakeTimer,
     /// Wakes the worker when idle persistent grants are due to be unmapped.
@@ -200,6 +202,8 @@ pub struct RingOwner {
     pub stats: Arc<VbdStats>,
     /// The domain whose budget and log limit the rings use.
     pub domain: Arc<Domain>,
+    /// The vbd's own limit, inside its domain's.
+    pub limit: Arc<PoolLimit>,
     /// The vbd's device id, for log lines.
     pub devid: u32,
     /// The vbd's rings not yet freed.
@@ -383,6 +387,7 @@ impl RingConnection {
                 id,
                 queue: params.queue,
                 domain: domain.clone(),
+                vbd_limit: owner.limit.clone(),
                 retry_timer,
                 purge_timer,
                 pool_timer,
