@@ -53,6 +53,7 @@ const ROOT_TEMPLATE: &str = "\
 
 const ROOT_AFTER_HELP: &str = "\
 Limit keys: iops, bps, read_iops, write_iops, read_bps, write_bps (per second, 0 = unlimited)
+Scheduler keys: weight (1..10000), reservation_iops, reservation_bps (per second, 0 = none)
 
 --sysfs-root, --help and --version may come before or after the command, a command's own
 options after it. 'rblkctl <command> --help' (or 'rblkctl help <command>') shows them.
@@ -66,7 +67,7 @@ Exit status: 0 done; 1 the system failed (rblkback not loaded, a read or write r
     name = NAME,
     version,
     propagate_version = true,
-    about = "show and set rblkback's per-domain disk I/O limits",
+    about = "show and set rblkback's per-domain disk I/O limits and scheduler settings",
     help_template = ROOT_TEMPLATE,
     after_help = ROOT_AFTER_HELP,
     // A bare `rblkctl` is a usage error like any other, not the help on stderr.
@@ -102,29 +103,39 @@ Shows one domain as 'status' does. With --json, prints the domain's object alone
 shape as one element of status's \"domains\").";
 
 const SET_ABOUT: &str = "\
-Sets limits of domain DOMID with one write of '<domid> key=value ...' to
-/sys/module/rblkback/domains/limits. Keys not given keep their value. The domain need not
+Sets limits and scheduler settings of domain DOMID with one write of '<domid> key=value ...'
+to /sys/module/rblkback/domains/limits. Keys not given keep their value. The domain need not
 exist yet. New limits apply from the next timeslice.
 
 Every token is checked as the kernel checks it before anything is written; an invalid one is
 named and nothing is written (exit status 2).";
 
 const SET_AFTER_HELP: &str = "\
-Keys (per second, 0 = unlimited):
+Limit keys (per second, 0 = unlimited):
   iops, read_iops, write_iops    operations, at most 10000000
   bps, read_bps, write_bps       bytes, at most 1099511627776 (1TiB)
 
-Values are unsigned decimal numbers (the module's number format), or 'unlimited' (= 0). Byte
-values may carry a binary unit: K, M, G, T or KiB, MiB, GiB, TiB (20M = 20MiB = 20971520);
-rblkctl writes the plain number.
+Scheduler keys (how a contended device is divided among the domains with work on it):
+  weight                         share against the other domains, 1..10000
+                                 (default: the module parameter default_weight, 100)
+  reservation_iops               operations per second guaranteed while the domain has work,
+                                 at most 10000000 (0 = none)
+  reservation_bps                bytes per second guaranteed while the domain has work,
+                                 at most 1099511627776 (1TiB) (0 = none)
 
-Example:
-  rblkctl set 7 iops=500 bps=20M";
+Values are unsigned decimal numbers (the module's number format); 'unlimited' (= 0) for a
+limit, 'none' (= 0) for a reservation. Byte values (the bps keys and reservation_bps) may
+carry a binary unit: K, M, G, T or KiB, MiB, GiB, TiB (20M = 20MiB = 20971520); rblkctl
+writes the plain number.
+
+Examples:
+  rblkctl set 7 iops=500 bps=20M
+  rblkctl set 7 weight=200 reservation_iops=50 reservation_bps=10M iops=300";
 
 const CLEAR_ABOUT: &str = "\
-Drops every limit set for domain DOMID (writes '<domid> clear' to
+Drops every limit and scheduler setting set for domain DOMID (writes '<domid> clear' to
 /sys/module/rblkback/domains/limits): the domain goes back to the module defaults
-default_iops and default_bps.";
+default_iops, default_bps and default_weight, with no reservation.";
 
 const COMPLETIONS_ABOUT: &str = "\
 Prints the completion script for SHELL on stdout, for example:
@@ -196,9 +207,9 @@ pub(crate) enum Command {
         )]
         interval: Duration,
     },
-    /// Set some of a domain's limits.
+    /// Set some of a domain's limits and scheduler settings.
     #[command(
-        about = "Set limits of a domain",
+        about = "Set limits and scheduler settings of a domain",
         long_about = SET_ABOUT,
         after_help = SET_AFTER_HELP
     )]
@@ -209,15 +220,15 @@ pub(crate) enum Command {
             value_name = "KEY=VALUE",
             required = true,
             allow_negative_numbers = true,
-            help = "Limits to set, as key=value (keys and values below)"
+            help = "Limits and scheduler settings to set, as key=value (keys and values below)"
         )]
         settings: Vec<String>,
         #[arg(long, help = DRY_RUN_HELP)]
         dry_run: bool,
     },
-    /// Drop all of a domain's limits.
+    /// Drop all of a domain's limits and scheduler settings.
     #[command(
-        about = "Drop a domain's limits (back to the defaults)",
+        about = "Drop a domain's limits and scheduler settings (back to the defaults)",
         long_about = CLEAR_ABOUT
     )]
     Clear {
@@ -320,6 +331,7 @@ fn parse_count(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use throttle::control::{ShareKey, DEFAULT_WEIGHT, MAX_WEIGHT, MIN_WEIGHT};
     use throttle::params::{MAX_BPS, MAX_IOPS};
 
     fn parse_args(args: &[&str]) -> Result<Invocation, Error> {
@@ -633,10 +645,20 @@ mod tests {
     }
 
     #[test]
-    fn set_help_states_the_maxima_the_parser_enforces() {
+    fn set_help_states_the_ranges_the_parser_enforces() {
         let set = help_of(Some("set"));
         assert!(set.contains(&format!("at most {MAX_IOPS}")), "{set}");
         assert!(set.contains(&format!("at most {MAX_BPS} (1TiB)")), "{set}");
+        for key in ShareKey::ALL {
+            let (_, max) = key.range();
+            assert!(set.contains(&format!("  {}  ", key.key())), "{set}");
+            assert!(set.contains(&max.to_string()), "{key:?}: {set}");
+        }
+        assert!(
+            set.contains(&format!("{MIN_WEIGHT}..{MAX_WEIGHT}\n"))
+                && set.contains(&format!("default_weight, {DEFAULT_WEIGHT})")),
+            "{set}"
+        );
     }
 
     #[test]

@@ -284,6 +284,84 @@ fn set_writes_exactly_the_kernel_line() {
 }
 
 #[test]
+fn set_writes_scheduler_keys_in_the_same_line_as_limits() {
+    let fake = FakeSysfs::loaded();
+    let output = fake.run(&[
+        "set",
+        "4",
+        "weight=200",
+        "reservation_iops=50",
+        "reservation_bps=10M",
+        "iops=300",
+    ]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        (stdout(&output), stderr(&output)),
+        (String::new(), String::new())
+    );
+    assert_eq!(
+        fake.limits_written(),
+        "4 weight=200 reservation_iops=50 reservation_bps=10485760 iops=300\n"
+    );
+
+    let output = fake.run(&["set", "4", "reservation_iops=none", "--dry-run"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "4 reservation_iops=0\n");
+    assert_eq!(
+        fake.limits_written(),
+        "4 weight=200 reservation_iops=50 reservation_bps=10485760 iops=300\n",
+        "--dry-run wrote"
+    );
+}
+
+#[test]
+fn invalid_scheduler_values_are_refused_and_nothing_is_written() {
+    let fake = FakeSysfs::loaded();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["set", "4", "iops=300", "weight=0"],
+            "'weight=0': a weight of 0 is refused: a weight is 1..10000; the smallest share is \
+             weight=1\n",
+        ),
+        (
+            &["set", "4", "weight=10001"],
+            "'weight=10001': too large: the most weight accepts is 10000\n",
+        ),
+        (
+            &["set", "4", "reservation_iops=-1"],
+            "'reservation_iops=-1': the value must be an unsigned decimal number (no sign) or \
+             'none'\n",
+        ),
+        (
+            &["set", "4", "reservation_iops=unlimited"],
+            "'reservation_iops=unlimited': a reservation is a guaranteed minimum, not a limit: \
+             it has no 'unlimited'; 0 or 'none' means no reservation\n",
+        ),
+        (
+            &["set", "4", "weight=none", "--dry-run"],
+            "'weight=none': a weight is a share of a contended device, 1..10000, not a limit: \
+             it has no 'none'\n",
+        ),
+        (
+            &["set", "4", "reservation_bps=2T"],
+            "'reservation_bps=2T': too large: the most reservation_bps accepts is \
+             1099511627776 (1TiB)\n",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = fake.run(args);
+        assert_eq!(status(&output), 2, "{args:?}: {}", stderr(&output));
+        assert_eq!(stderr(&output), format!("rblkctl: {expected}"), "{args:?}");
+        assert_eq!(stdout(&output), "", "{args:?}");
+        assert_eq!(
+            fake.limits_written(),
+            UNWRITTEN,
+            "{args:?} wrote the limits file"
+        );
+    }
+}
+
+#[test]
 fn clear_writes_the_clear_line() {
     let fake = FakeSysfs::loaded();
     let output = fake.run(&["clear", "7"]);
