@@ -90,8 +90,11 @@ struct Cli {
 
 const STATUS_ABOUT: &str = "\
 Shows the module parameters and, for every domain under /sys/module/rblkback/domains/, its six
-limits (- = unlimited), its counters and its live rates: requests, operations and bytes per
-second and the share of time its rings were held, measured over two samples S seconds apart.";
+limits (- = unlimited), its scheduler settings (weight, reservations; - = none), its counters
+and its live rates, measured over two samples S seconds apart: requests, operations and bytes
+per second, the share of time its rings were held by its limit, its share of the requests
+admitted to all domains, and how often its rings were held by its limit and by the scheduler.
+Scheduler files an older rblkback lacks show as - (null in JSON).";
 
 const TOP_ABOUT: &str = "\
 Shows the status table with rates, refreshed every S seconds, until interrupted or N times. On

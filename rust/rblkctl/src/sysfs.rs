@@ -2,7 +2,10 @@
 //!
 //! Domains come and go while we read: an entry is removed with the domain's last vbd. A
 //! domain whose directory disappears halfway through a snapshot is left out of it, as if
-//! it had gone a moment earlier; any other missing or unreadable file is an error.
+//! it had gone a moment earlier. The scheduler's files (a domain's `weight`,
+//! `reservation_*`, `sched_*`) are missing in an rblkback built before the scheduler, so
+//! each of them reads as `None` when absent; any other missing or unreadable file is an
+//! error.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, ErrorKind, Write};
@@ -10,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use throttle::control::{meter_key, DOMID_FIRST_RESERVED};
+use throttle::control::{meter_key, ShareKey, DOMID_FIRST_RESERVED};
 use throttle::number::{parse_decimal, parse_number};
 use throttle::params::Param;
 use throttle::{Limits, Meter};
@@ -19,19 +22,25 @@ use crate::error::Error;
 use crate::limits_line::LimitsLine;
 
 /// A domain's counters, named as their sysfs files; all count up from the entry's
-/// creation.
+/// creation. The scheduler's are `None` when their files are missing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub(crate) struct Counters {
     pub(crate) admitted_requests: u64,
     pub(crate) admitted_ops: u64,
     pub(crate) admitted_bytes: u64,
+    /// Times one of the domain's rings was held by its limit.
     pub(crate) holds: u64,
     pub(crate) throttled_slices: u64,
     pub(crate) throttled_us: u64,
+    /// Requests of the domain the scheduler dispatched.
+    pub(crate) sched_dispatched: Option<u64>,
+    /// Times one of the domain's rings was held by the scheduler (its group's window full,
+    /// another vbd chosen).
+    pub(crate) sched_holds: Option<u64>,
 }
 
 impl Counters {
-    /// The counter files, in the order of the struct's fields.
+    /// The counter files every rblkback has, in the order of the struct's fields.
     const FILES: [&'static str; 6] = [
         "admitted_requests",
         "admitted_ops",
@@ -51,7 +60,29 @@ impl Counters {
             holds,
             throttled_slices,
             throttled_us,
+            sched_dispatched: None,
+            sched_holds: None,
         }
+    }
+}
+
+/// A domain's scheduler settings as their files read, named as the files (and the keys of
+/// a `limits` line); `None` where a file is missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct ShareSettings {
+    pub(crate) weight: Option<u64>,
+    pub(crate) reservation_iops: Option<u64>,
+    pub(crate) reservation_bps: Option<u64>,
+}
+
+impl ShareSettings {
+    fn set(&mut self, key: ShareKey, value: Option<u64>) {
+        let slot = match key {
+            ShareKey::Weight => &mut self.weight,
+            ShareKey::ReservationIops => &mut self.reservation_iops,
+            ShareKey::ReservationBps => &mut self.reservation_bps,
+        };
+        *slot = value;
     }
 }
 
@@ -72,6 +103,8 @@ pub(crate) struct DomainSample {
     pub(crate) domid: u16,
     /// The limits in force or pending (0 = unlimited), from the `<key>_limit` files.
     pub(crate) limits: Limits,
+    /// The scheduler's settings, from the files named as their keys.
+    pub(crate) shares: ShareSettings,
     pub(crate) counters: Counters,
 }
 
@@ -195,10 +228,36 @@ impl Sysfs {
             };
             *value = read_value;
         }
+        let mut counters = Counters::from_values(values);
+        let read_if_present = |name: &str| match read_number(&dir.join(name)) {
+            Ok(value) => Ok(Some(value)),
+            Err(ReadError::Missing) => Ok(None),
+            Err(ReadError::Failed(error)) => Err(error),
+        };
+        let mut shares = ShareSettings::default();
+        for key in ShareKey::ALL {
+            shares.set(key, read_if_present(key.key())?);
+        }
+        counters.sched_dispatched = read_if_present("sched_dispatched")?;
+        counters.sched_holds = read_if_present("sched_holds")?;
+        // A file missing because the whole entry went away since the files above were
+        // read: the domain is gone, not an older module.
+        let any_missing = [
+            shares.weight,
+            shares.reservation_iops,
+            shares.reservation_bps,
+            counters.sched_dispatched,
+            counters.sched_holds,
+        ]
+        .contains(&None);
+        if any_missing && !dir.exists() {
+            return Ok(None);
+        }
         Ok(Some(DomainSample {
             domid,
             limits,
-            counters: Counters::from_values(values),
+            shares,
+            counters,
         }))
     }
 
@@ -321,6 +380,21 @@ mod tests {
                 io::Error::from_raw_os_error(13)
             ))
         );
+    }
+
+    #[test]
+    fn share_settings_are_named_as_their_files() {
+        let json = serde_json::to_value(ShareSettings::default()).unwrap();
+        let mut names: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        let mut keys = ShareKey::ALL.map(ShareKey::key);
+        keys.sort_unstable();
+        assert_eq!(names, keys);
     }
 
     #[test]

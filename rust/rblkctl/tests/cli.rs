@@ -24,6 +24,8 @@ const COUNTER_FILES: [&str; 6] = [
     "throttled_slices",
     "throttled_us",
 ];
+const SHARE_FILES: [&str; 3] = ["weight", "reservation_iops", "reservation_bps"];
+const SCHED_COUNTER_FILES: [&str; 2] = ["sched_dispatched", "sched_holds"];
 /// What the fake `limits` file holds until rblkctl writes it; the kernel's file reads
 /// as nothing, but this makes "not even opened for writing" visible.
 const UNWRITTEN: &str = "(not written)\n";
@@ -105,12 +107,27 @@ impl FakeSysfs {
 /// Replaces domain `domid`'s counters under `root`, each file atomically so that a reader
 /// never sees half of one.
 fn write_counters(root: &Path, domid: u16, counters: [u64; 6]) {
+    let files: Vec<(&str, u64)> = COUNTER_FILES.into_iter().zip(counters).collect();
+    write_domain_files(root, domid, &files);
+}
+
+/// Writes files of domain `domid`'s entry under `root`, each atomically.
+fn write_domain_files(root: &Path, domid: u16, files: &[(&str, u64)]) {
     let dir = root.join("module/rblkback/domains").join(domid.to_string());
-    for (name, value) in COUNTER_FILES.iter().zip(counters) {
+    for (name, value) in files {
         let staging = root.join(format!("staging-{domid}-{name}"));
         fs::write(&staging, format!("{value}\n")).unwrap();
         fs::rename(&staging, dir.join(name)).unwrap();
     }
+}
+
+/// Domain `domid`'s scheduler files as rblkback with the scheduler has them: `weight`,
+/// `reservation_iops`, `reservation_bps`, then `sched_dispatched` and `sched_holds`.
+fn write_scheduler_files(root: &Path, domid: u16, shares: [u64; 3], counters: [u64; 2]) {
+    let names = SHARE_FILES.into_iter().chain(SCHED_COUNTER_FILES);
+    let values = shares.into_iter().chain(counters);
+    let files: Vec<(&str, u64)> = names.zip(values).collect();
+    write_domain_files(root, domid, &files);
 }
 
 /// The binary under test, with no sysfs root from our own environment.
@@ -505,6 +522,7 @@ fn two_domains() -> FakeSysfs {
     fake
 }
 
+/// An rblkback without the scheduler: its files are missing, its values are null.
 #[test]
 fn status_json_has_every_domain_with_exact_values() {
     let fake = two_domains();
@@ -521,13 +539,15 @@ fn status_json_has_every_domain_with_exact_values() {
                 {
                     "domid": 7,
                     "limits": {"iops": 500, "bps": 20971520, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
-                    "counters": {"admitted_requests": 1000, "admitted_ops": 1200, "admitted_bytes": 4194304, "holds": 30, "throttled_slices": 25, "throttled_us": 250000},
+                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
+                    "counters": {"admitted_requests": 1000, "admitted_ops": 1200, "admitted_bytes": 4194304, "holds": 30, "throttled_slices": 25, "throttled_us": 250000, "sched_dispatched": null, "sched_holds": null},
                     "rates": null
                 },
                 {
                     "domid": 12,
                     "limits": {"iops": 0, "bps": 0, "read_iops": 50, "write_iops": 0, "read_bps": 0, "write_bps": 10485760},
-                    "counters": {"admitted_requests": 9, "admitted_ops": 10, "admitted_bytes": 40960, "holds": 0, "throttled_slices": 0, "throttled_us": 0},
+                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
+                    "counters": {"admitted_requests": 9, "admitted_ops": 10, "admitted_bytes": 40960, "holds": 0, "throttled_slices": 0, "throttled_us": 0, "sched_dispatched": null, "sched_holds": null},
                     "rates": null
                 }
             ]
@@ -605,29 +625,42 @@ fn make_fifo(path: &Path) {
     assert!(made.success());
 }
 
-#[test]
-fn rates_come_from_two_samples() {
-    let fake = two_domains();
-    // Each sample reads the parameters before the domains; `burst` as a pipe makes the
-    // start of each sample visible, so the counters change between the samples.
+/// Runs rblkctl with `args` (a command taking two samples) on `fake`, with `change`
+/// applied to the tree between the samples. Each sample reads the parameters before the
+/// domains; `burst` as a pipe makes the start of each sample visible.
+fn run_changing_between_samples(
+    fake: &FakeSysfs,
+    args: &[&str],
+    change: impl FnOnce(&Path) + Send + 'static,
+) -> Output {
     let burst = fake.module_dir().join("parameters/burst");
     make_fifo(&burst);
     let root = fake.root().to_path_buf();
     let changer = thread::spawn(move || {
         fs::write(&burst, "2\n").unwrap(); // first sample has started
-                                           // It reads a dozen small files; then the counters move on.
+                                           // It reads a few dozen small files; then the tree changes.
         thread::sleep(Duration::from_millis(300));
-        write_counters(
-            &root,
-            7,
-            [1500, 1700, (4 << 20) + (1 << 20), 35, 40, 500_000],
-        );
-        write_counters(&root, 12, [5, 5, 0, 0, 0, 0]); // went backwards: recreated
+        change(&root);
         fs::write(&burst, "2\n").unwrap(); // second sample
     });
-    let output = fake.run(&["status", "--json", "--interval", "1"]);
-    let json = json_of(&output);
+    let output = fake.run(args);
     changer.join().unwrap();
+    output
+}
+
+#[test]
+fn rates_come_from_two_samples() {
+    let fake = two_domains();
+    let output =
+        run_changing_between_samples(&fake, &["status", "--json", "--interval", "1"], |root| {
+            write_counters(
+                root,
+                7,
+                [1500, 1700, (4 << 20) + (1 << 20), 35, 40, 500_000],
+            );
+            write_counters(root, 12, [5, 5, 0, 0, 0, 0]); // went backwards: recreated
+        });
+    let json = json_of(&output);
 
     let interval = json["interval_s"].as_f64().unwrap();
     assert!((1.0..1.5).contains(&interval), "interval {interval}");
@@ -644,8 +677,192 @@ fn rates_come_from_two_samples() {
     close("ops_per_s", 500.0);
     close("bytes_per_s", 1048576.0);
     close("held_pct", 25.0);
+    // Counts over the interval are exact, whatever its length; the only domain with
+    // rates got all of the requests.
+    assert_eq!(json["domains"][0]["rates"]["holds_delta"], 5);
+    assert_eq!(
+        json["domains"][0]["rates"]["sched_holds_delta"],
+        Value::Null
+    );
+    assert_eq!(json["domains"][0]["rates"]["share_pct"], 100.0);
     assert_eq!(json["domains"][0]["counters"]["admitted_ops"], 1700);
     assert_eq!(json["domains"][1]["rates"], Value::Null);
+}
+
+/// Three domains with the scheduler's files, weights 1:2:4, one with a reservation of
+/// operations and one of bytes.
+fn three_scheduled_domains() -> FakeSysfs {
+    let fake = FakeSysfs::loaded();
+    for (domid, shares, requests, holds, sched) in [
+        (1, [100, 0, 0], 1000, 4, [1000, 40]),
+        (2, [200, 50, 0], 2000, 0, [2000, 30]),
+        (3, [400, 0, 10 << 20], 4000, 9, [4000, 20]),
+    ] {
+        fake.add_domain(
+            domid,
+            [0; 6],
+            [requests, requests, requests * 4096, holds, holds, 0],
+        );
+        write_scheduler_files(fake.root(), domid, shares, sched);
+    }
+    fake
+}
+
+/// The cells of `table`'s domain rows (after the header line and the column names)
+/// under the columns named `names`.
+fn table_columns(table: &str, names: &[&str]) -> Vec<Vec<String>> {
+    let mut lines = table.lines().skip(1);
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    let positions: Vec<usize> = names
+        .iter()
+        .map(|name| {
+            header
+                .iter()
+                .position(|column| column == name)
+                .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+        })
+        .collect();
+    lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cells.len(), header.len(), "{table}");
+            positions.iter().map(|&i| cells[i].to_string()).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn status_shows_the_scheduler_settings_and_counters() {
+    let fake = three_scheduled_domains();
+    let json = json_of(&fake.run(&["status", "--json", "--interval", "0"]));
+    let domains = json["domains"].as_array().unwrap();
+    assert_eq!(
+        domains.iter().map(|d| &d["shares"]).collect::<Vec<_>>(),
+        [
+            &json!({"weight": 100, "reservation_iops": 0, "reservation_bps": 0}),
+            &json!({"weight": 200, "reservation_iops": 50, "reservation_bps": 0}),
+            &json!({"weight": 400, "reservation_iops": 0, "reservation_bps": 10485760}),
+        ]
+    );
+    assert_eq!(
+        domains[2]["counters"],
+        json!({
+            "admitted_requests": 4000, "admitted_ops": 4000, "admitted_bytes": 16384000,
+            "holds": 9, "throttled_slices": 9, "throttled_us": 0,
+            "sched_dispatched": 4000, "sched_holds": 20
+        })
+    );
+
+    let output = fake.run(&["status", "--interval", "0"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    let table = stdout(&output);
+    assert_eq!(
+        table_columns(&table, &["DOMID", "WEIGHT", "RES_IOPS", "RES_BPS"]),
+        [
+            ["1", "100", "-", "-"],
+            ["2", "200", "50", "-"],
+            ["3", "400", "-", "10MiB"],
+        ]
+    );
+    // Without rates there is nothing to share.
+    assert!(!table.contains("SHARE%"), "{table}");
+}
+
+#[test]
+fn top_shows_each_domains_share_of_the_requests_admitted_in_the_interval() {
+    let fake = three_scheduled_domains();
+    // Admitted 100, 200 and 400 requests; held by their limit 0, 2, 1 times and by the
+    // scheduler 8, 5, 0 times.
+    let output = run_changing_between_samples(
+        &fake,
+        &["top", "--interval", "0.5", "--count", "1"],
+        |root| {
+            write_counters(root, 1, [1100, 1100, 1100 * 4096, 4, 4, 0]);
+            write_counters(root, 2, [2200, 2200, 2200 * 4096, 2, 2, 0]);
+            write_counters(root, 3, [4400, 4400, 4400 * 4096, 10, 10, 0]);
+            write_domain_files(root, 1, &[("sched_holds", 48)]);
+            write_domain_files(root, 2, &[("sched_holds", 35)]);
+        },
+    );
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    let table = stdout(&output);
+    assert_eq!(
+        table_columns(
+            &table,
+            &[
+                "DOMID",
+                "WEIGHT",
+                "SHARE%",
+                "LIM_HELD",
+                "SCHED_HELD",
+                "HOLDS"
+            ]
+        ),
+        [
+            ["1", "100", "14.3", "0", "8", "4"],
+            ["2", "200", "28.6", "2", "5", "2"],
+            ["3", "400", "57.1", "1", "0", "10"],
+        ]
+    );
+}
+
+#[test]
+fn status_json_has_the_shares_and_the_holds_of_the_interval() {
+    let fake = three_scheduled_domains();
+    let output =
+        run_changing_between_samples(&fake, &["status", "--json", "--interval", "0.5"], |root| {
+            write_counters(root, 1, [1100, 1100, 1100 * 4096, 4, 4, 0]);
+            write_counters(root, 2, [2200, 2200, 2200 * 4096, 2, 2, 0]);
+            write_counters(root, 3, [4400, 4400, 4400 * 4096, 10, 10, 0]);
+            write_domain_files(root, 1, &[("sched_holds", 48)]);
+        });
+    let json = json_of(&output);
+    let interval_counts: Vec<Value> = json["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|domain| {
+            let rates = &domain["rates"];
+            json!([
+                rates["share_pct"],
+                rates["holds_delta"],
+                rates["sched_holds_delta"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        interval_counts,
+        [
+            json!([14.29, 0, 8]),
+            json!([28.57, 2, 0]),
+            json!([57.14, 1, 0])
+        ]
+    );
+}
+
+#[test]
+fn missing_scheduler_files_show_as_dashes_and_nulls() {
+    // Domain 7 has every scheduler file, domain 12 only its weight (not a layout any
+    // rblkback has, but each file is read on its own).
+    let fake = two_domains();
+    write_scheduler_files(fake.root(), 7, [300, 20, 1 << 20], [77, 3]);
+    write_domain_files(fake.root(), 12, &[("weight", 50)]);
+    let json = json_of(&fake.run(&["status", "--json", "--interval", "0"]));
+    assert_eq!(
+        json["domains"][1]["shares"],
+        json!({"weight": 50, "reservation_iops": null, "reservation_bps": null})
+    );
+    assert_eq!(json["domains"][1]["counters"]["sched_holds"], Value::Null);
+    assert_eq!(json["domains"][0]["counters"]["sched_dispatched"], 77);
+    let output = fake.run(&["top", "--interval", "0.1", "--count", "1"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        table_columns(
+            &stdout(&output),
+            &["DOMID", "WEIGHT", "RES_IOPS", "RES_BPS", "SCHED_HELD"]
+        ),
+        [["7", "300", "20", "1MiB", "0"], ["12", "50", "-", "-", "-"]]
+    );
 }
 
 #[test]
