@@ -94,12 +94,19 @@ limits (- = unlimited), its scheduler settings (weight, reservations; - = none),
 and its live rates, measured over two samples S seconds apart: requests, operations and bytes
 per second, the share of time its rings were held by its limit, its share of the requests
 admitted to all domains, and how often its rings were held by its limit and by the scheduler.
-Scheduler files an older rblkback lacks show as - (null in JSON).";
+Scheduler files an older rblkback lacks show as - (null in JSON). 'rblkctl groups' shows the
+scheduling groups.";
 
 const TOP_ABOUT: &str = "\
 Shows the status table with rates, refreshed every S seconds, until interrupted or N times. On
 a terminal the screen is cleared before each table; otherwise the tables follow each other,
 separated by a blank line.";
+
+const GROUPS_ABOUT: &str = "\
+Shows the scheduling groups under /sys/module/rblkback/groups/: per group its window (the most
+work, in op_size units, in flight on the device while two or more of its vbds have work), the
+units in flight now, the requests dispatched, the times a ring was held because the window was
+full, and the number of vbds. An rblkback without the scheduler has no groups.";
 
 const GET_ABOUT: &str = "\
 Shows one domain as 'status' does. With --json, prints the domain's object alone (the same
@@ -155,7 +162,10 @@ const DRY_RUN_HELP: &str = "Print the line instead of writing it";
 #[derive(Debug, PartialEq, Subcommand)]
 pub(crate) enum Command {
     /// Every domain once; rates over `interval` unless it is zero.
-    #[command(about = "Every domain's limits, counters and rates", long_about = STATUS_ABOUT)]
+    #[command(
+        about = "Every domain's limits, scheduler settings, counters and rates",
+        long_about = STATUS_ABOUT
+    )]
     Status {
         #[arg(
             long,
@@ -192,6 +202,12 @@ pub(crate) enum Command {
             help = "Stop after N tables [default: until interrupted]"
         )]
         count: Option<u64>,
+    },
+    /// The scheduling groups once.
+    #[command(about = "The scheduling groups: windows and their use", long_about = GROUPS_ABOUT)]
+    Groups {
+        #[arg(long, help = "Print JSON instead of a table")]
+        json: bool,
     },
     /// One domain.
     #[command(about = "One domain", long_about = GET_ABOUT)]
@@ -482,6 +498,11 @@ mod tests {
             command(&["completions", "zsh"]),
             Command::Completions { shell: Shell::Zsh }
         );
+        assert_eq!(command(&["groups"]), Command::Groups { json: false });
+        assert_eq!(
+            command(&["groups", "--json"]),
+            Command::Groups { json: true }
+        );
     }
 
     #[test]
@@ -594,6 +615,7 @@ mod tests {
         for subcommand in [
             "status",
             "top",
+            "groups",
             "get",
             "set",
             "clear",
@@ -626,6 +648,7 @@ mod tests {
                 &["--json", "--interval <S>", "[default: 1]", "--sysfs-root"],
             ),
             ("top", &["--interval <S>", "--count <N>"]),
+            ("groups", &["--json", "/sys/module/rblkback/groups/"]),
             ("get", &["<DOMID>", "--json", "--interval <S>"]),
             (
                 "set",
@@ -672,6 +695,7 @@ mod tests {
                 "rblkctl",
                 "status",
                 "top",
+                "groups",
                 "get",
                 "set",
                 "clear",

@@ -78,6 +78,14 @@ fn run(invocation: Invocation) -> Result<(), Error> {
             }
         }
         Command::Top { interval, count } => top(&sysfs, interval, count),
+        Command::Groups { json } => {
+            let groups = report::Groups::new(sysfs.groups()?);
+            if json {
+                print(&groups.to_json())
+            } else {
+                print(&groups.to_table())
+            }
+        }
         Command::Set {
             domid,
             settings,

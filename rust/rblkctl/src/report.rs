@@ -1,4 +1,4 @@
-//! What `status`, `get` and `top` print: a table for people, JSON for scripts.
+//! What `status`, `get`, `top` and `groups` print: a table for people, JSON for scripts.
 //!
 //! The JSON shape is documented in `Documentation/user-guide.md` ("The rblkctl tool");
 //! keys are only ever added to it. Numbers are exact in JSON; the table rounds and
@@ -12,7 +12,7 @@ use throttle::params::Param;
 use throttle::{Limits, Meter};
 
 use crate::rates::{self, Rates};
-use crate::sysfs::{Counters, DomainSample, ShareSettings, Snapshot};
+use crate::sysfs::{Counters, DomainSample, GroupSample, ShareSettings, Snapshot};
 use crate::units::{approximate_bytes, exact_bytes};
 
 /// One domain with its rates, if they were measured.
@@ -120,6 +120,53 @@ impl Status {
         let mut rows = vec![column_names(with_rates)];
         rows.extend(self.domains.iter().map(|d| row(d, with_rates)));
         header + &align_right(&rows)
+    }
+}
+
+/// The scheduling groups, ready to print.
+pub(crate) struct Groups {
+    groups: Vec<GroupSample>,
+}
+
+impl Groups {
+    pub(crate) fn new(groups: Vec<GroupSample>) -> Groups {
+        Groups { groups }
+    }
+
+    /// `{"groups": [...]}`, each group an object named as its files, `null` for a file
+    /// that is missing.
+    pub(crate) fn to_json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct GroupsJson<'a> {
+            groups: &'a [GroupSample],
+        }
+        to_json_text(&GroupsJson {
+            groups: &self.groups,
+        })
+    }
+
+    /// One row per group, `-` for a file that is missing.
+    pub(crate) fn to_table(&self) -> String {
+        if self.groups.is_empty() {
+            return "(no groups)\n".to_string();
+        }
+        let header = ["GROUP", "WINDOW", "IN_FLIGHT", "DISPATCHED", "HELD", "VBDS"];
+        let mut rows = vec![header.map(String::from).to_vec()];
+        for group in &self.groups {
+            let mut cells = vec![group.name.clone()];
+            cells.extend(
+                [
+                    group.window,
+                    group.in_flight,
+                    group.dispatched,
+                    group.held,
+                    group.vbds,
+                ]
+                .map(|value| dash_if_none(value.map(|value| value.to_string()))),
+            );
+            rows.push(cells);
+        }
+        align_right(&rows)
     }
 }
 
@@ -613,6 +660,48 @@ mod tests {
             serde_json::Value::Null
         );
         assert_eq!(json["domains"][0]["rates"]["holds_delta"], 0);
+    }
+
+    fn group(name: &str, values: [Option<u64>; 5]) -> GroupSample {
+        let [window, in_flight, dispatched, held, vbds] = values;
+        GroupSample {
+            name: name.to_string(),
+            window,
+            in_flight,
+            dispatched,
+            held,
+            vbds,
+        }
+    }
+
+    #[test]
+    fn groups_print_one_row_each_with_dashes_for_missing_files() {
+        let groups = Groups::new(vec![
+            group("vdb", [32, 3, 123456, 17, 2].map(Some)),
+            group("tenants", [Some(8), None, Some(0), Some(0), Some(1)]),
+        ]);
+        let expected = [
+            "  GROUP  WINDOW  IN_FLIGHT  DISPATCHED  HELD  VBDS",
+            "    vdb      32          3      123456    17     2",
+            "tenants       8          -           0     0     1",
+        ];
+        assert_eq!(
+            groups.to_table(),
+            expected.map(|line| format!("{line}\n")).concat()
+        );
+        let json: serde_json::Value = serde_json::from_str(&groups.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"groups": [
+                {"name": "vdb", "window": 32, "in_flight": 3, "dispatched": 123456, "held": 17, "vbds": 2},
+                {"name": "tenants", "window": 8, "in_flight": null, "dispatched": 0, "held": 0, "vbds": 1}
+            ]})
+        );
+        assert_eq!(Groups::new(Vec::new()).to_table(), "(no groups)\n");
+        assert_eq!(
+            Groups::new(Vec::new()).to_json(),
+            "{\n  \"groups\": []\n}\n"
+        );
     }
 
     #[test]

@@ -126,6 +126,24 @@ impl Snapshot {
     }
 }
 
+/// One scheduling group (the vbds on one device, or named by the operator) as read at one
+/// moment, named as its files; `None` for a file that is missing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub(crate) struct GroupSample {
+    /// The group's directory name under `groups/`.
+    pub(crate) name: String,
+    /// The most work (op_size units) in flight while two or more of its vbds have work.
+    pub(crate) window: Option<u64>,
+    /// Units in flight now.
+    pub(crate) in_flight: Option<u64>,
+    /// Requests dispatched.
+    pub(crate) dispatched: Option<u64>,
+    /// Times a ring was held because the window was full.
+    pub(crate) held: Option<u64>,
+    /// Number of vbds in the group.
+    pub(crate) vbds: Option<u64>,
+}
+
 /// The sysfs tree under a root directory (`/sys`, or a fake one in tests).
 pub(crate) struct Sysfs {
     root: PathBuf,
@@ -146,6 +164,15 @@ impl Sysfs {
 
     fn limits_file(&self) -> PathBuf {
         self.domains_dir().join("limits")
+    }
+
+    fn groups_dir(&self) -> PathBuf {
+        self.module_dir().join("groups")
+    }
+
+    /// The directory of scheduling group `name`.
+    pub(crate) fn group_dir(&self, name: &str) -> PathBuf {
+        self.groups_dir().join(name)
     }
 
     /// The directory of domain `domid`'s entry.
@@ -182,6 +209,60 @@ impl Sysfs {
             domains,
             taken_at,
         })
+    }
+
+    /// Every scheduling group, sorted by name. An rblkback without the scheduler has no
+    /// `groups` directory: no groups, not an error. A group whose directory disappears
+    /// while we read is left out.
+    pub(crate) fn groups(&self) -> Result<Vec<GroupSample>, Error> {
+        let module_dir = self.module_dir();
+        if !module_dir.is_dir() {
+            return Err(not_loaded(&module_dir));
+        }
+        let groups_dir = self.groups_dir();
+        let entries = match fs::read_dir(&groups_dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(cannot("read", &groups_dir, &error)),
+        };
+        let mut groups = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|error| cannot("read", &groups_dir, &error))?;
+            if !entry.path().is_dir() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(group) = self.read_group(name)? {
+                groups.push(group);
+            }
+        }
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(groups)
+    }
+
+    /// One group, or `None` if it went away while we read it.
+    fn read_group(&self, name: String) -> Result<Option<GroupSample>, Error> {
+        let dir = self.group_dir(&name);
+        let read_if_present = |file: &str| read_number_if_present(&dir.join(file));
+        let group = GroupSample {
+            window: read_if_present("window")?,
+            in_flight: read_if_present("in_flight")?,
+            dispatched: read_if_present("dispatched")?,
+            held: read_if_present("held")?,
+            vbds: read_if_present("vbds")?,
+            name,
+        };
+        let values = [
+            group.window,
+            group.in_flight,
+            group.dispatched,
+            group.held,
+            group.vbds,
+        ];
+        if values.contains(&None) && !dir.exists() {
+            return Ok(None);
+        }
+        Ok(Some(group))
     }
 
     fn read_params(&self) -> Result<Vec<(Param, Option<u64>)>, Error> {
@@ -229,11 +310,7 @@ impl Sysfs {
             *value = read_value;
         }
         let mut counters = Counters::from_values(values);
-        let read_if_present = |name: &str| match read_number(&dir.join(name)) {
-            Ok(value) => Ok(Some(value)),
-            Err(ReadError::Missing) => Ok(None),
-            Err(ReadError::Failed(error)) => Err(error),
-        };
+        let read_if_present = |name: &str| read_number_if_present(&dir.join(name));
         let mut shares = ShareSettings::default();
         for key in ShareKey::ALL {
             shares.set(key, read_if_present(key.key())?);
@@ -342,6 +419,15 @@ fn read_number(path: &Path) -> Result<u64, ReadError> {
             path.display()
         )))
     })
+}
+
+/// A number from a file that an older rblkback does not have: `None` if it is missing.
+fn read_number_if_present(path: &Path) -> Result<Option<u64>, Error> {
+    match read_number(path) {
+        Ok(value) => Ok(Some(value)),
+        Err(ReadError::Missing) => Ok(None),
+        Err(ReadError::Failed(error)) => Err(error),
+    }
 }
 
 #[cfg(test)]

@@ -92,6 +92,15 @@ impl FakeSysfs {
         write_counters(self.root(), domid, counters);
     }
 
+    /// Creates scheduling group `name` with these files (`window`, `in_flight`, ...).
+    fn add_group(&self, name: &str, files: &[(&str, u64)]) {
+        let dir = self.module_dir().join("groups").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        for (file, value) in files {
+            fs::write(dir.join(file), format!("{value}\n")).unwrap();
+        }
+    }
+
     fn limits_written(&self) -> String {
         fs::read_to_string(self.limits_file()).unwrap()
     }
@@ -162,6 +171,7 @@ fn help_names_every_subcommand_and_each_has_its_own() {
     for word in [
         "status",
         "top",
+        "groups",
         "get",
         "set",
         "clear",
@@ -177,9 +187,10 @@ fn help_names_every_subcommand_and_each_has_its_own() {
     }
     // Each subcommand's own help, as `<command> --help` and as `help <command>`, with its
     // usage and its options.
-    let own_options: [(&str, &[&str]); 6] = [
+    let own_options: [(&str, &[&str]); 7] = [
         ("status", &["--json", "--interval <S>"]),
         ("top", &["--interval <S>", "--count <N>"]),
+        ("groups", &["--json"]),
         ("get", &["<DOMID>", "--json", "--interval <S>"]),
         ("set", &["<DOMID>", "<KEY=VALUE>", "--dry-run"]),
         ("clear", &["<DOMID>", "--dry-run"]),
@@ -905,4 +916,67 @@ fn the_sysfs_root_may_come_from_the_environment() {
         .unwrap();
     assert_eq!(status(&output), 0);
     assert_eq!(fake.limits_written(), "3 write_iops=7\n");
+}
+
+fn group_files(values: [u64; 5]) -> Vec<(&'static str, u64)> {
+    ["window", "in_flight", "dispatched", "held", "vbds"]
+        .into_iter()
+        .zip(values)
+        .collect()
+}
+
+#[test]
+fn groups_show_each_groups_window_and_its_use() {
+    let fake = FakeSysfs::loaded();
+    fake.add_group("vdb", &group_files([32, 3, 123456, 17, 2]));
+    fake.add_group("nvme0n1", &group_files([64, 0, 0, 0, 1]));
+    // A group of an rblkback that lacks a file, and a stray file that is no group.
+    fake.add_group("tenants", &group_files([8, 1, 5, 0, 3])[..4]);
+    fs::write(fake.module_dir().join("groups/README"), "x").unwrap();
+
+    let output = fake.run(&["groups"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        [
+            "  GROUP  WINDOW  IN_FLIGHT  DISPATCHED  HELD  VBDS\n",
+            "nvme0n1      64          0           0     0     1\n",
+            "tenants       8          1           5     0     -\n",
+            "    vdb      32          3      123456    17     2\n",
+        ]
+        .concat()
+    );
+    let json = json_of(&fake.run(&["groups", "--json"]));
+    assert_eq!(
+        json,
+        json!({"groups": [
+            {"name": "nvme0n1", "window": 64, "in_flight": 0, "dispatched": 0, "held": 0, "vbds": 1},
+            {"name": "tenants", "window": 8, "in_flight": 1, "dispatched": 5, "held": 0, "vbds": null},
+            {"name": "vdb", "window": 32, "in_flight": 3, "dispatched": 123456, "held": 17, "vbds": 2}
+        ]})
+    );
+}
+
+#[test]
+fn no_groups_directory_is_no_groups_and_no_module_is_an_error() {
+    let fake = FakeSysfs::loaded();
+    let output = fake.run(&["groups"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "(no groups)\n");
+    assert_eq!(
+        json_of(&fake.run(&["groups", "--json"])),
+        json!({"groups": []})
+    );
+
+    let absent = FakeSysfs::empty();
+    let output = absent.run(&["groups", "--json"]);
+    assert_eq!(status(&output), 1);
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rblkctl: rblkback is not loaded (no {})\n",
+            absent.root().join("module/rblkback").display()
+        )
+    );
 }
