@@ -147,6 +147,43 @@ Drops every limit and scheduler setting set for domain DOMID (writes '<domid> cl
 /sys/module/rblkback/domains/limits): the domain goes back to the module defaults
 default_iops, default_bps and default_weight, with no reservation.";
 
+const GROUP_ABOUT: &str = "\
+Sets a scheduling group's window: writes N to /sys/module/rblkback/groups/NAME/window. The
+window is the most work in flight on the group's device while two or more of its vbds have
+work, in op_size units (a request counts ceil(bytes/op_size), at least 1). The group must exist
+('rblkctl groups' lists them).
+
+The value is checked as the kernel checks it before anything is written; an invalid one is
+named and nothing is written (exit status 2).";
+
+const GROUP_AFTER_HELP: &str = "\
+Keys:
+  window                         1..4096 op_size units
+
+Example:
+  rblkctl group vdb window=16";
+
+const VBD_ABOUT: &str = "\
+Sets a vbd's scheduler settings: each KEY=VALUE is written to its file in
+/sys/bus/xen-backend/devices/vbd-DOMID-DEVID/sched/, in the order given, one write each. The
+vbd must exist.
+
+Every value is checked as the kernel checks it before anything is written; an invalid one is
+named and nothing is written (exit status 2).";
+
+const VBD_AFTER_HELP: &str = "\
+Keys:
+  weight                         1..10000 (default 100): splits the domain's share among its
+                                 vbds on one device
+  group                          the scheduling group to move the vbd to: 1 to 31 of
+                                 A-Z a-z 0-9 _ . - ; empty (group=) goes back to the default
+                                 group, named after the backing disk (vdb for /dev/vdb3)
+
+Examples:
+  rblkctl vbd 7 51712 weight=300
+  rblkctl vbd 7 51728 group=tenants
+  rblkctl vbd 7 51728 group=";
+
 const COMPLETIONS_ABOUT: &str = "\
 Prints the completion script for SHELL on stdout, for example:
   rblkctl completions bash > /etc/bash_completion.d/rblkctl
@@ -156,6 +193,7 @@ Prints the completion script for SHELL on stdout, for example:
 const DOMID_HELP: &str = "The domain id (0..32751)";
 const SAMPLE_INTERVAL_HELP: &str = "Seconds between the two samples (0 = no rates, no wait)";
 const DRY_RUN_HELP: &str = "Print the line instead of writing it";
+const DRY_RUN_FILES_HELP: &str = "Print what would be written where (as echo commands) instead";
 
 /// One subcommand with its arguments, still as text where the limit validation (which
 /// names bad tokens) wants to see what the operator typed.
@@ -254,6 +292,49 @@ pub(crate) enum Command {
         #[arg(allow_negative_numbers = true, help = DOMID_HELP)]
         domid: String,
         #[arg(long, help = DRY_RUN_HELP)]
+        dry_run: bool,
+    },
+    /// Set a scheduling group's window.
+    #[command(
+        about = "Set a scheduling group's window",
+        long_about = GROUP_ABOUT,
+        after_help = GROUP_AFTER_HELP
+    )]
+    Group {
+        #[arg(help = "The group's name, as 'rblkctl groups' shows it")]
+        name: String,
+        #[arg(
+            value_name = "KEY=VALUE",
+            required = true,
+            allow_negative_numbers = true,
+            help = "The setting, as key=value (window=N)"
+        )]
+        settings: Vec<String>,
+        #[arg(long, help = DRY_RUN_FILES_HELP)]
+        dry_run: bool,
+    },
+    /// Set a vbd's weight or group.
+    #[command(
+        about = "Set a vbd's scheduler weight or group",
+        long_about = VBD_ABOUT,
+        after_help = VBD_AFTER_HELP
+    )]
+    Vbd {
+        #[arg(allow_negative_numbers = true, help = DOMID_HELP)]
+        domid: String,
+        #[arg(
+            allow_negative_numbers = true,
+            help = "The vbd's device id, as in its name vbd-<domid>-<devid> (e.g. 51712)"
+        )]
+        devid: String,
+        #[arg(
+            value_name = "KEY=VALUE",
+            required = true,
+            allow_negative_numbers = true,
+            help = "Settings, as key=value (keys below)"
+        )]
+        settings: Vec<String>,
+        #[arg(long, help = DRY_RUN_FILES_HELP)]
         dry_run: bool,
     },
     /// Print a completion script.
@@ -500,6 +581,26 @@ mod tests {
         );
         assert_eq!(command(&["groups"]), Command::Groups { json: false });
         assert_eq!(
+            command(&["group", "vdb", "window=16", "--dry-run"]),
+            Command::Group {
+                name: "vdb".into(),
+                settings: vec!["window=16".into()],
+                dry_run: true
+            }
+        );
+        assert_eq!(
+            command(&["vbd", "7", "51712", "weight=300", "group="]),
+            Command::Vbd {
+                domid: "7".into(),
+                devid: "51712".into(),
+                settings: vec!["weight=300".into(), "group=".into()],
+                dry_run: false
+            }
+        );
+        assert!(
+            matches!(command(&["vbd", "7", "-1", "weight=1"]), Command::Vbd { devid, .. } if devid == "-1")
+        );
+        assert_eq!(
             command(&["groups", "--json"]),
             Command::Groups { json: true }
         );
@@ -554,6 +655,8 @@ mod tests {
             ),
             (&["help", "nope"], "unrecognized subcommand 'nope'"),
             (&["completions", "tcsh"], "invalid value 'tcsh'"),
+            (&["group", "vdb"], "<KEY=VALUE>"),
+            (&["vbd", "7", "51712"], "<KEY=VALUE>"),
         ];
         for (args, expected) in cases {
             let message = usage_message(args);
@@ -619,6 +722,8 @@ mod tests {
             "get",
             "set",
             "clear",
+            "group",
+            "vbd",
             "completions",
             "help",
         ] {
@@ -660,6 +765,21 @@ mod tests {
                 ],
             ),
             ("clear", &["<DOMID>", "--dry-run"]),
+            (
+                "group",
+                &["<NAME>", "<KEY=VALUE>...", "--dry-run", "window", "1..4096"],
+            ),
+            (
+                "vbd",
+                &[
+                    "<DOMID>",
+                    "<DEVID>",
+                    "<KEY=VALUE>...",
+                    "--dry-run",
+                    "weight",
+                    "group=",
+                ],
+            ),
             ("completions", &["<SHELL>", "bash", "zsh", "fish"]),
         ];
         for (subcommand, words) in options {
@@ -688,6 +808,25 @@ mod tests {
     }
 
     #[test]
+    fn group_and_vbd_help_state_the_ranges_that_are_checked() {
+        let group = help_of(Some("group"));
+        let max_window = sched::FixedWindow::MAX;
+        assert!(
+            group.contains(&format!("1..{max_window} op_size units")),
+            "{group}"
+        );
+        let vbd = help_of(Some("vbd"));
+        assert!(
+            vbd.contains(&format!(
+                "{MIN_WEIGHT}..{MAX_WEIGHT} (default {DEFAULT_WEIGHT})"
+            )),
+            "{vbd}"
+        );
+        let max_name = crate::sched_files::MAX_GROUP_NAME_LEN;
+        assert!(vbd.contains(&format!("1 to {max_name} of")), "{vbd}");
+    }
+
+    #[test]
     fn completion_scripts_name_every_subcommand() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let script = completion_script(shell);
@@ -699,6 +838,7 @@ mod tests {
                 "get",
                 "set",
                 "clear",
+                "vbd",
                 "sysfs-root",
             ] {
                 assert!(script.contains(word), "{shell:?} lacks {word}");

@@ -54,7 +54,7 @@ pub(crate) struct InvalidToken {
 }
 
 impl InvalidToken {
-    fn new(token: &str, reason: impl Into<String>) -> InvalidToken {
+    pub(crate) fn new(token: &str, reason: impl Into<String>) -> InvalidToken {
         InvalidToken {
             token: token.to_string(),
             reason: reason.into(),
@@ -193,7 +193,7 @@ pub(crate) fn set_line(domid: &str, settings: &[String]) -> Result<LimitsLine, S
 
 /// The kernel splits on spaces and tabs and strips only one trailing newline: a token
 /// holding either would not mean what the operator sees, so it is refused.
-fn check_single_field(token: &str) -> Result<(), InvalidToken> {
+pub(crate) fn check_single_field(token: &str) -> Result<(), InvalidToken> {
     if token.is_empty() {
         return Err(InvalidToken::new(token, "empty"));
     }
@@ -264,6 +264,11 @@ fn setting_reason(error: ControlError, field: &str) -> String {
         }
         (error, _) => format!("refused ({error:?})"),
     }
+}
+
+/// Why the kernel's parser refused `value` as a weight (a domain's or a vbd's: one range).
+pub(crate) fn weight_reason(error: ControlError, value: &str) -> String {
+    setting_reason(error, &format!("{}={value}", ShareKey::Weight.key()))
 }
 
 fn too_large(line_key: LineKey) -> String {

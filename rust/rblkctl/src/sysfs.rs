@@ -20,6 +20,7 @@ use throttle::{Limits, Meter};
 
 use crate::error::Error;
 use crate::limits_line::LimitsLine;
+use crate::sched_files::FileSetting;
 
 /// A domain's counters, named as their sysfs files; all count up from the entry's
 /// creation. The scheduler's are `None` when their files are missing.
@@ -144,6 +145,25 @@ pub(crate) struct GroupSample {
     pub(crate) vbds: Option<u64>,
 }
 
+/// Whose scheduler settings a [`FileSetting`] is written to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SettingsOwner {
+    /// A scheduling group, by name (checked by `sched_files::check_group_name`).
+    Group(String),
+    /// The vbd `vbd-<domid>-<devid>`.
+    Vbd { domid: u16, devid: u32 },
+}
+
+impl SettingsOwner {
+    /// How messages name it.
+    fn describe(&self) -> String {
+        match self {
+            SettingsOwner::Group(name) => format!("group '{name}'"),
+            SettingsOwner::Vbd { domid, devid } => format!("vbd-{domid}-{devid}"),
+        }
+    }
+}
+
 /// The sysfs tree under a root directory (`/sys`, or a fake one in tests).
 pub(crate) struct Sysfs {
     root: PathBuf,
@@ -178,6 +198,92 @@ impl Sysfs {
     /// The directory of domain `domid`'s entry.
     pub(crate) fn domain_dir(&self, domid: u16) -> PathBuf {
         self.domains_dir().join(domid.to_string())
+    }
+
+    fn vbd_dir(&self, domid: u16, devid: u32) -> PathBuf {
+        self.root
+            .join("bus/xen-backend/devices")
+            .join(format!("vbd-{domid}-{devid}"))
+    }
+
+    /// The directory holding `owner`'s scheduler settings.
+    pub(crate) fn settings_dir(&self, owner: &SettingsOwner) -> PathBuf {
+        match owner {
+            SettingsOwner::Group(name) => self.group_dir(name),
+            SettingsOwner::Vbd { domid, devid } => self.vbd_dir(*domid, *devid).join("sched"),
+        }
+    }
+
+    /// Writes each setting to its file in `owner`'s directory, in order, each in one
+    /// `write(2)`. The directory must exist: that is checked first, so that nothing is
+    /// written for a group or vbd that is not there.
+    pub(crate) fn write_settings(
+        &self,
+        owner: &SettingsOwner,
+        settings: &[FileSetting],
+    ) -> Result<(), Error> {
+        self.check_settings_dir(owner)?;
+        let dir = self.settings_dir(owner);
+        for (done, setting) in settings.iter().enumerate() {
+            let path = dir.join(setting.file);
+            let text = format!("{}\n", setting.value);
+            let failure = match write_in_one_call(&path, text.as_bytes()) {
+                Ok(()) => continue,
+                Err(failure) => failure,
+            };
+            let mut message = setting_refused(owner, setting, &path, failure);
+            // Each file is its own write: what went before stays written.
+            if done > 0 {
+                let written: Vec<String> = settings[..done]
+                    .iter()
+                    .map(FileSetting::as_setting)
+                    .collect();
+                message.push_str(&format!("; already written: {}", written.join(" ")));
+            }
+            return Err(Error::Failed(message));
+        }
+        Ok(())
+    }
+
+    fn check_settings_dir(&self, owner: &SettingsOwner) -> Result<(), Error> {
+        let dir = self.settings_dir(owner);
+        if dir.is_dir() {
+            return Ok(());
+        }
+        let message = match owner {
+            SettingsOwner::Group(name) => {
+                let module_dir = self.module_dir();
+                let groups_dir = self.groups_dir();
+                if !module_dir.is_dir() {
+                    return Err(not_loaded(&module_dir));
+                }
+                if !groups_dir.is_dir() {
+                    format!(
+                        "the loaded rblkback has no scheduling groups (no {})",
+                        groups_dir.display()
+                    )
+                } else {
+                    format!(
+                        "no scheduling group '{name}' (no {}); 'rblkctl groups' lists them",
+                        dir.display()
+                    )
+                }
+            }
+            SettingsOwner::Vbd { domid, devid } => {
+                let vbd_dir = self.vbd_dir(*domid, *devid);
+                if vbd_dir.is_dir() {
+                    format!(
+                        "{} has no scheduler settings (no {}): the loaded rblkback has no \
+                         scheduler",
+                        owner.describe(),
+                        dir.display()
+                    )
+                } else {
+                    format!("no {} (no {})", owner.describe(), vbd_dir.display())
+                }
+            }
+        };
+        Err(Error::Failed(message))
     }
 
     /// Reads the parameters and every domain.
@@ -342,26 +448,82 @@ impl Sysfs {
     /// command per write.
     pub(crate) fn write_limits(&self, line: &LimitsLine) -> Result<(), Error> {
         let path = self.limits_file();
-        let mut file = OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(|error| match error.kind() {
-                ErrorKind::NotFound => not_loaded(&path),
-                _ => cannot("open", &path, &error),
-            })?;
         let bytes = line.text().as_bytes();
-        match file.write(bytes) {
-            Ok(written) if written == bytes.len() => Ok(()),
-            Ok(written) => Err(Error::Failed(format!(
+        write_in_one_call(&path, bytes).map_err(|failure| match failure {
+            WriteFailure::Open(error) if error.kind() == ErrorKind::NotFound => not_loaded(&path),
+            WriteFailure::Open(error) => cannot("open", &path, &error),
+            WriteFailure::Write(error) => write_refused(&path, line, &error),
+            WriteFailure::Short { written } => Error::Failed(format!(
                 "{}: only {written} of {} bytes of \"{}\" were written",
                 path.display(),
                 bytes.len(),
                 line.command()
-            ))),
-            Err(error) => Err(write_refused(&path, line, &error)),
-        }
+            )),
+        })
     }
+}
+
+/// How writing a sysfs file failed.
+enum WriteFailure {
+    Open(io::Error),
+    Write(io::Error),
+    /// The kernel took only part of it.
+    Short {
+        written: usize,
+    },
+}
+
+/// Writes `bytes` to the existing file `path` in one `write(2)`: a sysfs store gets what
+/// one call brings, so a value must not be split. The file is never created.
+fn write_in_one_call(path: &Path, bytes: &[u8]) -> Result<(), WriteFailure> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(WriteFailure::Open)?;
+    match file.write(bytes) {
+        Ok(written) if written == bytes.len() => Ok(()),
+        Ok(written) => Err(WriteFailure::Short { written }),
+        Err(error) => Err(WriteFailure::Write(error)),
+    }
+}
+
+/// Why writing `setting` to its file at `path` failed, in the operator's terms.
+fn setting_refused(
+    owner: &SettingsOwner,
+    setting: &FileSetting,
+    path: &Path,
+    failure: WriteFailure,
+) -> String {
+    match failure {
+        WriteFailure::Open(error) if error.kind() == ErrorKind::NotFound => format!(
+            "{} is missing: the loaded rblkback may be a different version than rblkctl",
+            path.display()
+        ),
+        // EINVAL: rblkctl checked the value as the kernel does, so the module must follow
+        // other rules than this rblkctl.
+        WriteFailure::Write(error) if error.kind() == ErrorKind::InvalidInput => format!(
+            "the kernel refused {} for {} ({error}); rblkctl accepts it, so the loaded \
+             rblkback may be a different version than rblkctl",
+            setting.as_setting(),
+            owner.describe()
+        ),
+        WriteFailure::Open(error) | WriteFailure::Write(error) => cannot_change(path, &error),
+        WriteFailure::Short { written } => format!(
+            "{}: only {written} of {} bytes were written",
+            path.display(),
+            setting.value.len() + 1
+        ),
+    }
+}
+
+/// A scheduler setting's file that could not be opened or written.
+fn cannot_change(path: &Path, error: &io::Error) -> String {
+    let hint = match error.kind() {
+        ErrorKind::PermissionDenied => " (changing scheduler settings needs root)",
+        _ => "",
+    };
+    format!("cannot write {}: {error}{hint}", path.display())
 }
 
 /// Why a write of `line` failed, in the operator's terms.
@@ -465,6 +627,53 @@ mod tests {
                 path.display(),
                 io::Error::from_raw_os_error(13)
             ))
+        );
+    }
+
+    #[test]
+    fn a_refused_setting_says_whether_the_kernel_or_the_system_refused() {
+        let owner = SettingsOwner::Vbd {
+            domid: 7,
+            devid: 51712,
+        };
+        let setting = FileSetting {
+            file: "weight",
+            value: "300".into(),
+        };
+        let path = Path::new("/sys/bus/xen-backend/devices/vbd-7-51712/sched/weight");
+        let einval = io::Error::from_raw_os_error(22);
+        assert_eq!(
+            setting_refused(&owner, &setting, path, WriteFailure::Write(einval)),
+            format!(
+                "the kernel refused weight=300 for vbd-7-51712 ({}); rblkctl accepts it, so \
+                 the loaded rblkback may be a different version than rblkctl",
+                io::Error::from_raw_os_error(22)
+            )
+        );
+        let eacces = io::Error::from_raw_os_error(13);
+        assert_eq!(
+            setting_refused(&owner, &setting, path, WriteFailure::Open(eacces)),
+            format!(
+                "cannot write {}: {} (changing scheduler settings needs root)",
+                path.display(),
+                io::Error::from_raw_os_error(13)
+            )
+        );
+        let window = FileSetting {
+            file: "window",
+            value: "16".into(),
+        };
+        let group = SettingsOwner::Group("vdb".into());
+        let einval = io::Error::from_raw_os_error(22);
+        let message = setting_refused(&group, &window, path, WriteFailure::Write(einval));
+        assert!(
+            message.starts_with("the kernel refused window=16 for group 'vdb' ("),
+            "{message}"
+        );
+        let short = setting_refused(&group, &window, path, WriteFailure::Short { written: 1 });
+        assert!(
+            short.ends_with(": only 1 of 3 bytes were written"),
+            "{short}"
         );
     }
 

@@ -175,6 +175,8 @@ fn help_names_every_subcommand_and_each_has_its_own() {
         "get",
         "set",
         "clear",
+        "group",
+        "vbd",
         "completions",
         "help",
         "--sysfs-root",
@@ -187,13 +189,25 @@ fn help_names_every_subcommand_and_each_has_its_own() {
     }
     // Each subcommand's own help, as `<command> --help` and as `help <command>`, with its
     // usage and its options.
-    let own_options: [(&str, &[&str]); 7] = [
+    let own_options: [(&str, &[&str]); 9] = [
         ("status", &["--json", "--interval <S>"]),
         ("top", &["--interval <S>", "--count <N>"]),
         ("groups", &["--json"]),
         ("get", &["<DOMID>", "--json", "--interval <S>"]),
         ("set", &["<DOMID>", "<KEY=VALUE>", "--dry-run"]),
         ("clear", &["<DOMID>", "--dry-run"]),
+        ("group", &["<NAME>", "<KEY=VALUE>", "--dry-run", "window"]),
+        (
+            "vbd",
+            &[
+                "<DOMID>",
+                "<DEVID>",
+                "<KEY=VALUE>",
+                "--dry-run",
+                "weight",
+                "group",
+            ],
+        ),
         ("completions", &["<SHELL>", "bash, zsh, fish"]),
     ];
     for (subcommand, options) in own_options {
@@ -979,4 +993,232 @@ fn no_groups_directory_is_no_groups_and_no_module_is_an_error() {
             absent.root().join("module/rblkback").display()
         )
     );
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn group_sets_the_window_of_an_existing_group() {
+    let fake = FakeSysfs::loaded();
+    fake.add_group("vdb", &group_files([32, 0, 0, 0, 2]));
+    let window = fake.module_dir().join("groups/vdb/window");
+
+    let output = fake.run(&["group", "vdb", "window=16", "--dry-run"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), format!("echo 16 > {}\n", window.display()));
+    assert_eq!(read(&window), "32\n", "--dry-run wrote");
+
+    let output = fake.run(&["group", "vdb", "window=016"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        (stdout(&output), stderr(&output)),
+        (String::new(), String::new())
+    );
+    assert_eq!(read(&window), "16\n");
+}
+
+#[test]
+fn invalid_group_settings_are_refused_and_nothing_is_written() {
+    let fake = FakeSysfs::loaded();
+    fake.add_group("vdb", &group_files([32, 0, 0, 0, 2]));
+    let window = fake.module_dir().join("groups/vdb/window");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["group", "vdb", "window=0"],
+            "'window=0': a window of 0 is refused: a window is 1..4096 op_size units in flight\n",
+        ),
+        (
+            &["group", "vdb", "window=4097"],
+            "'window=4097': too large: the most window accepts is 4096\n",
+        ),
+        (
+            &["group", "vdb", "window=-1"],
+            "'window=-1': the value must be an unsigned decimal number (no sign) from 1 to 4096\n",
+        ),
+        (
+            &["group", "vdb", "weight=5"],
+            "'weight=5': unknown key 'weight'; the keys are window\n",
+        ),
+        (
+            &["group", "../groups/vdb", "window=8"],
+            "'../groups/vdb': a group name is 1 to 31 of A-Z a-z 0-9 _ . - (not '/')\n",
+        ),
+        (
+            &["group", "..", "window=8"],
+            "'..': a group name is 1 to 31 of A-Z a-z 0-9 _ . -, other than . and ..\n",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = fake.run(args);
+        assert_eq!(status(&output), 2, "{args:?}: {}", stderr(&output));
+        assert_eq!(stderr(&output), format!("rblkctl: {expected}"), "{args:?}");
+        assert_eq!(read(&window), "32\n", "{args:?} wrote the window");
+    }
+}
+
+#[test]
+fn a_group_that_is_not_there_is_an_io_error() {
+    let fake = FakeSysfs::loaded();
+    let groups = fake.module_dir().join("groups");
+    let output = fake.run(&["group", "vdb", "window=8"]);
+    assert_eq!(status(&output), 1);
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rblkctl: the loaded rblkback has no scheduling groups (no {})\n",
+            groups.display()
+        )
+    );
+    fake.add_group("vdb", &group_files([32, 0, 0, 0, 2]));
+    let output = fake.run(&["group", "sdz", "window=8"]);
+    assert_eq!(status(&output), 1);
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rblkctl: no scheduling group 'sdz' (no {}); 'rblkctl groups' lists them\n",
+            groups.join("sdz").display()
+        )
+    );
+    assert!(!groups.join("sdz").exists());
+    let absent = FakeSysfs::empty();
+    let output = absent.run(&["group", "vdb", "window=8"]);
+    assert_eq!(status(&output), 1);
+    assert!(
+        stderr(&output).starts_with("rblkctl: rblkback is not loaded (no "),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// Creates `vbd-<domid>-<devid>` with a `sched` directory holding `files` (name, content).
+fn add_vbd(fake: &FakeSysfs, domid: u16, devid: u32, files: &[(&str, &str)]) -> PathBuf {
+    let vbd = fake
+        .root()
+        .join("bus/xen-backend/devices")
+        .join(format!("vbd-{domid}-{devid}"));
+    let sched = vbd.join("sched");
+    fs::create_dir_all(&sched).unwrap();
+    for (name, content) in files {
+        fs::write(sched.join(name), content).unwrap();
+    }
+    sched
+}
+
+#[test]
+fn vbd_sets_its_weight_and_group() {
+    let fake = FakeSysfs::loaded();
+    let sched = add_vbd(&fake, 7, 51712, &[("weight", "100\n"), ("group", "vdb\n")]);
+
+    let output = fake.run(&["vbd", "7", "51712", "weight=300", "group=tenants"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        (stdout(&output), stderr(&output)),
+        (String::new(), String::new())
+    );
+    assert_eq!(
+        (read(&sched.join("weight")), read(&sched.join("group"))),
+        ("300\n".to_string(), "tenants\n".to_string())
+    );
+
+    // An empty name goes back to the default group: the kernel reads an empty line.
+    let output = fake.run(&["vbd", "7", "51712", "group=", "--dry-run"]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!("echo > {}\n", sched.join("group").display())
+    );
+    assert_eq!(read(&sched.join("group")), "tenants\n", "--dry-run wrote");
+    let output = fake.run(&["vbd", "7", "51712", "group="]);
+    assert_eq!(status(&output), 0, "{}", stderr(&output));
+    assert_eq!(read(&sched.join("group")), "\n");
+}
+
+#[test]
+fn invalid_vbd_settings_are_refused_and_nothing_is_written() {
+    let fake = FakeSysfs::loaded();
+    let sched = add_vbd(&fake, 7, 51712, &[("weight", "100\n"), ("group", "vdb\n")]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["vbd", "7", "51712", "group=tenants", "weight=0"],
+            "'weight=0': a weight of 0 is refused: a weight is 1..10000; the smallest share is \
+             weight=1\n",
+        ),
+        (
+            &["vbd", "7", "51712", "weight=10001"],
+            "'weight=10001': too large: the most weight accepts is 10000\n",
+        ),
+        (
+            &["vbd", "7", "51712", "group=a:b"],
+            "'group=a:b': a group name is 1 to 31 of A-Z a-z 0-9 _ . - (not ':'); an empty \
+             group= goes back to the default group (the disk's)\n",
+        ),
+        (
+            &["vbd", "7", "51712", "window=8"],
+            "'window=8': unknown key 'window'; the keys are weight, group\n",
+        ),
+        (
+            &["vbd", "7", "xvda", "weight=1"],
+            "'xvda': a device id is an unsigned decimal number below 2^32, as in the vbd's \
+             name (vbd-<domid>-<devid>, e.g. 51712 for xvda)\n",
+        ),
+        (
+            &["vbd", "32752", "51712", "weight=1"],
+            "'32752': a domain id must be below 32752 (DOMID_FIRST_RESERVED)\n",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = fake.run(args);
+        assert_eq!(status(&output), 2, "{args:?}: {}", stderr(&output));
+        assert_eq!(stderr(&output), format!("rblkctl: {expected}"), "{args:?}");
+        assert_eq!(
+            (read(&sched.join("weight")), read(&sched.join("group"))),
+            ("100\n".to_string(), "vdb\n".to_string()),
+            "{args:?} wrote"
+        );
+    }
+}
+
+#[test]
+fn a_vbd_without_the_scheduler_or_not_there_is_an_io_error() {
+    let fake = FakeSysfs::loaded();
+    let devices = fake.root().join("bus/xen-backend/devices");
+    let output = fake.run(&["vbd", "7", "51712", "weight=300"]);
+    assert_eq!(status(&output), 1);
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rblkctl: no vbd-7-51712 (no {})\n",
+            devices.join("vbd-7-51712").display()
+        )
+    );
+    // A vbd of an rblkback without the scheduler.
+    fs::create_dir_all(devices.join("vbd-7-51712/statistics")).unwrap();
+    let output = fake.run(&["vbd", "7", "51712", "weight=300"]);
+    assert_eq!(status(&output), 1);
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rblkctl: vbd-7-51712 has no scheduler settings (no {}): the loaded rblkback has \
+             no scheduler\n",
+            devices.join("vbd-7-51712/sched").display()
+        )
+    );
+    assert!(!devices.join("vbd-7-51712/sched").exists());
+
+    // The first file written, the second missing: the message says what was written.
+    let sched = add_vbd(&fake, 7, 51712, &[("weight", "100\n")]);
+    let output = fake.run(&["vbd", "7", "51712", "weight=300", "group=tenants"]);
+    assert_eq!(status(&output), 1);
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "rblkctl: {} is missing: the loaded rblkback may be a different version than \
+             rblkctl; already written: weight=300\n",
+            sched.join("group").display()
+        )
+    );
+    assert_eq!(read(&sched.join("weight")), "300\n");
+    assert!(!sched.join("group").exists(), "created the group file");
 }
