@@ -59,7 +59,7 @@ Scheduler keys: weight (1..10000), reservation_iops, reservation_bps (per second
 options after it. 'rblkctl <command> --help' (or 'rblkctl help <command>') shows them.
 
 Exit status: 0 done; 1 the system failed (rblkback not loaded, a read or write refused);
-2 bad usage or an invalid limit (nothing was written).";
+2 bad usage or an invalid limit or setting (nothing was written).";
 
 /// The command line as clap reads it.
 #[derive(Debug, Parser)]
