@@ -48,9 +48,10 @@ impl Status {
                     return (None, None);
                 };
                 let rates = rates::between(&earlier.counters, &sample.counters, interval);
-                // Rates exist only if no counter went backwards.
-                let admitted = rates.map(|_| {
-                    sample.counters.admitted_requests - earlier.counters.admitted_requests
+                // Counted only where rates are: not across a restarted entry.
+                let admitted = rates.and_then(|_| {
+                    let before = earlier.counters.admitted_requests;
+                    sample.counters.admitted_requests.checked_sub(before)
                 });
                 (rates, admitted)
             })

@@ -77,41 +77,29 @@ pub(crate) fn parse_devid(text: &str) -> Result<u32, String> {
         })
 }
 
+/// A key of a group's or vbd's settings: its file's name, and the check of its value
+/// (giving the text to write, or why not).
+type SettingKey = (&'static str, fn(&str) -> Result<String, String>);
+
 /// The settings of `rblkctl group <name> key=value...`: only `window`, 1..4096.
 pub(crate) fn group_settings(settings: &[String]) -> Result<Vec<FileSetting>, String> {
-    parse_settings(settings, &["window"], |key, value| match key {
-        "window" => window_value(value),
-        _ => unreachable!("a group key that is not in the list: {key}"),
-    })
+    parse_settings(settings, &[("window", window_value)])
 }
 
 /// The settings of `rblkctl vbd <domid> <devid> key=value...`: `weight` (1..10000) and
 /// `group` (a name, or nothing for the default group).
 pub(crate) fn vbd_settings(settings: &[String]) -> Result<Vec<FileSetting>, String> {
-    parse_settings(settings, &["weight", "group"], |key, value| match key {
-        "weight" => parse_share_value(ShareKey::Weight, value.as_bytes())
-            .map(|weight| weight.to_string())
-            .map_err(|error| weight_reason(error, value)),
-        // An empty name is the kernel's word for "back to the default group".
-        "group" if value.is_empty() => Ok(String::new()),
-        "group" => match group_name_problem(value) {
-            None => Ok(value.to_string()),
-            Some(reason) => Err(format!(
-                "{reason}; an empty group= goes back to the default group (the disk's)"
-            )),
-        },
-        _ => unreachable!("a vbd key that is not in the list: {key}"),
-    })
+    parse_settings(
+        settings,
+        &[("weight", vbd_weight_value), ("group", vbd_group_value)],
+    )
 }
 
-/// Splits each `key=value`, refuses unknown and repeated keys, and checks each value
-/// with `check_value` (the text it writes, or why not). Every setting is checked before
-/// the result is returned, so that nothing is written unless all are good.
-fn parse_settings(
-    settings: &[String],
-    keys: &'static [&'static str],
-    check_value: impl Fn(&str, &str) -> Result<String, String>,
-) -> Result<Vec<FileSetting>, String> {
+/// Splits each `key=value`, refuses unknown and repeated keys, and checks each value.
+/// Every setting is checked before the result is returned, so that nothing is written
+/// unless all are good.
+fn parse_settings(settings: &[String], keys: &[SettingKey]) -> Result<Vec<FileSetting>, String> {
+    let names: Vec<&str> = keys.iter().map(|&(name, _)| name).collect();
     if settings.is_empty() {
         return Err("no key=value given".to_string());
     }
@@ -120,21 +108,41 @@ fn parse_settings(
         check_single_field(setting)?;
         let refuse = |reason: String| -> String { InvalidToken::new(setting, reason).into() };
         let Some((key, value)) = setting.split_once('=') else {
-            return Err(refuse(format!("expected key=value, e.g. {}=8", keys[0])));
+            let example = names.first().copied().unwrap_or("key");
+            return Err(refuse(format!("expected key=value, e.g. {example}=8")));
         };
-        let Some(&file) = keys.iter().find(|&&known| known == key) else {
+        let Some(&(file, check_value)) = keys.iter().find(|&&(name, _)| name == key) else {
             return Err(refuse(format!(
                 "unknown key '{key}'; the keys are {}",
-                keys.join(", ")
+                names.join(", ")
             )));
         };
         if accepted.iter().any(|earlier| earlier.file == file) {
             return Err(refuse(format!("'{key}' is given more than once")));
         }
-        let value = check_value(file, value).map_err(refuse)?;
+        let value = check_value(value).map_err(refuse)?;
         accepted.push(FileSetting { file, value });
     }
     Ok(accepted)
+}
+
+fn vbd_weight_value(value: &str) -> Result<String, String> {
+    parse_share_value(ShareKey::Weight, value.as_bytes())
+        .map(|weight| weight.to_string())
+        .map_err(|error| weight_reason(error, value))
+}
+
+fn vbd_group_value(value: &str) -> Result<String, String> {
+    // An empty name is the kernel's word for "back to the default group".
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    match group_name_problem(value) {
+        None => Ok(value.to_string()),
+        Some(reason) => Err(format!(
+            "{reason}; an empty group= goes back to the default group (the disk's)"
+        )),
+    }
 }
 
 fn window_value(value: &str) -> Result<String, String> {
