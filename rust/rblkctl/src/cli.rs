@@ -53,12 +53,13 @@ const ROOT_TEMPLATE: &str = "\
 
 const ROOT_AFTER_HELP: &str = "\
 Limit keys: iops, bps, read_iops, write_iops, read_bps, write_bps (per second, 0 = unlimited)
+Scheduler keys: weight (1..10000), reservation_iops, reservation_bps (per second, 0 = none)
 
 --sysfs-root, --help and --version may come before or after the command, a command's own
 options after it. 'rblkctl <command> --help' (or 'rblkctl help <command>') shows them.
 
 Exit status: 0 done; 1 the system failed (rblkback not loaded, a read or write refused);
-2 bad usage or an invalid limit (nothing was written).";
+2 bad usage or an invalid limit or setting (nothing was written).";
 
 /// The command line as clap reads it.
 #[derive(Debug, Parser)]
@@ -66,7 +67,7 @@ Exit status: 0 done; 1 the system failed (rblkback not loaded, a read or write r
     name = NAME,
     version,
     propagate_version = true,
-    about = "show and set rblkback's per-domain disk I/O limits",
+    about = "show and set rblkback's per-domain disk I/O limits and scheduler settings",
     help_template = ROOT_TEMPLATE,
     after_help = ROOT_AFTER_HELP,
     // A bare `rblkctl` is a usage error like any other, not the help on stderr.
@@ -89,42 +90,99 @@ struct Cli {
 
 const STATUS_ABOUT: &str = "\
 Shows the module parameters and, for every domain under /sys/module/rblkback/domains/, its six
-limits (- = unlimited), its counters and its live rates: requests, operations and bytes per
-second and the share of time its rings were held, measured over two samples S seconds apart.";
+limits (- = unlimited), its scheduler settings (weight, reservations; - = none), its counters
+and its live rates, measured over two samples S seconds apart: requests, operations and bytes
+per second, the share of time its rings were held by its limit, its share of the requests
+admitted to all domains, and how often its rings were held by its limit and by the scheduler.
+Scheduler files an older rblkback lacks show as - (null in JSON). 'rblkctl groups' shows the
+scheduling groups.";
 
 const TOP_ABOUT: &str = "\
 Shows the status table with rates, refreshed every S seconds, until interrupted or N times. On
 a terminal the screen is cleared before each table; otherwise the tables follow each other,
 separated by a blank line.";
 
+const GROUPS_ABOUT: &str = "\
+Shows the scheduling groups under /sys/module/rblkback/groups/: per group its window (the most
+work, in op_size units, in flight on the device while two or more of its vbds have work), the
+units in flight now, the requests dispatched, the times a ring was held because the window was
+full, and the number of vbds. An rblkback without the scheduler has no groups.";
+
 const GET_ABOUT: &str = "\
 Shows one domain as 'status' does. With --json, prints the domain's object alone (the same
 shape as one element of status's \"domains\").";
 
 const SET_ABOUT: &str = "\
-Sets limits of domain DOMID with one write of '<domid> key=value ...' to
-/sys/module/rblkback/domains/limits. Keys not given keep their value. The domain need not
+Sets limits and scheduler settings of domain DOMID with one write of '<domid> key=value ...'
+to /sys/module/rblkback/domains/limits. Keys not given keep their value. The domain need not
 exist yet. New limits apply from the next timeslice.
 
 Every token is checked as the kernel checks it before anything is written; an invalid one is
 named and nothing is written (exit status 2).";
 
 const SET_AFTER_HELP: &str = "\
-Keys (per second, 0 = unlimited):
+Limit keys (per second, 0 = unlimited):
   iops, read_iops, write_iops    operations, at most 10000000
   bps, read_bps, write_bps       bytes, at most 1099511627776 (1TiB)
 
-Values are unsigned decimal numbers (the module's number format), or 'unlimited' (= 0). Byte
-values may carry a binary unit: K, M, G, T or KiB, MiB, GiB, TiB (20M = 20MiB = 20971520);
-rblkctl writes the plain number.
+Scheduler keys (how a contended device is divided among the domains with work on it):
+  weight                         share against the other domains, 1..10000
+                                 (default: the module parameter default_weight, 100)
+  reservation_iops               operations per second guaranteed while the domain has work,
+                                 at most 10000000 (0 = none)
+  reservation_bps                bytes per second guaranteed while the domain has work,
+                                 at most 1099511627776 (1TiB) (0 = none)
 
-Example:
-  rblkctl set 7 iops=500 bps=20M";
+Values are unsigned decimal numbers (the module's number format); 'unlimited' (= 0) for a
+limit, 'none' (= 0) for a reservation. Byte values (the bps keys and reservation_bps) may
+carry a binary unit: K, M, G, T or KiB, MiB, GiB, TiB (20M = 20MiB = 20971520); rblkctl
+writes the plain number.
+
+Examples:
+  rblkctl set 7 iops=500 bps=20M
+  rblkctl set 7 weight=200 reservation_iops=50 reservation_bps=10M iops=300";
 
 const CLEAR_ABOUT: &str = "\
-Drops every limit set for domain DOMID (writes '<domid> clear' to
+Drops every limit and scheduler setting set for domain DOMID (writes '<domid> clear' to
 /sys/module/rblkback/domains/limits): the domain goes back to the module defaults
-default_iops and default_bps.";
+default_iops, default_bps and default_weight, with no reservation.";
+
+const GROUP_ABOUT: &str = "\
+Sets a scheduling group's window: writes N to /sys/module/rblkback/groups/NAME/window. The
+window is the most work in flight on the group's device while two or more of its vbds have
+work, in op_size units (a request counts ceil(bytes/op_size), at least 1). The group must exist
+('rblkctl groups' lists them).
+
+The value is checked as the kernel checks it before anything is written; an invalid one is
+named and nothing is written (exit status 2).";
+
+const GROUP_AFTER_HELP: &str = "\
+Keys:
+  window                         1..4096 op_size units
+
+Example:
+  rblkctl group vdb window=16";
+
+const VBD_ABOUT: &str = "\
+Sets a vbd's scheduler settings: each KEY=VALUE is written to its file in
+/sys/bus/xen-backend/devices/vbd-DOMID-DEVID/sched/, in the order given, one write each. The
+vbd must exist.
+
+Every value is checked as the kernel checks it before anything is written; an invalid one is
+named and nothing is written (exit status 2).";
+
+const VBD_AFTER_HELP: &str = "\
+Keys:
+  weight                         1..10000 (default 100): splits the domain's share among its
+                                 vbds on one device
+  group                          the scheduling group to move the vbd to: 1 to 31 of
+                                 A-Z a-z 0-9 _ . - ; empty (group=) goes back to the default
+                                 group, named after the backing disk (vdb for /dev/vdb3)
+
+Examples:
+  rblkctl vbd 7 51712 weight=300
+  rblkctl vbd 7 51728 group=tenants
+  rblkctl vbd 7 51728 group=";
 
 const COMPLETIONS_ABOUT: &str = "\
 Prints the completion script for SHELL on stdout, for example:
@@ -135,13 +193,17 @@ Prints the completion script for SHELL on stdout, for example:
 const DOMID_HELP: &str = "The domain id (0..32751)";
 const SAMPLE_INTERVAL_HELP: &str = "Seconds between the two samples (0 = no rates, no wait)";
 const DRY_RUN_HELP: &str = "Print the line instead of writing it";
+const DRY_RUN_FILES_HELP: &str = "Print what would be written where (as echo commands) instead";
 
 /// One subcommand with its arguments, still as text where the limit validation (which
 /// names bad tokens) wants to see what the operator typed.
 #[derive(Debug, PartialEq, Subcommand)]
 pub(crate) enum Command {
     /// Every domain once; rates over `interval` unless it is zero.
-    #[command(about = "Every domain's limits, counters and rates", long_about = STATUS_ABOUT)]
+    #[command(
+        about = "Every domain's limits, scheduler settings, counters and rates",
+        long_about = STATUS_ABOUT
+    )]
     Status {
         #[arg(
             long,
@@ -179,6 +241,12 @@ pub(crate) enum Command {
         )]
         count: Option<u64>,
     },
+    /// The scheduling groups once.
+    #[command(about = "The scheduling groups: windows and their use", long_about = GROUPS_ABOUT)]
+    Groups {
+        #[arg(long, help = "Print JSON instead of a table")]
+        json: bool,
+    },
     /// One domain.
     #[command(about = "One domain", long_about = GET_ABOUT)]
     Get {
@@ -196,9 +264,9 @@ pub(crate) enum Command {
         )]
         interval: Duration,
     },
-    /// Set some of a domain's limits.
+    /// Set some of a domain's limits and scheduler settings.
     #[command(
-        about = "Set limits of a domain",
+        about = "Set limits and scheduler settings of a domain",
         long_about = SET_ABOUT,
         after_help = SET_AFTER_HELP
     )]
@@ -209,21 +277,64 @@ pub(crate) enum Command {
             value_name = "KEY=VALUE",
             required = true,
             allow_negative_numbers = true,
-            help = "Limits to set, as key=value (keys and values below)"
+            help = "Limits and scheduler settings to set, as key=value (keys and values below)"
         )]
         settings: Vec<String>,
         #[arg(long, help = DRY_RUN_HELP)]
         dry_run: bool,
     },
-    /// Drop all of a domain's limits.
+    /// Drop all of a domain's limits and scheduler settings.
     #[command(
-        about = "Drop a domain's limits (back to the defaults)",
+        about = "Drop a domain's limits and scheduler settings (back to the defaults)",
         long_about = CLEAR_ABOUT
     )]
     Clear {
         #[arg(allow_negative_numbers = true, help = DOMID_HELP)]
         domid: String,
         #[arg(long, help = DRY_RUN_HELP)]
+        dry_run: bool,
+    },
+    /// Set a scheduling group's window.
+    #[command(
+        about = "Set a scheduling group's window",
+        long_about = GROUP_ABOUT,
+        after_help = GROUP_AFTER_HELP
+    )]
+    Group {
+        #[arg(help = "The group's name, as 'rblkctl groups' shows it")]
+        name: String,
+        #[arg(
+            value_name = "KEY=VALUE",
+            required = true,
+            allow_negative_numbers = true,
+            help = "The setting, as key=value (window=N)"
+        )]
+        settings: Vec<String>,
+        #[arg(long, help = DRY_RUN_FILES_HELP)]
+        dry_run: bool,
+    },
+    /// Set a vbd's weight or group.
+    #[command(
+        about = "Set a vbd's scheduler weight or group",
+        long_about = VBD_ABOUT,
+        after_help = VBD_AFTER_HELP
+    )]
+    Vbd {
+        #[arg(allow_negative_numbers = true, help = DOMID_HELP)]
+        domid: String,
+        #[arg(
+            allow_negative_numbers = true,
+            help = "The vbd's device id, as in its name vbd-<domid>-<devid> (e.g. 51712)"
+        )]
+        devid: String,
+        #[arg(
+            value_name = "KEY=VALUE",
+            required = true,
+            allow_negative_numbers = true,
+            help = "Settings, as key=value (keys below)"
+        )]
+        settings: Vec<String>,
+        #[arg(long, help = DRY_RUN_FILES_HELP)]
         dry_run: bool,
     },
     /// Print a completion script.
@@ -320,6 +431,7 @@ fn parse_count(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use throttle::control::{ShareKey, DEFAULT_WEIGHT, MAX_WEIGHT, MIN_WEIGHT};
     use throttle::params::{MAX_BPS, MAX_IOPS};
 
     fn parse_args(args: &[&str]) -> Result<Invocation, Error> {
@@ -467,6 +579,31 @@ mod tests {
             command(&["completions", "zsh"]),
             Command::Completions { shell: Shell::Zsh }
         );
+        assert_eq!(command(&["groups"]), Command::Groups { json: false });
+        assert_eq!(
+            command(&["group", "vdb", "window=16", "--dry-run"]),
+            Command::Group {
+                name: "vdb".into(),
+                settings: vec!["window=16".into()],
+                dry_run: true
+            }
+        );
+        assert_eq!(
+            command(&["vbd", "7", "51712", "weight=300", "group="]),
+            Command::Vbd {
+                domid: "7".into(),
+                devid: "51712".into(),
+                settings: vec!["weight=300".into(), "group=".into()],
+                dry_run: false
+            }
+        );
+        assert!(
+            matches!(command(&["vbd", "7", "-1", "weight=1"]), Command::Vbd { devid, .. } if devid == "-1")
+        );
+        assert_eq!(
+            command(&["groups", "--json"]),
+            Command::Groups { json: true }
+        );
     }
 
     #[test]
@@ -518,6 +655,8 @@ mod tests {
             ),
             (&["help", "nope"], "unrecognized subcommand 'nope'"),
             (&["completions", "tcsh"], "invalid value 'tcsh'"),
+            (&["group", "vdb"], "<KEY=VALUE>"),
+            (&["vbd", "7", "51712"], "<KEY=VALUE>"),
         ];
         for (args, expected) in cases {
             let message = usage_message(args);
@@ -579,9 +718,12 @@ mod tests {
         for subcommand in [
             "status",
             "top",
+            "groups",
             "get",
             "set",
             "clear",
+            "group",
+            "vbd",
             "completions",
             "help",
         ] {
@@ -611,6 +753,7 @@ mod tests {
                 &["--json", "--interval <S>", "[default: 1]", "--sysfs-root"],
             ),
             ("top", &["--interval <S>", "--count <N>"]),
+            ("groups", &["--json", "/sys/module/rblkback/groups/"]),
             ("get", &["<DOMID>", "--json", "--interval <S>"]),
             (
                 "set",
@@ -622,6 +765,21 @@ mod tests {
                 ],
             ),
             ("clear", &["<DOMID>", "--dry-run"]),
+            (
+                "group",
+                &["<NAME>", "<KEY=VALUE>...", "--dry-run", "window", "1..4096"],
+            ),
+            (
+                "vbd",
+                &[
+                    "<DOMID>",
+                    "<DEVID>",
+                    "<KEY=VALUE>...",
+                    "--dry-run",
+                    "weight",
+                    "group=",
+                ],
+            ),
             ("completions", &["<SHELL>", "bash", "zsh", "fish"]),
         ];
         for (subcommand, words) in options {
@@ -633,10 +791,39 @@ mod tests {
     }
 
     #[test]
-    fn set_help_states_the_maxima_the_parser_enforces() {
+    fn set_help_states_the_ranges_the_parser_enforces() {
         let set = help_of(Some("set"));
         assert!(set.contains(&format!("at most {MAX_IOPS}")), "{set}");
         assert!(set.contains(&format!("at most {MAX_BPS} (1TiB)")), "{set}");
+        for key in ShareKey::ALL {
+            let (_, max) = key.range();
+            assert!(set.contains(&format!("  {}  ", key.key())), "{set}");
+            assert!(set.contains(&max.to_string()), "{key:?}: {set}");
+        }
+        assert!(
+            set.contains(&format!("{MIN_WEIGHT}..{MAX_WEIGHT}\n"))
+                && set.contains(&format!("default_weight, {DEFAULT_WEIGHT})")),
+            "{set}"
+        );
+    }
+
+    #[test]
+    fn group_and_vbd_help_state_the_ranges_that_are_checked() {
+        let group = help_of(Some("group"));
+        let max_window = sched::FixedWindow::MAX;
+        assert!(
+            group.contains(&format!("1..{max_window} op_size units")),
+            "{group}"
+        );
+        let vbd = help_of(Some("vbd"));
+        assert!(
+            vbd.contains(&format!(
+                "{MIN_WEIGHT}..{MAX_WEIGHT} (default {DEFAULT_WEIGHT})"
+            )),
+            "{vbd}"
+        );
+        let max_name = crate::sched_files::MAX_GROUP_NAME_LEN;
+        assert!(vbd.contains(&format!("1 to {max_name} of")), "{vbd}");
     }
 
     #[test]
@@ -647,9 +834,11 @@ mod tests {
                 "rblkctl",
                 "status",
                 "top",
+                "groups",
                 "get",
                 "set",
                 "clear",
+                "vbd",
                 "sysfs-root",
             ] {
                 assert!(script.contains(word), "{shell:?} lacks {word}");

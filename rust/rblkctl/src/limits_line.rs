@@ -7,14 +7,19 @@
 //! prefix that fails names the token at fault. A line that passes here is exactly one the
 //! kernel accepts, and nothing is written unless it passes.
 //!
+//! A line carries limits (`iops=`, `bps=`, ...) and the scheduler's settings (`weight=`,
+//! `reservation_iops=`, `reservation_bps=`) alike; the kernel applies them together.
+//!
 //! The only syntax added on top is for values, and it is turned into the plain decimal
-//! number the kernel expects before the check: `unlimited` for 0, and binary units on
-//! byte values (`20M` = `20MiB` = 20971520, read by [`crate::units`]).
+//! number the kernel expects before the check: `unlimited` for a limit of 0, `none` for a
+//! reservation of 0, and binary units on byte values (`20M` = `20MiB` = 20971520, read by
+//! [`crate::units`]).
 
 use std::fmt;
 
 use throttle::control::{
-    meter_from_key, meter_key, parse_limits_line, ControlError, LimitsCommand, DOMID_FIRST_RESERVED,
+    meter_key, parse_limits_line, ControlError, LimitsCommand, Overrides, ShareKey,
+    DOMID_FIRST_RESERVED, MAX_WEIGHT, MIN_WEIGHT,
 };
 use throttle::Meter;
 
@@ -49,7 +54,7 @@ pub(crate) struct InvalidToken {
 }
 
 impl InvalidToken {
-    fn new(token: &str, reason: impl Into<String>) -> InvalidToken {
+    pub(crate) fn new(token: &str, reason: impl Into<String>) -> InvalidToken {
         InvalidToken {
             token: token.to_string(),
             reason: reason.into(),
@@ -66,6 +71,56 @@ impl fmt::Display for InvalidToken {
 impl From<InvalidToken> for String {
     fn from(invalid: InvalidToken) -> String {
         invalid.to_string()
+    }
+}
+
+/// A key of a `limits` line: a limit, or a setting of the scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LineKey {
+    Limit(Meter),
+    Share(ShareKey),
+}
+
+impl LineKey {
+    /// Every key, in the order messages list them: the limits, then the scheduler's.
+    fn all() -> impl Iterator<Item = LineKey> {
+        Meter::ALL
+            .into_iter()
+            .map(LineKey::Limit)
+            .chain(ShareKey::ALL.into_iter().map(LineKey::Share))
+    }
+
+    fn from_key(key: &str) -> Option<LineKey> {
+        LineKey::all().find(|line_key| line_key.name() == key)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            LineKey::Limit(meter) => meter_key(meter),
+            LineKey::Share(share) => share.key(),
+        }
+    }
+
+    fn counts_bytes(self) -> bool {
+        match self {
+            LineKey::Limit(meter) => meter.counts_bytes(),
+            LineKey::Share(share) => share == ShareKey::ReservationBps,
+        }
+    }
+
+    fn max(self) -> u64 {
+        match self {
+            LineKey::Limit(meter) => meter.max_limit(),
+            LineKey::Share(share) => share.range().1,
+        }
+    }
+
+    /// The value the parser read for this key, if the line set it.
+    fn parsed_value(self, overrides: &Overrides) -> Option<u64> {
+        match self {
+            LineKey::Limit(meter) => overrides.get(meter),
+            LineKey::Share(share) => overrides.share(share),
+        }
     }
 }
 
@@ -116,11 +171,11 @@ pub(crate) fn set_line(domid: &str, settings: &[String]) -> Result<LimitsLine, S
                 // The key is good, or the parser would have refused it; rebuild the
                 // field from the parsed value so that e.g. `0500` is written as `500`.
                 let key = normalized.split_once('=').map_or("", |(key, _)| key);
-                let meter = meter_from_key(key.as_bytes());
-                let value = meter.and_then(|meter| overrides.get(meter));
-                match (meter, value) {
-                    (Some(meter), Some(value)) => {
-                        accepted.push(format!("{}={value}", meter_key(meter)));
+                let line_key = LineKey::from_key(key);
+                let value = line_key.and_then(|line_key| line_key.parsed_value(&overrides));
+                match (line_key, value) {
+                    (Some(line_key), Some(value)) => {
+                        accepted.push(format!("{}={value}", line_key.name()));
                     }
                     _ => unreachable!("an accepted field without its key: {normalized}"),
                 }
@@ -138,7 +193,7 @@ pub(crate) fn set_line(domid: &str, settings: &[String]) -> Result<LimitsLine, S
 
 /// The kernel splits on spaces and tabs and strips only one trailing newline: a token
 /// holding either would not mean what the operator sees, so it is refused.
-fn check_single_field(token: &str) -> Result<(), InvalidToken> {
+pub(crate) fn check_single_field(token: &str) -> Result<(), InvalidToken> {
     if token.is_empty() {
         return Err(InvalidToken::new(token, "empty"));
     }
@@ -166,47 +221,66 @@ fn domid_reason(error: ControlError, text: &str) -> String {
 /// Why the kernel's parser refused `field` (the setting after value expansion).
 fn setting_reason(error: ControlError, field: &str) -> String {
     let (key, value) = field.split_once('=').unwrap_or((field, ""));
-    let meter = meter_from_key(key.as_bytes());
-    match (error, meter) {
+    let line_key = LineKey::from_key(key);
+    match (error, line_key) {
         (ControlError::Malformed, _) => "expected key=value, e.g. iops=500".to_string(),
         (ControlError::UnknownKey, _) => format!(
             "unknown key '{key}'; the keys are {}",
-            Meter::ALL.map(meter_key).join(", ")
+            LineKey::all()
+                .map(LineKey::name)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         (ControlError::DuplicateKey, _) => format!("'{key}' is given more than once"),
         (ControlError::Empty, _) => format!("no value after '{key}='"),
-        (ControlError::TooLarge, Some(meter)) => too_large(meter),
+        (ControlError::TooSmall, Some(LineKey::Share(ShareKey::Weight))) => format!(
+            "a weight of 0 is refused: a weight is {MIN_WEIGHT}..{MAX_WEIGHT}; the smallest \
+             share is weight={MIN_WEIGHT}"
+        ),
+        (ControlError::TooLarge, Some(line_key)) => too_large(line_key),
         // The parser also says "not a number" for digits that overflow u64.
-        (ControlError::NotANumber, Some(meter)) if value.bytes().all(|b| b.is_ascii_digit()) => {
-            too_large(meter)
+        (ControlError::NotANumber, Some(line_key)) if value.bytes().all(|b| b.is_ascii_digit()) => {
+            too_large(line_key)
         }
-        (ControlError::NotANumber, meter) => {
+        (ControlError::NotANumber, line_key) => {
             let sign = if value.starts_with(['-', '+']) {
                 " (no sign)"
             } else {
                 ""
             };
-            let units = if meter.is_some_and(Meter::counts_bytes) {
-                ", 'unlimited', or bytes with a unit: K, M, G, T, KiB, MiB, GiB, TiB"
-            } else {
-                " or 'unlimited'"
+            let with_unit = ", or bytes with a unit: K, M, G, T, KiB, MiB, GiB, TiB";
+            let alternatives = match line_key {
+                Some(LineKey::Share(ShareKey::Weight)) => {
+                    format!(" from {MIN_WEIGHT} to {MAX_WEIGHT}")
+                }
+                Some(LineKey::Share(ShareKey::ReservationBps)) => format!(", 'none'{with_unit}"),
+                Some(LineKey::Share(_)) => " or 'none'".to_string(),
+                Some(LineKey::Limit(meter)) if meter.counts_bytes() => {
+                    format!(", 'unlimited'{with_unit}")
+                }
+                Some(LineKey::Limit(_)) | None => " or 'unlimited'".to_string(),
             };
-            format!("the value must be an unsigned decimal number{sign}{units}")
+            format!("the value must be an unsigned decimal number{sign}{alternatives}")
         }
         (error, _) => format!("refused ({error:?})"),
     }
 }
 
-fn too_large(meter: Meter) -> String {
-    let max = meter.max_limit();
-    if meter.counts_bytes() {
+/// Why the kernel's parser refused `value` as a weight (a domain's or a vbd's: one range).
+pub(crate) fn weight_reason(error: ControlError, value: &str) -> String {
+    setting_reason(error, &format!("{}={value}", ShareKey::Weight.key()))
+}
+
+fn too_large(line_key: LineKey) -> String {
+    let max = line_key.max();
+    if line_key.counts_bytes() {
         format!(
             "too large: the most {} accepts is {max} ({})",
-            meter_key(meter),
+            line_key.name(),
             exact_bytes(max)
         )
     } else {
-        format!("too large: the most {} accepts is {max}", meter_key(meter))
+        format!("too large: the most {} accepts is {max}", line_key.name())
     }
 }
 
@@ -216,20 +290,40 @@ fn expand_value(setting: &str) -> Result<String, InvalidToken> {
     let Some((key, value)) = setting.split_once('=') else {
         return Ok(setting.to_string());
     };
-    if value == "unlimited" {
-        return Ok(format!("{key}=0"));
+    let line_key = LineKey::from_key(key);
+    match (line_key, value) {
+        // A weight is a share, not a cap: no word for "no weight" would mean anything.
+        (Some(LineKey::Share(ShareKey::Weight)), "unlimited" | "none") => {
+            return Err(InvalidToken::new(
+                setting,
+                format!(
+                    "a weight is a share of a contended device, {MIN_WEIGHT}..{MAX_WEIGHT}, \
+                     not a limit: it has no '{value}'"
+                ),
+            ));
+        }
+        // For a limit 0 is "unlimited", for a reservation it is "none": the same 0 with
+        // the opposite word, so each key takes only its own word.
+        (Some(LineKey::Share(_)), "unlimited") => {
+            return Err(InvalidToken::new(
+                setting,
+                "a reservation is a guaranteed minimum, not a limit: it has no 'unlimited'; \
+                 0 or 'none' means no reservation",
+            ));
+        }
+        (Some(LineKey::Share(_)), "none") => return Ok(format!("{key}=0")),
+        // An unknown key is left for the parser to name as unknown.
+        (Some(LineKey::Limit(_)) | None, "unlimited") => return Ok(format!("{key}=0")),
+        _ => {}
     }
-    let Some(meter) = meter_from_key(key.as_bytes()) else {
+    let Some(line_key) = line_key.filter(|line_key| line_key.counts_bytes()) else {
         return Ok(setting.to_string());
     };
-    if !meter.counts_bytes() {
-        return Ok(setting.to_string());
-    }
     match bytes_with_unit(value) {
         None => Ok(setting.to_string()),
         Some(Ok(bytes)) => Ok(format!("{key}={bytes}")),
         Some(Err(UnitError::Ambiguous(reason))) => Err(InvalidToken::new(setting, reason)),
-        Some(Err(UnitError::TooLarge)) => Err(InvalidToken::new(setting, too_large(meter))),
+        Some(Err(UnitError::TooLarge)) => Err(InvalidToken::new(setting, too_large(line_key))),
     }
 }
 
@@ -327,11 +421,80 @@ mod tests {
     }
 
     #[test]
+    fn scheduler_settings_go_in_the_same_line_as_limits() {
+        assert_eq!(
+            set(
+                "4",
+                &[
+                    "weight=200",
+                    "reservation_iops=50",
+                    "reservation_bps=10M",
+                    "iops=300"
+                ]
+            ),
+            Ok("4 weight=200 reservation_iops=50 reservation_bps=10485760 iops=300\n".into())
+        );
+        assert_eq!(
+            set("4", &["weight=0100", "reservation_bps=4KiB"]),
+            Ok("4 weight=100 reservation_bps=4096\n".into())
+        );
+        assert_eq!(
+            set("4", &["weight=1", "bps=unlimited"]),
+            Ok("4 weight=1 bps=0\n".into())
+        );
+        assert_eq!(set("4", &["weight=10000"]), Ok("4 weight=10000\n".into()));
+        assert_eq!(
+            set("4", &["reservation_iops=none", "reservation_bps=none"]),
+            Ok("4 reservation_iops=0 reservation_bps=0\n".into())
+        );
+        assert_eq!(
+            set("4", &["reservation_iops=10000000", "reservation_bps=1T"]),
+            Ok("4 reservation_iops=10000000 reservation_bps=1099511627776\n".into())
+        );
+    }
+
+    #[test]
+    fn scheduler_values_out_of_range_or_of_the_wrong_kind_are_refused() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["weight=0"], "'weight=0': a weight of 0 is refused: a weight is 1..10000; the smallest share is weight=1"),
+            (&["weight=10001"], "'weight=10001': too large: the most weight accepts is 10000"),
+            (&["weight=99999999999999999999"], "'weight=99999999999999999999': too large: the most weight accepts is 10000"),
+            (&["weight=-1"], "'weight=-1': the value must be an unsigned decimal number (no sign) from 1 to 10000"),
+            (&["weight=5k"], "'weight=5k': the value must be an unsigned decimal number from 1 to 10000"),
+            (&["weight=unlimited"], "'weight=unlimited': a weight is a share of a contended device, 1..10000, not a limit: it has no 'unlimited'"),
+            (&["weight=none"], "'weight=none': a weight is a share of a contended device, 1..10000, not a limit: it has no 'none'"),
+            (&["weight="], "'weight=': no value after 'weight='"),
+            (&["weight=1", "iops=2", "weight=3"], "'weight=3': 'weight' is given more than once"),
+            (&["reservation_iops=-1"], "'reservation_iops=-1': the value must be an unsigned decimal number (no sign) or 'none'"),
+            (&["reservation_iops=10000001"], "'reservation_iops=10000001': too large: the most reservation_iops accepts is 10000000"),
+            (&["reservation_iops=unlimited"], "'reservation_iops=unlimited': a reservation is a guaranteed minimum, not a limit: it has no 'unlimited'; 0 or 'none' means no reservation"),
+            (&["reservation_iops=5k"], "'reservation_iops=5k': the value must be an unsigned decimal number or 'none'"),
+            (&["reservation_bps=unlimited"], "'reservation_bps=unlimited': a reservation is a guaranteed minimum"),
+            (&["reservation_bps=1.5M"], "'reservation_bps=1.5M': the value must be an unsigned decimal number, 'none', or bytes with a unit: K, M, G, T, KiB, MiB, GiB, TiB"),
+            (&["reservation_bps=2T"], "'reservation_bps=2T': too large: the most reservation_bps accepts is 1099511627776 (1TiB)"),
+            (&["reservation_bps=1099511627777"], "'reservation_bps=1099511627777': too large: the most reservation_bps accepts is 1099511627776 (1TiB)"),
+            (&["reservation_bps=20MB"], "'reservation_bps=20MB': 'MB' is ambiguous"),
+            (&["iops=none"], "'iops=none': the value must be an unsigned decimal number or 'unlimited'"),
+            (&["reservation=5"], "'reservation=5': unknown key 'reservation'; the keys are iops, bps, read_iops, write_iops, read_bps, write_bps, weight, reservation_iops, reservation_bps"),
+        ];
+        for (settings, expected) in cases {
+            let message = refusal("4", settings);
+            assert!(message.starts_with(expected), "{settings:?}: {message}");
+        }
+    }
+
+    #[test]
     fn every_accepted_line_is_one_the_kernel_parser_accepts_unchanged() {
         let inputs: &[&[&str]] = &[
             &["iops=1"],
             &["bps=3G", "write_iops=0"],
             &["read_bps=unlimited"],
+            &[
+                "weight=200",
+                "reservation_iops=none",
+                "reservation_bps=10M",
+                "iops=300",
+            ],
         ];
         for settings in inputs {
             let line = set("12", settings).unwrap();

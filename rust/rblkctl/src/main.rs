@@ -1,17 +1,20 @@
 #![forbid(unsafe_code)]
-//! `rblkctl`: the operator's view of rblkback's per-domain disk I/O limits.
+//! `rblkctl`: the operator's view of rblkback's per-domain disk I/O limits and of its
+//! work-conserving scheduler (weights, reservations, scheduling groups).
 //!
 //! It reads and writes only the sysfs files documented in
-//! `Documentation/ABI/testing/sysfs-module-rblkback`; limit commands are checked with the
-//! same parser the kernel module uses (the `throttle` crate) before anything is written.
+//! `Documentation/ABI/testing/sysfs-module-rblkback` and the scheduler's interface; limit
+//! and scheduler commands are checked with the code the kernel module checks them with
+//! (the `throttle` and `sched` crates) before anything is written.
 //! Exit status: 0 success, 1 the system failed us (module not loaded, a refused or failed
-//! read or write), 2 bad usage or an invalid limit (nothing was written).
+//! read or write), 2 bad usage or an invalid value (nothing was written).
 
 mod cli;
 mod error;
 mod limits_line;
 mod rates;
 mod report;
+mod sched_files;
 mod sysfs;
 mod units;
 
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 use cli::{Command, Invocation};
 use error::Error;
-use sysfs::{Snapshot, Sysfs};
+use sysfs::{SettingsOwner, Snapshot, Sysfs};
 
 fn main() -> ExitCode {
     let outcome = cli::parse(std::env::args_os().skip(1)).and_then(run);
@@ -78,6 +81,14 @@ fn run(invocation: Invocation) -> Result<(), Error> {
             }
         }
         Command::Top { interval, count } => top(&sysfs, interval, count),
+        Command::Groups { json } => {
+            let groups = report::Groups::new(sysfs.groups()?);
+            if json {
+                print(&groups.to_json())
+            } else {
+                print(&groups.to_table())
+            }
+        }
         Command::Set {
             domid,
             settings,
@@ -89,6 +100,31 @@ fn run(invocation: Invocation) -> Result<(), Error> {
         Command::Clear { domid, dry_run } => {
             let line = limits_line::clear_line(&domid).map_err(Error::Invalid)?;
             write_line(&sysfs, &line, dry_run)
+        }
+        Command::Group {
+            name,
+            settings,
+            dry_run,
+        } => {
+            sched_files::check_group_name(&name).map_err(Error::Invalid)?;
+            let settings = sched_files::group_settings(&settings).map_err(Error::Invalid)?;
+            write_settings(&sysfs, &SettingsOwner::Group(name), &settings, dry_run)
+        }
+        Command::Vbd {
+            domid,
+            devid,
+            settings,
+            dry_run,
+        } => {
+            let domid = limits_line::parse_domid(&domid).map_err(Error::Invalid)?;
+            let devid = sched_files::parse_devid(&devid).map_err(Error::Invalid)?;
+            let settings = sched_files::vbd_settings(&settings).map_err(Error::Invalid)?;
+            write_settings(
+                &sysfs,
+                &SettingsOwner::Vbd { domid, devid },
+                &settings,
+                dry_run,
+            )
         }
     }
 }
@@ -138,6 +174,30 @@ fn write_line(sysfs: &Sysfs, line: &limits_line::LimitsLine, dry_run: bool) -> R
         return print(line.text());
     }
     sysfs.write_limits(line)
+}
+
+fn write_settings(
+    sysfs: &Sysfs,
+    owner: &SettingsOwner,
+    settings: &[sched_files::FileSetting],
+    dry_run: bool,
+) -> Result<(), Error> {
+    if !dry_run {
+        return sysfs.write_settings(owner, settings);
+    }
+    // What a shell would run to do the same: `echo` adds the newline the write carries.
+    let dir = sysfs.settings_dir(owner);
+    let commands: String = settings
+        .iter()
+        .map(|setting| {
+            let path = dir.join(setting.file);
+            match setting.value.as_str() {
+                "" => format!("echo > {}\n", path.display()),
+                value => format!("echo {value} > {}\n", path.display()),
+            }
+        })
+        .collect();
+    print(&commands)
 }
 
 /// Writes to stdout; a reader that went away (`rblkctl top | head`) ends us quietly.

@@ -1,4 +1,4 @@
-//! What `status`, `get` and `top` print: a table for people, JSON for scripts.
+//! What `status`, `get`, `top` and `groups` print: a table for people, JSON for scripts.
 //!
 //! The JSON shape is documented in `Documentation/user-guide.md` ("The rblkctl tool");
 //! keys are only ever added to it. Numbers are exact in JSON; the table rounds and
@@ -12,13 +12,15 @@ use throttle::params::Param;
 use throttle::{Limits, Meter};
 
 use crate::rates::{self, Rates};
-use crate::sysfs::{Counters, DomainSample, Snapshot};
+use crate::sysfs::{Counters, DomainSample, GroupSample, ShareSettings, Snapshot};
 use crate::units::{approximate_bytes, exact_bytes};
 
 /// One domain with its rates, if they were measured.
 struct DomainView {
     sample: DomainSample,
     rates: Option<Rates>,
+    /// Its part of the requests admitted to all domains with rates, in percent.
+    share_pct: Option<f64>,
 }
 
 /// A snapshot ready to print, with the rates since an earlier one.
@@ -30,23 +32,40 @@ pub(crate) struct Status {
 }
 
 impl Status {
-    /// `after` as it is, with rates since `before` for the domains found in both.
+    /// `after` as it is, with rates since `before` for the domains found in both, and
+    /// each one's share of the requests admitted to all of those. (`only_domain` keeps
+    /// that share: it is still among all domains.)
     pub(crate) fn new(after: &Snapshot, before: Option<&Snapshot>) -> Status {
         let interval = before.map(|before| after.taken_at.duration_since(before.taken_at));
-        let domains = after
+        let measured: Vec<(Option<Rates>, Option<u64>)> = after
             .domains
             .iter()
             .map(|sample| {
-                let rates = before
+                let Some((earlier, interval)) = before
                     .and_then(|before| before.domain(sample.domid))
                     .zip(interval)
-                    .and_then(|(earlier, interval)| {
-                        rates::between(&earlier.counters, &sample.counters, interval)
-                    });
-                DomainView {
-                    sample: *sample,
-                    rates,
-                }
+                else {
+                    return (None, None);
+                };
+                let rates = rates::between(&earlier.counters, &sample.counters, interval);
+                // Counted only where rates are: not across a restarted entry.
+                let admitted = rates.and_then(|_| {
+                    let before = earlier.counters.admitted_requests;
+                    sample.counters.admitted_requests.checked_sub(before)
+                });
+                (rates, admitted)
+            })
+            .collect();
+        let admitted: Vec<Option<u64>> = measured.iter().map(|(_, admitted)| *admitted).collect();
+        let domains = after
+            .domains
+            .iter()
+            .zip(measured)
+            .zip(rates::share_pcts(&admitted))
+            .map(|((sample, (rates, _)), share_pct)| DomainView {
+                sample: *sample,
+                rates,
+                share_pct,
             })
             .collect();
         Status {
@@ -105,6 +124,53 @@ impl Status {
     }
 }
 
+/// The scheduling groups, ready to print.
+pub(crate) struct Groups {
+    groups: Vec<GroupSample>,
+}
+
+impl Groups {
+    pub(crate) fn new(groups: Vec<GroupSample>) -> Groups {
+        Groups { groups }
+    }
+
+    /// `{"groups": [...]}`, each group an object named as its files, `null` for a file
+    /// that is missing.
+    pub(crate) fn to_json(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct GroupsJson<'a> {
+            groups: &'a [GroupSample],
+        }
+        to_json_text(&GroupsJson {
+            groups: &self.groups,
+        })
+    }
+
+    /// One row per group, `-` for a file that is missing.
+    pub(crate) fn to_table(&self) -> String {
+        if self.groups.is_empty() {
+            return "(no groups)\n".to_string();
+        }
+        let header = ["GROUP", "WINDOW", "IN_FLIGHT", "DISPATCHED", "HELD", "VBDS"];
+        let mut rows = vec![header.map(String::from).to_vec()];
+        for group in &self.groups {
+            let mut cells = vec![group.name.clone()];
+            cells.extend(
+                [
+                    group.window,
+                    group.in_flight,
+                    group.dispatched,
+                    group.held,
+                    group.vbds,
+                ]
+                .map(|value| dash_if_none(value.map(|value| value.to_string()))),
+            );
+            rows.push(cells);
+        }
+        align_right(&rows)
+    }
+}
+
 fn to_json_text(value: &impl Serialize) -> String {
     // Serialising these plain structs cannot fail: every key is a string, every number
     // finite (rates are quotients by a positive interval).
@@ -124,8 +190,17 @@ struct StatusJson<'a> {
 struct DomainJson {
     domid: u16,
     limits: LimitsJson,
+    shares: ShareSettings,
     counters: Counters,
-    rates: Option<Rates>,
+    rates: Option<RatesJson>,
+}
+
+/// The rates with the domain's share, which needs all domains to be told.
+#[derive(serde::Serialize)]
+struct RatesJson {
+    #[serde(flatten)]
+    rates: Rates,
+    share_pct: Option<f64>,
 }
 
 impl From<&DomainView> for DomainJson {
@@ -133,8 +208,12 @@ impl From<&DomainView> for DomainJson {
         DomainJson {
             domid: view.sample.domid,
             limits: LimitsJson(view.sample.limits),
+            shares: view.sample.shares,
             counters: view.sample.counters,
-            rates: view.rates,
+            rates: view.rates.map(|rates| RatesJson {
+                rates,
+                share_pct: view.share_pct,
+            }),
         }
     }
 }
@@ -164,8 +243,16 @@ impl Serialize for LimitsJson {
 fn column_names(with_rates: bool) -> Vec<String> {
     let mut names = vec!["DOMID"];
     names.extend(["IOPS", "BPS", "RD_IOPS", "WR_IOPS", "RD_BPS", "WR_BPS"]);
+    names.extend(["WEIGHT", "RES_IOPS", "RES_BPS"]);
     if with_rates {
-        names.extend(["OPS/S", "BYTES/S", "HELD%"]);
+        names.extend([
+            "OPS/S",
+            "BYTES/S",
+            "HELD%",
+            "SHARE%",
+            "LIM_HELD",
+            "SCHED_HELD",
+        ]);
     }
     names.extend([
         "REQUESTS",
@@ -182,20 +269,25 @@ fn row(domain: &DomainView, with_rates: bool) -> Vec<String> {
     let DomainSample {
         domid,
         limits,
+        shares,
         counters,
     } = domain.sample;
     let mut cells = vec![domid.to_string()];
     // Meter::ALL's order (total, reads, writes) is the header's.
     cells.extend(Meter::ALL.map(|meter| limit_cell(meter, limits.get(meter))));
+    cells.extend(share_cells(&shares));
     if with_rates {
         match domain.rates {
             Some(rates) => cells.extend([
                 format!("{:.1}", rates.ops_per_s),
                 approximate_bytes(rates.bytes_per_s),
                 format!("{:.1}", rates.held_pct),
+                dash_if_none(domain.share_pct.map(|pct| format!("{pct:.1}"))),
+                rates.holds_delta.to_string(),
+                dash_if_none(rates.sched_holds_delta.map(|holds| holds.to_string())),
             ]),
             // A domain that appeared (or restarted) between the samples.
-            None => cells.extend(["n/a", "n/a", "n/a"].map(String::from)),
+            None => cells.extend(["n/a"; 6].map(String::from)),
         }
     }
     cells.extend([
@@ -207,6 +299,21 @@ fn row(domain: &DomainView, with_rates: bool) -> Vec<String> {
         format!("{:.1}s", counters.throttled_us as f64 / 1e6),
     ]);
     cells
+}
+
+/// The weight, and each reservation when there is one; `-` for none, or for a file an
+/// rblkback without the scheduler does not have.
+fn share_cells(shares: &ShareSettings) -> [String; 3] {
+    let reservation = |value: Option<u64>| value.filter(|&value| value != 0);
+    [
+        dash_if_none(shares.weight.map(|weight| weight.to_string())),
+        dash_if_none(reservation(shares.reservation_iops).map(|iops| iops.to_string())),
+        dash_if_none(reservation(shares.reservation_bps).map(exact_bytes)),
+    ]
+}
+
+fn dash_if_none(cell: Option<String>) -> String {
+    cell.unwrap_or_else(|| "-".to_string())
 }
 
 fn limit_cell(meter: Meter, limit: u64) -> String {
@@ -259,10 +366,12 @@ mod tests {
         }
     }
 
+    /// A domain as an rblkback without the scheduler shows it.
     fn domain(domid: u16, limits: Limits, ops: u64, bytes: u64, held_us: u64) -> DomainSample {
         DomainSample {
             domid,
             limits,
+            shares: ShareSettings::default(),
             counters: Counters {
                 admitted_requests: ops,
                 admitted_ops: ops,
@@ -270,6 +379,38 @@ mod tests {
                 holds: 3,
                 throttled_slices: 2,
                 throttled_us: held_us,
+                sched_dispatched: None,
+                sched_holds: None,
+            },
+        }
+    }
+
+    /// A domain with the scheduler's files: `requests` admitted and dispatched, held
+    /// `holds` times by its limit and `sched_holds` times by the scheduler.
+    fn scheduled(
+        domid: u16,
+        shares: [u64; 3],
+        requests: u64,
+        holds: u64,
+        sched_holds: u64,
+    ) -> DomainSample {
+        let [weight, reservation_iops, reservation_bps] = shares.map(Some);
+        DomainSample {
+            domid,
+            limits: Limits::UNLIMITED,
+            shares: ShareSettings {
+                weight,
+                reservation_iops,
+                reservation_bps,
+            },
+            counters: Counters {
+                admitted_requests: requests,
+                admitted_ops: requests,
+                admitted_bytes: requests * 4096,
+                holds,
+                sched_dispatched: Some(requests),
+                sched_holds: Some(sched_holds),
+                ..Counters::default()
             },
         }
     }
@@ -305,14 +446,16 @@ mod tests {
                 {
                     "domid": 3,
                     "limits": {"iops": 0, "bps": 0, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
-                    "counters": {"admitted_requests": 0, "admitted_ops": 0, "admitted_bytes": 0, "holds": 3, "throttled_slices": 2, "throttled_us": 0},
+                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
+                    "counters": {"admitted_requests": 0, "admitted_ops": 0, "admitted_bytes": 0, "holds": 3, "throttled_slices": 2, "throttled_us": 0, "sched_dispatched": null, "sched_holds": null},
                     "rates": null
                 },
                 {
                     "domid": 7,
                     "limits": {"iops": 500, "bps": 0, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
-                    "counters": {"admitted_requests": 1100, "admitted_ops": 1100, "admitted_bytes": 12288, "holds": 3, "throttled_slices": 2, "throttled_us": 500000},
-                    "rates": {"requests_per_s": 500.0, "ops_per_s": 500.0, "bytes_per_s": 4096.0, "held_pct": 25.0}
+                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
+                    "counters": {"admitted_requests": 1100, "admitted_ops": 1100, "admitted_bytes": 12288, "holds": 3, "throttled_slices": 2, "throttled_us": 500000, "sched_dispatched": null, "sched_holds": null},
+                    "rates": {"requests_per_s": 500.0, "ops_per_s": 500.0, "bytes_per_s": 4096.0, "held_pct": 25.0, "holds_delta": 0, "sched_holds_delta": null, "share_pct": 100.0}
                 }
             ]
         });
@@ -387,9 +530,15 @@ mod tests {
                 "WR_IOPS",
                 "RD_BPS",
                 "WR_BPS",
+                "WEIGHT",
+                "RES_IOPS",
+                "RES_BPS",
                 "OPS/S",
                 "BYTES/S",
                 "HELD%",
+                "SHARE%",
+                "LIM_HELD",
+                "SCHED_HELD",
                 "REQUESTS",
                 "OPS",
                 "BYTES",
@@ -401,19 +550,159 @@ mod tests {
         assert_eq!(
             columns(lines[2]),
             [
-                "7", "500", "-", "-", "-", "-", "-", "500.0", "20.0MiB", "30.0", "500", "500",
-                "20.0MiB", "3", "2", "0.3s"
+                "7", "500", "-", "-", "-", "-", "-", "-", "-", "-", "500.0", "20.0MiB", "30.0",
+                "100.0", "0", "-", "500", "500", "20.0MiB", "3", "2", "0.3s"
             ]
         );
         assert_eq!(
             columns(lines[3]),
             [
-                "12", "-", "-", "-", "-", "20MiB", "-", "n/a", "n/a", "n/a", "5", "5", "5B", "3",
-                "2", "0.0s"
+                "12", "-", "-", "-", "-", "20MiB", "-", "-", "-", "-", "n/a", "n/a", "n/a", "n/a",
+                "n/a", "n/a", "5", "5", "5B", "3", "2", "0.0s"
             ]
         );
         let width = lines[1].len();
         assert!(lines[2..].iter().all(|line| line.len() == width), "{table}");
+    }
+
+    #[test]
+    fn scheduler_columns_show_settings_shares_and_holds_over_the_interval() {
+        let now = Instant::now();
+        let before = snapshot(
+            now,
+            vec![
+                scheduled(1, [100, 0, 0], 1000, 5, 50),
+                scheduled(2, [200, 50, 0], 2000, 0, 60),
+                scheduled(3, [400, 0, 10 << 20], 3000, 7, 70),
+            ],
+        );
+        let after = snapshot(
+            now + Duration::from_secs(1),
+            vec![
+                scheduled(1, [100, 0, 0], 1100, 5, 58),
+                scheduled(2, [200, 50, 0], 2200, 1, 64),
+                scheduled(3, [400, 0, 10 << 20], 3400, 9, 70),
+                // New since the first sample: no rates, and nothing of the others' share.
+                scheduled(4, [1, 0, 0], 9999, 0, 0),
+            ],
+        );
+        let status = Status::new(&after, Some(&before));
+        let table = status.to_table();
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .skip(2)
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        // WEIGHT RES_IOPS RES_BPS, then after the per-second rates SHARE% LIM_HELD SCHED_HELD.
+        let scheduler_cells: Vec<(Vec<&str>, Vec<&str>, usize)> = rows
+            .iter()
+            .map(|row| (row[7..10].to_vec(), row[13..16].to_vec(), row.len()))
+            .collect();
+        // Every row has every column: 22.
+        assert_eq!(
+            scheduler_cells,
+            [
+                (vec!["100", "-", "-"], vec!["14.3", "0", "8"], 22),
+                (vec!["200", "50", "-"], vec!["28.6", "1", "4"], 22),
+                (vec!["400", "-", "10MiB"], vec!["57.1", "2", "0"], 22),
+                (vec!["1", "-", "-"], vec!["n/a", "n/a", "n/a"], 22),
+            ]
+        );
+
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        let shares: Vec<&serde_json::Value> = json["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|domain| &domain["rates"]["share_pct"])
+            .collect();
+        let null = serde_json::Value::Null;
+        assert_eq!(shares, [&14.29.into(), &28.57.into(), &57.14.into(), &null]);
+        assert_eq!(
+            json["domains"][1]["shares"],
+            serde_json::json!({"weight": 200, "reservation_iops": 50, "reservation_bps": 0})
+        );
+        assert_eq!(
+            json["domains"][2]["rates"],
+            serde_json::json!({
+                "requests_per_s": 400.0, "ops_per_s": 400.0, "bytes_per_s": 1638400.0,
+                "held_pct": 0.0, "holds_delta": 2, "sched_holds_delta": 0, "share_pct": 57.14
+            })
+        );
+        assert_eq!(json["domains"][2]["counters"]["sched_dispatched"], 3400);
+        assert_eq!(json["domains"][2]["counters"]["sched_holds"], 70);
+        assert_eq!(json["domains"][3]["rates"], serde_json::Value::Null);
+        // One domain alone keeps its share among all of them.
+        let alone = Status::new(&after, Some(&before)).only_domain(2);
+        let json: serde_json::Value = serde_json::from_str(&alone.domain_json()).unwrap();
+        assert_eq!(json["rates"]["share_pct"], 28.57);
+    }
+
+    #[test]
+    fn no_share_when_no_domain_was_admitted_anything() {
+        let now = Instant::now();
+        let idle = vec![
+            scheduled(1, [100, 0, 0], 10, 0, 0),
+            scheduled(2, [100, 0, 0], 20, 0, 0),
+        ];
+        let before = snapshot(now, idle.clone());
+        let after = snapshot(now + Duration::from_secs(1), idle);
+        let status = Status::new(&after, Some(&before));
+        let table = status.to_table();
+        let share_column: Vec<&str> = table
+            .lines()
+            .skip(2)
+            .map(|line| line.split_whitespace().nth(13).unwrap())
+            .collect();
+        assert_eq!(share_column, ["-", "-"]);
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        assert_eq!(
+            json["domains"][0]["rates"]["share_pct"],
+            serde_json::Value::Null
+        );
+        assert_eq!(json["domains"][0]["rates"]["holds_delta"], 0);
+    }
+
+    fn group(name: &str, values: [Option<u64>; 5]) -> GroupSample {
+        let [window, in_flight, dispatched, held, vbds] = values;
+        GroupSample {
+            name: name.to_string(),
+            window,
+            in_flight,
+            dispatched,
+            held,
+            vbds,
+        }
+    }
+
+    #[test]
+    fn groups_print_one_row_each_with_dashes_for_missing_files() {
+        let groups = Groups::new(vec![
+            group("vdb", [32, 3, 123456, 17, 2].map(Some)),
+            group("tenants", [Some(8), None, Some(0), Some(0), Some(1)]),
+        ]);
+        let expected = [
+            "  GROUP  WINDOW  IN_FLIGHT  DISPATCHED  HELD  VBDS",
+            "    vdb      32          3      123456    17     2",
+            "tenants       8          -           0     0     1",
+        ];
+        assert_eq!(
+            groups.to_table(),
+            expected.map(|line| format!("{line}\n")).concat()
+        );
+        let json: serde_json::Value = serde_json::from_str(&groups.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"groups": [
+                {"name": "vdb", "window": 32, "in_flight": 3, "dispatched": 123456, "held": 17, "vbds": 2},
+                {"name": "tenants", "window": 8, "in_flight": null, "dispatched": 0, "held": 0, "vbds": 1}
+            ]})
+        );
+        assert_eq!(Groups::new(Vec::new()).to_table(), "(no groups)\n");
+        assert_eq!(
+            Groups::new(Vec::new()).to_json(),
+            "{\n  \"groups\": []\n}\n"
+        );
     }
 
     #[test]
