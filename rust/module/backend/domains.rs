@@ -297,10 +297,7 @@ impl PoolLimit {
 
     /// Requests admitted through this limit.
     pub fn admitted_requests(&self) -> u64 {
-        self.budget
-            .lock()
-            .stats(monotonic_us())
-            .admitted_requests
+        self.budget.lock().stats(monotonic_us()).admitted_requests
     }
 }
 

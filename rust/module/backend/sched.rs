@@ -27,6 +27,8 @@
 //! Lock order: the groups registry, a group's `members`, then its `tables` (interrupts off,
 //! never held while allocating or sleeping).
 
+use super::domains::PoolLimit;
+pub use crate::sched::{valid_group_name, MAX_GROUP_NAME};
 use crate::sched::{
     Dispatcher, FairQueue, FixedWindow, Flow, FlowConfig, Group as TwoLevel, VbdWork, Verdict,
     Window,
@@ -37,10 +39,9 @@ use crate::sys::groups::{GroupAttr, GroupDir};
 use crate::sys::sync::IrqSpinLock;
 use crate::sys::time::monotonic_us;
 use crate::sys::worker::WorkerRef;
-use super::domains::PoolLimit;
 use crate::throttle::control::{meter_key, parse_limit_value, Shares};
-use crate::throttle::Meter;
 use crate::throttle::number::parse_number;
+use crate::throttle::Meter;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::str::{CStr, CString};
@@ -61,9 +62,6 @@ pub const MIN_DEFAULT_WINDOW: u64 = 8;
 /// ...and at most this: deeper windows leave the order of service to the device.
 pub const MAX_DEFAULT_WINDOW: u64 = 64;
 
-/// Longest group name an operator may choose.
-pub const MAX_GROUP_NAME: usize = 31;
-
 /// The window of a new group, derived from its first vbd's device (see the constants).
 pub fn default_window(bdev: &BlockDevice) -> u64 {
     if bdev.rotational() {
@@ -71,18 +69,6 @@ pub fn default_window(bdev: &BlockDevice) -> u64 {
     } else {
         (u64::from(bdev.queue_depth()) / 4).clamp(MIN_DEFAULT_WINDOW, MAX_DEFAULT_WINDOW)
     }
-}
-
-/// Whether `name` may name a group: 1 to [`MAX_GROUP_NAME`] letters, digits, `_`, `.` or
-/// `-`, not `.` or `..` (it becomes a sysfs directory name).
-pub fn valid_group_name(name: &[u8]) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_GROUP_NAME
-        && name != b"."
-        && name != b".."
-        && name
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// A vbd's identity in the scheduler: unique for the module's lifetime.

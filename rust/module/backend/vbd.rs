@@ -27,9 +27,9 @@ use crate::sys::xenbus::{
 use crate::throttle::control::{
     meter_key, parse_limit_value, parse_share_value, ShareKey, DEFAULT_WEIGHT,
 };
-use crate::throttle::Meter;
 use crate::throttle::number::strip_newline;
 use crate::throttle::params::Param;
+use crate::throttle::Meter;
 use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::str::{CStr, CString};

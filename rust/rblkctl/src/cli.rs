@@ -148,10 +148,11 @@ Drops every limit and scheduler setting set for domain DOMID (writes '<domid> cl
 default_iops, default_bps and default_weight, with no reservation.";
 
 const GROUP_ABOUT: &str = "\
-Sets a scheduling group's window: writes N to /sys/module/rblkback/groups/NAME/window. The
-window is the most work in flight on the group's device while two or more of its vbds have
-work, in op_size units (a request counts ceil(bytes/op_size), at least 1). The group must exist
-('rblkctl groups' lists them).
+Sets a scheduling group's window or its pool's limits: each KEY=VALUE is written to its file in
+/sys/module/rblkback/groups/NAME/. The window is the most work in flight on the group's device
+while two or more of its vbds have work, in op_size units (a request counts ceil(bytes/op_size),
+at least 1). The pool's limits are shared by all the group's vbds, beside each domain's own.
+The group must exist ('rblkctl groups' lists them).
 
 The value is checked as the kernel checks it before anything is written; an invalid one is
 named and nothing is written (exit status 2).";
@@ -159,9 +160,12 @@ named and nothing is written (exit status 2).";
 const GROUP_AFTER_HELP: &str = "\
 Keys:
   window                         1..4096 op_size units
+  iops_limit, bps_limit          the group's pool, per second, shared by its vbds
+                                 (0 or 'unlimited' = none; byte units for bps_limit)
 
-Example:
-  rblkctl group vdb window=16";
+Examples:
+  rblkctl group vdb window=16
+  rblkctl group tenants iops_limit=300";
 
 const VBD_ABOUT: &str = "\
 Sets a vbd's scheduler settings: each KEY=VALUE is written to its file in
@@ -178,11 +182,14 @@ Keys:
   group                          the scheduling group to move the vbd to: 1 to 31 of
                                  A-Z a-z 0-9 _ . - ; empty (group=) goes back to the default
                                  group, named after the backing disk (vdb for /dev/vdb3)
+  iops_limit, bps_limit          the vbd's own limits, per second, inside its domain's
+                                 (0 or 'unlimited' = none; byte units for bps_limit)
 
 Examples:
   rblkctl vbd 7 51712 weight=300
   rblkctl vbd 7 51728 group=tenants
-  rblkctl vbd 7 51728 group=";
+  rblkctl vbd 7 51728 group=
+  rblkctl vbd 7 51712 iops_limit=100";
 
 const COMPLETIONS_ABOUT: &str = "\
 Prints the completion script for SHELL on stdout, for example:
@@ -294,9 +301,9 @@ pub(crate) enum Command {
         #[arg(long, help = DRY_RUN_HELP)]
         dry_run: bool,
     },
-    /// Set a scheduling group's window.
+    /// Set a scheduling group's window or pool limits.
     #[command(
-        about = "Set a scheduling group's window",
+        about = "Set a scheduling group's window or pool limits",
         long_about = GROUP_ABOUT,
         after_help = GROUP_AFTER_HELP
     )]
@@ -307,15 +314,15 @@ pub(crate) enum Command {
             value_name = "KEY=VALUE",
             required = true,
             allow_negative_numbers = true,
-            help = "The setting, as key=value (window=N)"
+            help = "Settings, as key=value (keys below)"
         )]
         settings: Vec<String>,
         #[arg(long, help = DRY_RUN_FILES_HELP)]
         dry_run: bool,
     },
-    /// Set a vbd's weight or group.
+    /// Set a vbd's weight, group or limits.
     #[command(
-        about = "Set a vbd's scheduler weight or group",
+        about = "Set a vbd's scheduler weight, group or own limits",
         long_about = VBD_ABOUT,
         after_help = VBD_AFTER_HELP
     )]

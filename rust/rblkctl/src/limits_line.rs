@@ -284,6 +284,17 @@ fn too_large(line_key: LineKey) -> String {
     }
 }
 
+/// A limit's value in the plain decimal the kernel reads, from the syntax of the limits
+/// line (`unlimited`, byte units for a byte meter), for a limit file of its own (a vbd's or
+/// a group's `iops_limit`, `bps_limit`). The range is the caller's to check.
+pub(crate) fn limit_number(meter: Meter, value: &str) -> Result<String, String> {
+    let token = format!("{}={value}", meter_key(meter));
+    let expanded = expand_value(&token).map_err(String::from)?;
+    Ok(expanded
+        .split_once('=')
+        .map_or_else(String::new, |(_, v)| v.to_string()))
+}
+
 /// Rewrites the friendlier value syntax of a `key=value` token into the plain decimal
 /// the kernel reads; anything else is left for the kernel's parser to judge.
 fn expand_value(setting: &str) -> Result<String, InvalidToken> {

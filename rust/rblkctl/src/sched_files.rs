@@ -8,13 +8,14 @@
 //! written unless all of them pass. A group's name becomes part of a path, so it is held
 //! to the module's rules for names before it is used for anything.
 
-use throttle::control::{parse_share_value, ShareKey};
+use throttle::control::{meter_key, parse_limit_value, parse_share_value, ShareKey};
 use throttle::number::parse_decimal;
+use throttle::Meter;
 
 use crate::limits_line::{check_single_field, weight_reason, InvalidToken};
 
 /// The longest group name the module takes.
-pub(crate) const MAX_GROUP_NAME_LEN: usize = 31;
+pub(crate) const MAX_GROUP_NAME_LEN: usize = sched::MAX_GROUP_NAME;
 
 /// One file of a group's or vbd's directory and the value to write to it, as the kernel
 /// reads it (written with one newline, as `echo` would).
@@ -43,8 +44,12 @@ pub(crate) fn check_group_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// What is wrong with `name` as a group's name, if anything.
+/// What is wrong with `name` as a group's name, if anything (the rule is the module's,
+/// `sched::valid_group_name`; this says which part of it fails).
 fn group_name_problem(name: &str) -> Option<String> {
+    if sched::valid_group_name(name.as_bytes()) {
+        return None;
+    }
     let rule = format!("a group name is 1 to {MAX_GROUP_NAME_LEN} of A-Z a-z 0-9 _ . -");
     if let Some(bad) = name
         .chars()
@@ -55,10 +60,7 @@ fn group_name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > MAX_GROUP_NAME_LEN {
         return Some(format!("{rule} (this one has {})", name.len()));
     }
-    if name == "." || name == ".." {
-        return Some(format!("{rule}, other than . and .."));
-    }
-    None
+    Some(format!("{rule}, other than . and .."))
 }
 
 /// Checks a vbd's device id: the unsigned decimal number in its name (`vbd-7-51712`).
@@ -81,18 +83,49 @@ pub(crate) fn parse_devid(text: &str) -> Result<u32, String> {
 /// (giving the text to write, or why not).
 type SettingKey = (&'static str, fn(&str) -> Result<String, String>);
 
-/// The settings of `rblkctl group <name> key=value...`: only `window`, 1..4096.
+/// The settings of `rblkctl group <name> key=value...`: `window` (1..4096) and the
+/// pool's `iops_limit` and `bps_limit` (shared by the group's vbds; 0 = none).
 pub(crate) fn group_settings(settings: &[String]) -> Result<Vec<FileSetting>, String> {
-    parse_settings(settings, &[("window", window_value)])
+    parse_settings(
+        settings,
+        &[
+            ("window", window_value),
+            ("iops_limit", iops_limit_value),
+            ("bps_limit", bps_limit_value),
+        ],
+    )
 }
 
-/// The settings of `rblkctl vbd <domid> <devid> key=value...`: `weight` (1..10000) and
-/// `group` (a name, or nothing for the default group).
+/// The settings of `rblkctl vbd <domid> <devid> key=value...`: `weight` (1..10000),
+/// `group` (a name, or nothing for the default group) and the vbd's own `iops_limit` and
+/// `bps_limit` (inside its domain's; 0 = none).
 pub(crate) fn vbd_settings(settings: &[String]) -> Result<Vec<FileSetting>, String> {
     parse_settings(
         settings,
-        &[("weight", vbd_weight_value), ("group", vbd_group_value)],
+        &[
+            ("weight", vbd_weight_value),
+            ("group", vbd_group_value),
+            ("iops_limit", iops_limit_value),
+            ("bps_limit", bps_limit_value),
+        ],
     )
+}
+
+fn iops_limit_value(value: &str) -> Result<String, String> {
+    limit_value(Meter::Ops, value)
+}
+
+fn bps_limit_value(value: &str) -> Result<String, String> {
+    limit_value(Meter::Bytes, value)
+}
+
+/// A limit as the module's limit files take it: the limits line's value syntax
+/// (`unlimited`, byte units for bps), checked with the kernel's parser.
+fn limit_value(meter: Meter, value: &str) -> Result<String, String> {
+    let number = crate::limits_line::limit_number(meter, value)?;
+    parse_limit_value(meter, number.as_bytes())
+        .map(|v| v.to_string())
+        .map_err(|_| format!("out of range for {}_limit", meter_key(meter)))
 }
 
 /// Splits each `key=value`, refuses unknown and repeated keys, and checks each value.
@@ -269,7 +302,7 @@ mod tests {
             ),
             (&["window="], "'window=': no value after 'window='"),
             (&["window"], "'window': expected key=value, e.g. window=8"),
-            (&["weight=5"], "'weight=5': unknown key 'weight'; the keys are window"),
+            (&["weight=5"], "'weight=5': unknown key 'weight'; the keys are window, iops_limit, bps_limit"),
             (&["window=8", "window=9"], "'window=9': 'window' is given more than once"),
             (&[], "no key=value given"),
         ];
@@ -319,7 +352,7 @@ mod tests {
             ),
             (
                 &["window=8"],
-                "'window=8': unknown key 'window'; the keys are weight, group",
+                "'window=8': unknown key 'window'; the keys are weight, group, iops_limit, bps_limit",
             ),
             (
                 &["weight=5", "group=a", "weight=6"],
@@ -334,5 +367,22 @@ mod tests {
             let refusal = vbd_settings(&strings(settings)).unwrap_err();
             assert!(refusal.starts_with(expected), "{settings:?}: {refusal}");
         }
+    }
+
+    #[test]
+    fn limit_keys_take_the_limits_line_syntax() {
+        assert_eq!(
+            vbd_settings(&strings(&["iops_limit=100", "bps_limit=20M"])),
+            Ok(vec![
+                setting("iops_limit", "100"),
+                setting("bps_limit", "20971520")
+            ])
+        );
+        assert_eq!(
+            group_settings(&strings(&["iops_limit=unlimited", "window=4"])),
+            Ok(vec![setting("iops_limit", "0"), setting("window", "4")])
+        );
+        assert!(vbd_settings(&strings(&["iops_limit=10000001"])).is_err());
+        assert!(group_settings(&strings(&["bps_limit=-1"])).is_err());
     }
 }

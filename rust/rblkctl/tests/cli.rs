@@ -1039,7 +1039,7 @@ fn invalid_group_settings_are_refused_and_nothing_is_written() {
         ),
         (
             &["group", "vdb", "weight=5"],
-            "'weight=5': unknown key 'weight'; the keys are window\n",
+            "'weight=5': unknown key 'weight'; the keys are window, iops_limit, bps_limit\n",
         ),
         (
             &["group", "../groups/vdb", "window=8"],
@@ -1156,7 +1156,7 @@ fn invalid_vbd_settings_are_refused_and_nothing_is_written() {
         ),
         (
             &["vbd", "7", "51712", "window=8"],
-            "'window=8': unknown key 'window'; the keys are weight, group\n",
+            "'window=8': unknown key 'window'; the keys are weight, group, iops_limit, bps_limit\n",
         ),
         (
             &["vbd", "7", "xvda", "weight=1"],

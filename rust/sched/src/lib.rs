@@ -26,6 +26,7 @@ mod dispatch;
 #[cfg(test)]
 mod dispatch_tests;
 mod group;
+mod name;
 mod queue;
 #[cfg(test)]
 mod queue_tests;
@@ -36,6 +37,7 @@ mod window;
 
 pub use dispatch::{Dispatcher, VbdWork, Verdict};
 pub use group::{Group, GroupPick};
+pub use name::{valid_group_name, MAX_GROUP_NAME};
 pub use queue::{FairQueue, Flow, FlowConfig, Phase, Pick, MAX_WEIGHT, MIN_WEIGHT};
 pub use storage::Storage;
 pub use tag::{ExactStep, SHARE_SCALE};

@@ -254,9 +254,7 @@ impl RingState {
             self.sched.as_ref().map(|s| s.group().pool()),
         ];
         if let Admission::Hold { retry_at_us } =
-            shared
-                .domain
-                .admit_within(shared.id, cost, now_us, pools)
+            shared.domain.admit_within(shared.id, cost, now_us, pools)
         {
             if let (Some(units), Some(c)) = (window_units, shared.completion.charges.as_ref()) {
                 c.withdraw(units);
