@@ -928,6 +928,9 @@ impl RingScheduler {
 
 impl Drop for RingScheduler {
     fn drop(&mut self) {
+        // Not waiting any more first: should the smaller tables fail to build, the ring's
+        // stale slot is never chosen (a waiting slot would be, and nobody would take it).
+        self.stop_waiting(monotonic_us());
         self.group.remove_ring(self.vbd, self.ring);
     }
 }
