@@ -98,6 +98,40 @@ class ScenarioTests(unittest.TestCase):
             with self.assertRaises(ScenarioError):
                 split_run_arg(bad)
 
+    ONE = '[[domains]]\nname="a"\n{keys}[[domains.phases]]\nworkload="random-read"\nduration_s=40\n'
+    TWO = ('[[domains]]\nname="a"\ndisks=2\n{keys}[[domains.phases]]\nworkload="random-read-per-disk"\n'
+           'duration_s=40\n[[domains]]\nname="b"\n[[domains.phases]]\nworkload="random-read"\nduration_s=40\n')
+
+    def test_scheduler_settings_are_checked_and_normalised(self):
+        scn = self.scenario('[scheduler]\nwindow = 8\n' + self.ONE.format(
+            keys='backend_keys = { weight = 7, "reservation_bps" = "2M", "iops_limit" = "20%" }\n'))
+        self.assertEqual(scn["scheduler"], {"window": 8})
+        self.assertEqual(scn["domains"][0]["backend_keys"],
+                         {"weight": "7", "reservation_bps": "2097152", "iops_limit": "20%"})
+        self.assertIsNone(scn["domains"][0]["vbd_weights"])
+        self.assertEqual(self.scenario(self.ONE.format(keys=""))["scheduler"], {})
+        two = self.scenario(self.TWO.format(keys="vbd_weights = [1, 3]\n") +
+                            '[[events]]\nat_s=20\ndomain="a"\nkey="vbd_weights"\nvalue=[2, 5]\n'
+                            '[[events]]\nat_s=25\ndomain="b"\nkey="weight"\nvalue=300\n')
+        self.assertEqual(two["domains"][0]["vbd_weights"], [1, 3])
+        self.assertEqual([(e["key"], e["value"]) for e in two["events"]], [("vbd_weights", "2,5"), ("weight", "300")])
+        cases = {
+            "weight = '0': must be 1..10000": self.ONE.format(keys='backend_keys = { weight = "0" }\n'),
+            "weight = '1.5': not a number": self.ONE.format(keys='backend_keys = { weight = "1.5" }\n'),
+            "reservation_iops = '10000001'": self.ONE.format(keys='backend_keys = { reservation_iops = "10000001" }\n'),
+            "vbd_weights = [1, 3]: needs disks = 2": self.ONE.format(keys="vbd_weights = [1, 3]\n"),
+            "vbd_weights = [1]": self.TWO.format(keys="vbd_weights = [1]\n"),
+            "[scheduler] window = 4097": "[scheduler]\nwindow = 4097\n" + self.ONE.format(keys=""),
+            "[scheduler] takes window": "[scheduler]\nwindw = 8\n" + self.ONE.format(keys=""),
+            "needs disks = 2": self.ONE.format(keys="").replace("random-read", "random-read-per-disk"),
+            "event at 5 s: weight = '-1'": self.ONE.format(keys="") +
+                                           '[[events]]\nat_s=5\ndomain="a"\nkey="weight"\nvalue="-1"\n',
+        }
+        for needle, text in cases.items():
+            with self.assertRaises(ScenarioError) as ctx:
+                self.scenario(text)
+            self.assertIn(needle, str(ctx.exception))
+
     def test_sizes(self):
         self.assertEqual(parse_size("1G"), 1 << 30)
         self.assertEqual(parse_size("512M"), 512 << 20)
