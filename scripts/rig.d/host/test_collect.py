@@ -8,9 +8,10 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from riglib.collect import (add_job_stats, backend_request_samples, backend_series,  # noqa: E402
+from riglib.collect import (add_cross_run_checks, add_job_stats, backend_request_samples, backend_series,  # noqa: E402
                             job_summaries, parse_sched_snapshot, parse_snapshot, per_second, per_second_rates,
                             percentile_from_bins, sample_domains, sched_samples, vbd_series)
+from test_checks import sched_summary  # noqa: E402
 from test_scenario import write  # noqa: E402
 
 # dom0's samples (run-scenario's sampler) of a run with rblkback: alpha with two vbds, beta
@@ -122,6 +123,36 @@ class SchedulerCollectTests(unittest.TestCase):
         per_job = {}
         add_job_stats(per_job, [job("xvdb", 1000, 20000, {"100000000": 98, "900000000": 2})])
         self.assertEqual(job_summaries(per_job)["xvdb"]["lat_p99_us"], 900000.0)
+
+    def test_totals_are_compared_with_the_other_backends_run_of_the_boot(self):
+        a = {"domains": ["alpha", "beta"], "from_s": 5, "to_s": 30, "against": "stock", "min_ratio": 0.95}
+
+        def run(name, backend, rates, scenario="s"):
+            s = sched_summary(rates, backend=backend)
+            s.update({"scenario": scenario, "asserts": {"total_vs_backend": [a]}, "checks": [], "ok": True})
+            dest = os.path.join(self.tmp.name, name)
+            os.makedirs(dest)
+            return ({"scenario": scenario, "backend": backend}, dest, s)
+        collected = [run("s-stock", "stock", {"alpha": 200, "beta": 200}),
+                     run("s-rblkback", "rblkback", {"alpha": 130, "beta": 255}),
+                     run("t", "rblkback", {"alpha": 100, "beta": 100}, scenario="t")]
+        add_cross_run_checks(collected)
+        # The stock run is not compared with itself; rblkback's is: 385 / 400 = 0.963 >= 0.95.
+        self.assertEqual(collected[0][2]["checks"], [])
+        (c,) = collected[1][2]["checks"]
+        self.assertIn("rblkback 385.0 IOPS vs stock 400.0 IOPS in the same boot: ratio 0.963", c["check"])
+        self.assertTrue(c["passed"] and collected[1][2]["ok"])
+        with open(os.path.join(collected[1][1], "summary.json")) as f:
+            self.assertEqual(json.load(f)["checks"], [c])
+        # A scenario without a stock run in the boot: reported as INFO, the run stays ok.
+        (c,) = collected[2][2]["checks"]
+        self.assertTrue(c.get("info") and collected[2][2]["ok"], c)
+        # A shortfall fails the run.
+        collected = [run("u-stock", "stock", {"alpha": 200, "beta": 200}, scenario="u"),
+                     run("u-rblkback", "rblkback", {"alpha": 120, "beta": 250}, scenario="u")]
+        add_cross_run_checks(collected)
+        self.assertFalse(collected[1][2]["ok"])
+        self.assertIn("ratio 0.925 (at least 0.95)", collected[1][2]["checks"][0]["check"])
 
 
 if __name__ == "__main__":

@@ -132,6 +132,36 @@ class ScenarioTests(unittest.TestCase):
                 self.scenario(text)
             self.assertIn(needle, str(ctx.exception))
 
+    def test_scheduler_asserts_are_checked_at_validate_time(self):
+        two = self.TWO.format(keys="")
+        ok = {
+            "shares": 'domains = ["a", "b"]\nweights = [1, 2]\nto_s = 40\n',
+            "shares ": 'domain = "a"\nvbds = ["xvdb", "xvdc"]\nfractions = [25, 75]\n',
+            "min_iops_windows": 'domains = ["a"]\nmin_iops = 150\n',
+            "total_vs_backend": 'domains = ["a", "b"]\nto_s = 40\nmin_ratio = 0.95\nbackends = ["rblkback"]\n',
+            "latency_order": 'domain = "a"\nfaster = "xvdc"\nslower = "xvdb"\n',
+        }
+        for kind, body in ok.items():
+            self.scenario(two + f"[[assert.{kind.strip()}]]\n{body}")
+        bad = {
+            ("shares", 'domains = ["a", "zz"]\nweights = [1, 2]\n'): "domains must list distinct domains",
+            ("shares", 'domains = ["a", "b"]\nweights = [1, 2, 4]\n'): "2 positive numbers",
+            ("shares", 'domains = ["a", "b"]\n'): "give weights or fractions",
+            ("shares", 'domains = ["a", "b"]\nfractions = [20, 30]\n'): "add up to 100, not 50",
+            ("shares", 'domain = "b"\nvbds = ["xvdb", "xvdc"]\nweights = [1, 3]\n'): "b has no vbd 'xvdc'",
+            ("shares", 'domains = ["a", "b"]\nweights = [1, 2]\nfrom_s = 30\nto_s = 20\n'): "from_s 30 .. to_s 20",
+            ("shares", 'domains = ["a", "b"]\nweights = [1, 2]\nbackends = ["xen"]\n'): "backends must be",
+            ("min_iops_windows", 'domains = ["a"]\n'): "min_iops must be",
+            ("total_vs_backend", 'domains = ["a"]\nmin_ratio = 0.95\nagainst = "qemu"\n'): "against must be",
+            ("latency_order", 'domain = "b"\nfaster = "xvdb"\nslower = "xvdc"\n'): "b has no vbd 'xvdc'",
+            ("latency_order", 'domain = "a"\nfaster = "xvdb"\nslower = "xvdb"\n'): "name two vbds",
+        }
+        for (kind, body), needle in bad.items():
+            with self.assertRaises(ScenarioError, msg=body) as ctx:
+                self.scenario(two + f"[[assert.{kind}]]\n{body}")
+            self.assertIn(needle, str(ctx.exception))
+            self.assertIn(f"[[assert.{kind}]]", str(ctx.exception))
+
     def test_sizes(self):
         self.assertEqual(parse_size("1G"), 1 << 30)
         self.assertEqual(parse_size("512M"), 512 << 20)

@@ -13,7 +13,7 @@ import re
 import shutil
 import tarfile
 
-from riglib.checks import evaluate_asserts
+from riglib.checks import evaluate_asserts, total_vs_backend_checks
 from riglib.common import read_bytes, read_lines, read_text
 from riglib.scenario import describe_device
 
@@ -592,15 +592,41 @@ def cmd_collect(args):
     plan = json.loads(read_text(os.path.join(args.share, "plan.json")))
     # --backend and --module may be comma-separated lists (an A/B run), in the same order.
     modules = dict(zip(args.backend.split(","), args.module.split(",")))
-    ok = True
+    collected = []
     for run in plan["runs"]:
         dest = os.path.normpath(os.path.join(args.out, run["out"]))
         backend = run.get("backend", args.backend)
         meta = {"backend": backend, "backend_module": modules.get(backend, ""), "kernel": args.kernel,
                 "device": plan.get("device"), "device_text": describe_device(plan.get("device"))}
-        s = collect_run(args.share, run, dest, meta)
+        collected.append((run, dest, collect_run(args.share, run, dest, meta)))
+    add_cross_run_checks(collected)
+    ok = True
+    for run, dest, s in collected:
         ok &= s["ok"]
         print(f"{run['run']}: {'ok' if s['ok'] else 'FAILED'} -> {dest}/summary.json")
         for p in s["problems"]:
             print(f"  problem: {p}")
     return 0 if ok else 1
+
+
+def add_cross_run_checks(collected):
+    """[[assert.total_vs_backend]]: compares a run with the run of the same scenario under the
+    `against` backend in this boot (the nearest one before it, else after it); adds the
+    checks to the run's summary.json. collected: [(plan run, results dir, summary)] in the
+    boot's order."""
+    for i, (run, dest, s) in enumerate(collected):
+        asserts = s.get("asserts", {}).get("total_vs_backend", [])
+        if not asserts or s["problems"]:
+            continue
+        for a in asserts:
+            against = a.get("against", "stock")
+            if s.get("backend") == against or s.get("backend") not in a.get("backends", [s.get("backend")]):
+                continue
+            same = [(j, o) for j, (r, _, o) in enumerate(collected) if r["scenario"] == run["scenario"]
+                    and o.get("backend") == against]
+            same.sort(key=lambda jo: (jo[0] > i, abs(jo[0] - i)))
+            other = same[0][1] if same else None
+            s["checks"] += total_vs_backend_checks(s, a, other)
+        s["ok"] = not s["problems"] and all(c["passed"] for c in s["checks"])
+        with open(os.path.join(dest, "summary.json"), "w") as f:
+            json.dump(s, f, indent=1)

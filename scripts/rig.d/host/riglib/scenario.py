@@ -270,6 +270,7 @@ def load_scenario(path):
                 for b in blocks):
             raise ScenarioError(f"{where}: [[assert.isolation]]: needs domains (of {sorted(names)}) and blocks "
                                 f"[[start_s, end_s, idle|limited|unlimited], ...] within the {span:g} s span")
+    check_sched_asserts(raw.get("assert", {}), domains, span, where)
     # dom0 samples the backend's counters every sample_ms (finer for the reaction check).
     sample_ms = raw.get("sample_ms", 1000)
     if not isinstance(sample_ms, int) or not 50 <= sample_ms <= 1000:
@@ -280,6 +281,78 @@ def load_scenario(path):
             "prefill_disk": bool(raw.get("prefill_disk", False)),
             "scheduler": parse_scheduler(raw.get("scheduler"), where),
             "device": parse_device(raw.get("device"), where)}
+
+
+def check_sched_asserts(asserts, domains, span, where):
+    """The scheduler's asserts (checks.py evaluates them): names, vbds and numbers are checked
+    here, so that a mistake shows at validate time rather than after a boot."""
+    by_name = {d["name"]: d for d in domains}
+
+    def fail(kind, text):
+        raise ScenarioError(f"{where}: [[assert.{kind}]]: {text}")
+
+    def common(kind, a):
+        if "backends" in a and (not isinstance(a["backends"], list) or not set(a["backends"]) <= set(BACKENDS)):
+            fail(kind, f"backends must be a list of {', '.join(BACKENDS)}")
+        lo, hi = a.get("from_s", 0), a.get("to_s", span)
+        if not (0 <= lo < hi <= span + 30):
+            fail(kind, f"from_s {lo} .. to_s {hi} must lie within the {span:g} s span")
+        if int(a.get("window_s", 5)) < 1 or int(a.get("window_s", 5)) > hi - lo:
+            fail(kind, f"window_s {a.get('window_s')} must be 1 .. to_s - from_s")
+
+    def domain_list(kind, a):
+        names = a.get("domains")
+        if not isinstance(names, list) or not names or not set(names) <= set(by_name) or len(set(names)) != len(names):
+            fail(kind, f"domains must list distinct domains of {sorted(by_name)}")
+        return names
+
+    def vbd_of(kind, dom, vbd):
+        if vbd not in DISK_NAMES[:by_name[dom]["disks"]]:
+            fail(kind, f"{dom} has no vbd {vbd!r} (its disks: {', '.join(DISK_NAMES[:by_name[dom]['disks']])})")
+
+    for a in asserts.get("shares", []):
+        common("shares", a)
+        if "vbds" in a:
+            if a.get("domain") not in by_name or not isinstance(a["vbds"], list) or len(a["vbds"]) < 2:
+                fail("shares", f"vbd shares need domain (of {sorted(by_name)}) and vbds (two or more)")
+            for v in a["vbds"]:
+                vbd_of("shares", a["domain"], v)
+            n = len(a["vbds"])
+        else:
+            n = len(domain_list("shares", a))
+            if n < 2:
+                fail("shares", "list two or more domains")
+        if ("weights" in a) == ("fractions" in a):
+            fail("shares", "give weights or fractions (percent), one of them")
+        expect = a.get("weights", a.get("fractions"))
+        if not isinstance(expect, list) or len(expect) != n or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in expect):
+            fail("shares", f"weights/fractions: {n} positive numbers, one per domain or vbd")
+        if "fractions" in a and abs(sum(expect) - 100) > 0.5:
+            fail("shares", f"fractions are percent and add up to 100, not {sum(expect):g}")
+    for a in asserts.get("min_iops_windows", []):
+        common("min_iops_windows", a)
+        domain_list("min_iops_windows", a)
+        if not isinstance(a.get("min_iops"), (int, float)) or a["min_iops"] <= 0:
+            fail("min_iops_windows", "min_iops must be a positive number")
+    for a in asserts.get("total_vs_backend", []):
+        common("total_vs_backend", a)
+        domain_list("total_vs_backend", a)
+        if a.get("against", "stock") not in BACKENDS:
+            fail("total_vs_backend", f"against must be one of {', '.join(BACKENDS)}")
+        if not isinstance(a.get("min_ratio"), (int, float)) or a["min_ratio"] <= 0:
+            fail("total_vs_backend", "min_ratio must be a positive number, e.g. 0.95")
+    for a in asserts.get("latency_order", []):
+        if "backends" in a and (not isinstance(a["backends"], list) or not set(a["backends"]) <= set(BACKENDS)):
+            fail("latency_order", f"backends must be a list of {', '.join(BACKENDS)}")
+        if a.get("domain") not in by_name:
+            fail("latency_order", f"domain must be one of {sorted(by_name)}")
+        for k in ("faster", "slower"):
+            vbd_of("latency_order", a["domain"], a.get(k))
+        if a["faster"] == a["slower"] or a.get("percentile", 99) not in (50, 99):
+            fail("latency_order", "faster and slower name two vbds; percentile is 50 or 99")
+        if not any(Workload(p["workload"]).disks == 2 for p in by_name[a["domain"]]["phases"]):
+            fail("latency_order", f"{a['domain']} needs a workload with a job per disk (per-vbd latency)")
 
 
 def boot_device(scenarios):
