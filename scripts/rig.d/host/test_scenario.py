@@ -162,6 +162,27 @@ class ScenarioTests(unittest.TestCase):
             self.assertIn(needle, str(ctx.exception))
             self.assertIn(f"[[assert.{kind}]]", str(ctx.exception))
 
+    def test_scheduler_scenarios_assert_what_the_issue_asks(self):
+        shares = load_scenario(resolve_scenario("sched-shares"))
+        self.assertEqual([d["backend_keys"] for d in shares["domains"]],
+                         [{"weight": "1"}, {"weight": "2"}, {"weight": "4"}])
+        self.assertEqual(shares["scheduler"], {"window": 8})
+        self.assertEqual(shares["device"], {"iops": 400, "iops_size": 65536})
+        self.assertEqual([(a.get("weights"), a["tolerance_pp"], a["window_s"]) for a in shares["asserts"]["shares"]],
+                         [([1, 2, 4], 2, 5), ([1, 2], 2, 1), ([1, 2], 2, 5)])
+        self.assertEqual([a["min_ratio"] for a in shares["asserts"]["total_vs_backend"]], [0.95, 0.95])
+        # smoke's checks, for make test.
+        self.assertEqual((shares["asserts"]["min_iops"], shares["asserts"]["backend_matches_fio_pct"]), (0, 1.0))
+        vbd = load_scenario(resolve_scenario("sched-vbd-weights"))
+        self.assertEqual(vbd["domains"][0]["vbd_weights"], [1, 3])
+        self.assertEqual(vbd["asserts"]["latency_order"][0]["faster"], "xvdc")
+        res = load_scenario(resolve_scenario("sched-reservation"))
+        self.assertEqual(res["domains"][0]["backend_keys"], {"weight": "1", "reservation_iops": "150"})
+        seed = load_scenario(resolve_scenario("sched-seed-figure"))
+        self.assertEqual([d["backend_keys"]["weight"] for d in seed["domains"]], ["10", "20", "40"])
+        for name in ("sched-shares", "sched-reservation", "sched-vbd-weights", "sched-limits", "sched-seed-figure"):
+            self.assertLessEqual(load_scenario(resolve_scenario(name))["span_s"], 60, name)
+
     def test_sizes(self):
         self.assertEqual(parse_size("1G"), 1 << 30)
         self.assertEqual(parse_size("512M"), 512 << 20)
