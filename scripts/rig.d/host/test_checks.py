@@ -6,8 +6,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from riglib.checks import (evaluate_asserts, evaluate_limit_asserts, isolation_checks, latency_order_checks,  # noqa: E402
-                           limit_reaction_checks, limit_window_starts, min_iops_windows_checks, settled_windows,
+from riglib.checks import (evaluate_asserts, evaluate_limit_asserts, isolation_checks,  # noqa: E402
+                           latency_order_checks, limit_reaction_checks, limit_window_starts, min_iops_windows_checks, settled_windows,
                            shares_checks, total_vs_backend_checks)
 
 
@@ -195,7 +195,8 @@ class SchedulerCheckTests(unittest.TestCase):
         # Fractions in percent mean the same as the weights.
         a = dict(SHARES, fractions=[100 / 7, 200 / 7, 400 / 7])
         del a["weights"]
-        self.assertTrue(all(c["passed"] for c in shares_checks(sched_summary({"alpha": 50, "beta": 100, "gamma": 200}), a)))
+        checks = shares_checks(sched_summary({"alpha": 50, "beta": 100, "gamma": 200}), a)
+        self.assertTrue(all(c["passed"] for c in checks))
 
     def test_shares_windows_skip_settling_phases_and_setting_changes(self):
         # gamma's phase ends at 30 s; a window reaching past it is not one of the three's.

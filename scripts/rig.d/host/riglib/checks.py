@@ -374,11 +374,12 @@ def total_vs_backend_checks(summary, a, other):
     mine = mean_total_iops(summary, names, start, end)
     backend = summary.get("backend", "?")
     if other is None:
-        return [{"check": f"{what}: {backend} {mine if mine is None else round(mine, 1)} IOPS; not compared: no run "
-                          f"of {summary.get('scenario')} with {against} in this boot (run it as NAME@{against},{backend})",
-                 "passed": True, "info": True}]
+        return [{"check": f"{what}: {backend} {mine if mine is None else round(mine, 1)} IOPS; not compared: no "
+                          f"run of {summary.get('scenario')} with {against} in this boot (run it as "
+                          f"NAME@{against},{backend})", "passed": True, "info": True}]
     if other.get("problems"):
-        return [{"check": f"{what}: the {against} run to compare with failed ({other['problems'][0]})", "passed": False}]
+        return [{"check": f"{what}: the {against} run to compare with failed ({other['problems'][0]})",
+                 "passed": False}]
     theirs = mean_total_iops(other, names, start, end)
     if mine is None or not theirs:
         return [{"check": f"{what}: samples missing ({backend} {mine}, {against} {theirs})", "passed": False}]
