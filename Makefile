@@ -1,6 +1,7 @@
 # rblkback top-level Makefile.
 #   make            build rblkback.ko against KDIR (default: the cached rig kernel)
 #   make demo       the main job (README)
+#   make sched      rblkback's scheduler scenarios next to stock, with their report (rig, ~22 min)
 #   make test       every test: host crates, module build, QEMU tests
 #   make soak       the rig's functional tests with 20 create/destroy cycles
 #   make isolation  the noisy-neighbour isolation scenario alone (rig, rblkback, ~6 min)
@@ -12,7 +13,7 @@ LLVM ?= -19
 KDIR ?= $(shell scripts/build-kernel --print-dir)
 export RBLKBACK_CACHE ?= /var/cache/rblkback
 
-.PHONY: all module deps kernel host-test lint qemu-test test soak isolation bench demo clean
+.PHONY: all module deps kernel host-test lint qemu-test test soak isolation bench demo sched clean
 
 all: module
 
@@ -55,6 +56,11 @@ bench: deps kernel module
 
 demo: deps kernel module
 	scripts/demo
+
+# rblkback's scheduler (tests/scenarios/sched-*), each scenario under stock and rblkback in one
+# boot; the report (results/sched/report.md) has the seed's shares/throughput/latency figure.
+sched: deps kernel module
+	scripts/demo --sched
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) clean 2>/dev/null

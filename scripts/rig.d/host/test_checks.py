@@ -6,8 +6,9 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from riglib.checks import (evaluate_asserts, evaluate_limit_asserts, isolation_checks, limit_reaction_checks,  # noqa: E402
-                           limit_window_starts)
+from riglib.checks import (evaluate_asserts, evaluate_limit_asserts, isolation_checks,  # noqa: E402
+                           latency_order_checks, limit_reaction_checks, limit_window_starts, min_iops_windows_checks, settled_windows,
+                           shares_checks, total_vs_backend_checks)
 
 
 class CheckTests(unittest.TestCase):
@@ -161,6 +162,144 @@ class CheckTests(unittest.TestCase):
         self.assertIn("unlimited 50.0 (-50.0%)", checks[0]["check"])
         summary["domains"]["a"]["timeseries"] = series[:20] + [80.0] * 10
         self.assertFalse(isolation_checks(summary, a)[0]["passed"])
+
+
+
+def sched_summary(rates, seconds=40, backend="rblkback", phases=None):
+    """A run with one domain per entry of rates ({name: requests per second, the same every
+    second}), each with one phase over the whole run unless phases says otherwise."""
+    return {"backend": backend, "scenario": "s", "problems": [], "limits": [],
+            "domains": {n: {"timeseries": [float(r)] * seconds,
+                            "phases": (phases or {}).get(n, [{"start_s": 0, "duration_s": seconds}])}
+                        for n, r in rates.items()}}
+
+
+SHARES = {"domains": ["alpha", "beta", "gamma"], "weights": [1, 2, 4], "from_s": 5, "to_s": 30,
+          "window_s": 5, "settle_s": 5, "tolerance_pp": 2}
+
+
+class SchedulerCheckTests(unittest.TestCase):
+    def test_shares_hold_in_every_settled_window(self):
+        checks = shares_checks(sched_summary({"alpha": 50, "beta": 100, "gamma": 200}), SHARES)
+        self.assertEqual([c["check"].split(":")[0] for c in checks],
+                         [f"alpha/beta/gamma {t}-{t + 5}s" for t in (5, 10, 15, 20, 25)])
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks])
+        self.assertIn("14.3/28.6/57.1 % of 350.0 IOPS (expected 14.3/28.6/57.1 % ±2 pp; worst", checks[0]["check"])
+        # 1.43 pp off passes, 4.29 pp fails, and the line says so.
+        self.assertTrue(all(c["passed"] for c in shares_checks(
+            sched_summary({"alpha": 45, "beta": 100, "gamma": 205}), SHARES)))
+        checks = shares_checks(sched_summary({"alpha": 40, "beta": 95, "gamma": 215}), SHARES)
+        self.assertFalse(any(c["passed"] for c in checks))
+        self.assertIn("11.4/27.1/61.4 % of 350.0 IOPS (expected 14.3/28.6/57.1 % ±2 pp; worst +4.29 pp)",
+                      checks[0]["check"])
+        # Fractions in percent mean the same as the weights.
+        a = dict(SHARES, fractions=[100 / 7, 200 / 7, 400 / 7])
+        del a["weights"]
+        checks = shares_checks(sched_summary({"alpha": 50, "beta": 100, "gamma": 200}), a)
+        self.assertTrue(all(c["passed"] for c in checks))
+
+    def test_shares_windows_skip_settling_phases_and_setting_changes(self):
+        # gamma's phase ends at 30 s; a window reaching past it is not one of the three's.
+        s = sched_summary({"alpha": 1, "beta": 1, "gamma": 1}, phases={"gamma": [{"start_s": 0, "duration_s": 30}]})
+        a = dict(SHARES, to_s=40)
+        self.assertEqual(settled_windows(s, ["alpha", "beta", "gamma"], a, 40), [5, 10, 15, 20, 25])
+        self.assertEqual(settled_windows(s, ["alpha", "beta"], dict(a, from_s=31), 40), [31])
+        # A weight changed at 16 s (dom0's clock): the guest saw go 0.5 s late, so on its clock
+        # the change is at 15.5 s, within 1 s after the window 10-15 s; windows again from
+        # 21 s (settle 5). On time, 10-15 s would be compared.
+        s["limits"] = [{"at_s": 16.0, "domain": "beta", "key": "weight", "value": 3}]
+        self.assertEqual(settled_windows(s, ["alpha", "beta"], a, 40, lag=0.5), [5, 21, 26, 31])
+        self.assertEqual(settled_windows(s, ["alpha", "beta"], a, 40), [5, 10, 21, 26, 31])
+        # beta's settings do not matter to a check of alpha alone.
+        self.assertEqual(settled_windows(s, ["alpha"], a, 40), [5, 10, 15, 20, 25, 30, 35])
+        # A group's window change counts for every domain.
+        s["limits"] = [{"at_s": 12.0, "domain": "group:vdb", "key": "window", "value": 8}]
+        self.assertEqual(settled_windows(s, ["alpha"], a, 40), [5, 17, 22, 27, 32])
+        # A phase starting at 10 s settles until 15 s.
+        s = sched_summary({"alpha": 1}, phases={"alpha": [{"start_s": 10, "duration_s": 30}]})
+        self.assertEqual(settled_windows(s, ["alpha"], dict(a, from_s=0), 40), [15, 20, 25, 30, 35])
+
+    def test_shares_report_missing_samples_and_no_window(self):
+        s = sched_summary({"alpha": 50, "beta": 100, "gamma": 200})
+        s["domains"]["beta"]["timeseries"][12] = None
+        checks = shares_checks(s, SHARES)
+        self.assertEqual([c["passed"] for c in checks], [True, False, True, True, True])
+        self.assertEqual(checks[1]["check"], "alpha/beta/gamma 10-15s: samples missing")
+        checks = shares_checks(s, dict(SHARES, from_s=38, to_s=40, window_s=2, settle_s=39))
+        self.assertEqual([(c["check"], c["passed"]) for c in checks],
+                         [("alpha/beta/gamma: no settled 2s window in [38, 40)", False)])
+
+    def test_vbd_shares_use_the_vbds_backend_series(self):
+        s = sched_summary({"alpha": 120})
+        s["domains"]["alpha"]["vbds"] = {"xvdb": {"timeseries": [30.0] * 40}, "xvdc": {"timeseries": [90.0] * 40}}
+        a = {"domain": "alpha", "vbds": ["xvdb", "xvdc"], "weights": [1, 3], "from_s": 5, "to_s": 40}
+        checks = shares_checks(s, a)
+        self.assertEqual(len(checks), 7)
+        self.assertEqual(checks[0]["check"], "alpha/xvdb/alpha/xvdc 5-10s: 25.0/75.0 % of 120.0 IOPS (expected "
+                                             "25.0/75.0 % ±2 pp; worst +0.00 pp)")
+        s["domains"]["alpha"]["vbds"]["xvdb"]["timeseries"] = [34.0] * 40   # 27.4 %
+        self.assertFalse(shares_checks(s, a)[0]["passed"])
+
+    def test_min_iops_windows_is_a_floor_with_a_tolerance(self):
+        a = {"domains": ["alpha"], "min_iops": 150, "tolerance_pct": 3, "from_s": 5, "to_s": 35}
+        checks = min_iops_windows_checks(sched_summary({"alpha": 146}), a)
+        self.assertEqual(len(checks), 6)
+        self.assertTrue(all(c["passed"] for c in checks))
+        self.assertEqual(checks[0]["check"], "alpha 5-10s: 146.0 IOPS (-2.7% of 150; at least 145.5 = 150 -3%)")
+        checks = min_iops_windows_checks(sched_summary({"alpha": 145}), a)
+        self.assertFalse(any(c["passed"] for c in checks))
+        # Several domains are summed: beta + gamma at 190 each = 380.
+        a = {"domains": ["beta", "gamma"], "min_iops": 380, "tolerance_pct": 0, "from_s": 5, "to_s": 10}
+        self.assertEqual(min_iops_windows_checks(sched_summary({"beta": 190, "gamma": 190}), a)[0]["check"],
+                         "beta+gamma 5-10s: 380.0 IOPS (+0.0% of 380; at least 380.0 = 380 -0%)")
+
+    def test_total_vs_backend_compares_with_the_other_run(self):
+        a = {"domains": ["alpha", "beta"], "from_s": 5, "to_s": 30, "against": "stock", "min_ratio": 0.95}
+        mine = sched_summary({"alpha": 130, "beta": 260})
+        stock = sched_summary({"alpha": 200, "beta": 200}, backend="stock")
+        (c,) = total_vs_backend_checks(mine, a, stock)
+        self.assertEqual(c["check"], "alpha+beta 5-30s total: rblkback 390.0 IOPS vs stock 400.0 IOPS in the same "
+                                     "boot: ratio 0.975 (at least 0.95)")
+        self.assertTrue(c["passed"])
+        (c,) = total_vs_backend_checks(sched_summary({"alpha": 120, "beta": 255}), a, stock)
+        self.assertIn("ratio 0.938", c["check"])
+        self.assertFalse(c["passed"])
+        # Without a stock run in the boot: reported, not asserted; a failed one fails.
+        (c,) = total_vs_backend_checks(mine, a, None)
+        self.assertTrue(c["passed"] and c.get("info"), c)
+        self.assertIn("rblkback 390.0 IOPS; not compared: no run of s with stock", c["check"])
+        (c,) = total_vs_backend_checks(mine, a, dict(stock, problems=["alpha: fio exit status 1"]))
+        self.assertFalse(c["passed"])
+        # The mean is over [from_s, to_s) exactly: a missing second fails.
+        stock["domains"]["beta"]["timeseries"][29] = None
+        self.assertFalse(total_vs_backend_checks(mine, a, stock)[0]["passed"])
+
+    def test_latency_order_compares_the_per_disk_jobs(self):
+        s = sched_summary({"alpha": 120})
+        s["domains"]["alpha"]["jobs"] = {"xvdb": {"iops": 30.0, "lat_p99_us": 1200000.0},
+                                         "xvdc": {"iops": 90.0, "lat_p99_us": 420500.0}}
+        a = {"domain": "alpha", "faster": "xvdc", "slower": "xvdb", "percentile": 99}
+        (c,) = latency_order_checks(s, a)
+        self.assertEqual(c["check"], "alpha: xvdc p99 420.50 ms (90.0 IOPS) < xvdb p99 1200.00 ms (30.0 IOPS)")
+        self.assertTrue(c["passed"])
+        self.assertFalse(latency_order_checks(s, dict(a, faster="xvdb", slower="xvdc"))[0]["passed"])
+        del s["domains"]["alpha"]["jobs"]["xvdc"]
+        self.assertFalse(latency_order_checks(s, a)[0]["passed"])
+
+    def test_asserts_for_another_backend_are_reported_not_asserted(self):
+        asserts = {"shares": [dict(SHARES, backends=["rblkback"])], "min_iops": 0}
+        stock = sched_summary({"alpha": 100, "beta": 100, "gamma": 100}, backend="stock")
+        checks = evaluate_asserts(stock, asserts)
+        shares = [c for c in checks if "alpha/beta/gamma" in c["check"]]
+        self.assertEqual(len(shares), 5)
+        self.assertTrue(all(c["passed"] and c["info"] for c in shares))
+        self.assertIn("33.3/33.3/33.3 % of 300.0 IOPS", shares[0]["check"])
+        self.assertIn("[not asserted under stock: backends = rblkback]", shares[0]["check"])
+        # The same numbers under rblkback fail.
+        checks = evaluate_asserts(dict(stock, backend="rblkback"), asserts)
+        self.assertFalse(any(c["passed"] for c in checks if "alpha/beta/gamma" in c["check"]))
+        # An assert without backends holds for every backend (min_iops: always).
+        self.assertEqual(sum(1 for c in checks if "mean IOPS" in c["check"]), 3)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,36 @@ class CompileTests(unittest.TestCase):
                              [("smoke-stock", "stock"), ("smoke-rblkback", "rblkback"), ("limits", "rblkback")])
             self.assertEqual(plan["device"], {"iops": 400, "iops_size": 65536})
 
+    def test_compile_writes_the_scheduler_settings_for_dom0(self):
+        with tempfile.TemporaryDirectory() as d:
+            share, initrd = os.path.join(d, "share"), write(os.path.join(d, "initrd"), "base")
+            os.makedirs(share)
+            args = type("Args", (), {"share": share, "domu_initramfs": initrd, "backends": "rblkback",
+                                     "data_disk": os.path.join(d, "data.img"),
+                                     "scenarios": ["sched-vbd-weights@stock,rblkback", "sched-shares", "smoke"]})
+            with contextlib.redirect_stdout(io.StringIO()):
+                cmd_compile(args)
+            runs = os.path.join(share, "runs")
+            self.assertEqual(sorted(os.listdir(runs)), ["01-sched-vbd-weights-stock", "02-sched-vbd-weights-rblkback",
+                                                        "03-sched-shares", "04-smoke"])
+            alpha = os.path.join(runs, "02-sched-vbd-weights-rblkback", "domains", "alpha")
+            self.assertEqual(read_text(os.path.join(alpha, "vbd-weights")), "xvdb 1\nxvdc 3\n")
+            self.assertFalse(os.path.exists(os.path.join(runs, "02-sched-vbd-weights-rblkback", "domains", "beta",
+                                                         "vbd-weights")))
+            self.assertIn("SCHED_WINDOW=8\n", read_text(os.path.join(runs, "03-sched-shares", "run.env")))
+            self.assertIn("SCHED_WINDOW=\n", read_text(os.path.join(runs, "04-smoke", "run.env")))
+            self.assertEqual(read_text(os.path.join(runs, "03-sched-shares", "domains", "gamma", "backend-keys")),
+                             "weight 4\n")
+            self.assertIn("disk = [ \"format=raw, vdev=xvdb", read_text(os.path.join(alpha, "xl.cfg")))
+            self.assertIn("vdev=xvdc", read_text(os.path.join(alpha, "xl.cfg")))
+            # One fio job per disk, each at QD32 on its own device.
+            scn = load_scenario(resolve_scenario("sched-vbd-weights"))
+            job = render_phase(scn["domains"][0]["phases"][0], 0, scn["domains"][0])
+            self.assertIn("[xvdb]\nfilename=/dev/xvdb\nrw=randread\nbs=4k\niodepth=32\n", job)
+            self.assertIn("[xvdc]\nfilename=/dev/xvdc\nrw=randread\nbs=4k\niodepth=32\n", job)
+            plan = json.loads(read_text(os.path.join(share, "plan.json")))
+            self.assertEqual(plan["slot_sizes"], [1 << 30] * 4)
+
     def test_each_domain_boots_the_base_initramfs_with_its_overlay(self):
         base = b"BASE-INITRAMFS\n" * 16
         with tempfile.TemporaryDirectory() as d:

@@ -98,6 +98,91 @@ class ScenarioTests(unittest.TestCase):
             with self.assertRaises(ScenarioError):
                 split_run_arg(bad)
 
+    ONE = '[[domains]]\nname="a"\n{keys}[[domains.phases]]\nworkload="random-read"\nduration_s=40\n'
+    TWO = ('[[domains]]\nname="a"\ndisks=2\n{keys}[[domains.phases]]\nworkload="random-read-per-disk"\n'
+           'duration_s=40\n[[domains]]\nname="b"\n[[domains.phases]]\nworkload="random-read"\nduration_s=40\n')
+
+    def test_scheduler_settings_are_checked_and_normalised(self):
+        scn = self.scenario('[scheduler]\nwindow = 8\n' + self.ONE.format(
+            keys='backend_keys = { weight = 7, "reservation_bps" = "2M", "iops_limit" = "20%" }\n'))
+        self.assertEqual(scn["scheduler"], {"window": 8})
+        self.assertEqual(scn["domains"][0]["backend_keys"],
+                         {"weight": "7", "reservation_bps": "2097152", "iops_limit": "20%"})
+        self.assertIsNone(scn["domains"][0]["vbd_weights"])
+        self.assertEqual(self.scenario(self.ONE.format(keys=""))["scheduler"], {})
+        two = self.scenario(self.TWO.format(keys="vbd_weights = [1, 3]\n") +
+                            '[[events]]\nat_s=20\ndomain="a"\nkey="vbd_weights"\nvalue=[2, 5]\n'
+                            '[[events]]\nat_s=25\ndomain="b"\nkey="weight"\nvalue=300\n')
+        self.assertEqual(two["domains"][0]["vbd_weights"], [1, 3])
+        self.assertEqual([(e["key"], e["value"]) for e in two["events"]], [("vbd_weights", "2,5"), ("weight", "300")])
+        cases = {
+            "weight = '0': must be 1..10000": self.ONE.format(keys='backend_keys = { weight = "0" }\n'),
+            "weight = '1.5': not a number": self.ONE.format(keys='backend_keys = { weight = "1.5" }\n'),
+            "reservation_iops = '10000001'": self.ONE.format(keys='backend_keys = { reservation_iops = "10000001" }\n'),
+            "vbd_weights = [1, 3]: needs disks = 2": self.ONE.format(keys="vbd_weights = [1, 3]\n"),
+            "vbd_weights = [1]": self.TWO.format(keys="vbd_weights = [1]\n"),
+            "[scheduler] window = 4097": "[scheduler]\nwindow = 4097\n" + self.ONE.format(keys=""),
+            "[scheduler] takes window": "[scheduler]\nwindw = 8\n" + self.ONE.format(keys=""),
+            "needs disks = 2": self.ONE.format(keys="").replace("random-read", "random-read-per-disk"),
+            "event at 5 s: weight = '-1'": self.ONE.format(keys="") +
+                                           '[[events]]\nat_s=5\ndomain="a"\nkey="weight"\nvalue="-1"\n',
+        }
+        for needle, text in cases.items():
+            with self.assertRaises(ScenarioError) as ctx:
+                self.scenario(text)
+            self.assertIn(needle, str(ctx.exception))
+
+    def test_scheduler_asserts_are_checked_at_validate_time(self):
+        two = self.TWO.format(keys="")
+        ok = {
+            "shares": 'domains = ["a", "b"]\nweights = [1, 2]\nto_s = 40\n',
+            "shares ": 'domain = "a"\nvbds = ["xvdb", "xvdc"]\nfractions = [25, 75]\n',
+            "min_iops_windows": 'domains = ["a"]\nmin_iops = 150\n',
+            "total_vs_backend": 'domains = ["a", "b"]\nto_s = 40\nmin_ratio = 0.95\nbackends = ["rblkback"]\n',
+            "latency_order": 'domain = "a"\nfaster = "xvdc"\nslower = "xvdb"\n',
+        }
+        for kind, body in ok.items():
+            self.scenario(two + f"[[assert.{kind.strip()}]]\n{body}")
+        bad = {
+            ("shares", 'domains = ["a", "zz"]\nweights = [1, 2]\n'): "domains must list distinct domains",
+            ("shares", 'domains = ["a", "b"]\nweights = [1, 2, 4]\n'): "2 positive numbers",
+            ("shares", 'domains = ["a", "b"]\n'): "give weights or fractions",
+            ("shares", 'domains = ["a", "b"]\nfractions = [20, 30]\n'): "add up to 100, not 50",
+            ("shares", 'domain = "b"\nvbds = ["xvdb", "xvdc"]\nweights = [1, 3]\n'): "b has no vbd 'xvdc'",
+            ("shares", 'domains = ["a", "b"]\nweights = [1, 2]\nfrom_s = 30\nto_s = 20\n'): "from_s 30 .. to_s 20",
+            ("shares", 'domains = ["a", "b"]\nweights = [1, 2]\nbackends = ["xen"]\n'): "backends must be",
+            ("min_iops_windows", 'domains = ["a"]\n'): "min_iops must be",
+            ("total_vs_backend", 'domains = ["a"]\nmin_ratio = 0.95\nagainst = "qemu"\n'): "against must be",
+            ("latency_order", 'domain = "b"\nfaster = "xvdb"\nslower = "xvdc"\n'): "b has no vbd 'xvdc'",
+            ("latency_order", 'domain = "a"\nfaster = "xvdb"\nslower = "xvdb"\n'): "name two vbds",
+        }
+        for (kind, body), needle in bad.items():
+            with self.assertRaises(ScenarioError, msg=body) as ctx:
+                self.scenario(two + f"[[assert.{kind}]]\n{body}")
+            self.assertIn(needle, str(ctx.exception))
+            self.assertIn(f"[[assert.{kind}]]", str(ctx.exception))
+
+    def test_scheduler_scenarios_assert_what_the_issue_asks(self):
+        shares = load_scenario(resolve_scenario("sched-shares"))
+        self.assertEqual([d["backend_keys"] for d in shares["domains"]],
+                         [{"weight": "1"}, {"weight": "2"}, {"weight": "4"}])
+        self.assertEqual(shares["scheduler"], {"window": 8})
+        self.assertEqual(shares["device"], {"iops": 400, "iops_size": 65536})
+        self.assertEqual([(a.get("weights"), a["tolerance_pp"], a["window_s"]) for a in shares["asserts"]["shares"]],
+                         [([1, 2, 4], 2, 5), ([1, 2], 2, 1), ([1, 2], 2, 5)])
+        self.assertEqual([a["min_ratio"] for a in shares["asserts"]["total_vs_backend"]], [0.95, 0.95])
+        # smoke's checks, for make test.
+        self.assertEqual((shares["asserts"]["min_iops"], shares["asserts"]["backend_matches_fio_pct"]), (0, 1.0))
+        vbd = load_scenario(resolve_scenario("sched-vbd-weights"))
+        self.assertEqual(vbd["domains"][0]["vbd_weights"], [1, 3])
+        self.assertEqual(vbd["asserts"]["latency_order"][0]["faster"], "xvdc")
+        res = load_scenario(resolve_scenario("sched-reservation"))
+        self.assertEqual(res["domains"][0]["backend_keys"], {"weight": "1", "reservation_iops": "150"})
+        seed = load_scenario(resolve_scenario("sched-seed-figure"))
+        self.assertEqual([d["backend_keys"]["weight"] for d in seed["domains"]], ["10", "20", "40"])
+        for name in ("sched-shares", "sched-reservation", "sched-vbd-weights", "sched-limits", "sched-seed-figure"):
+            self.assertLessEqual(load_scenario(resolve_scenario(name))["span_s"], 60, name)
+
     def test_sizes(self):
         self.assertEqual(parse_size("1G"), 1 << 30)
         self.assertEqual(parse_size("512M"), 512 << 20)

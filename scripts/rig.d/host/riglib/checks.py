@@ -1,5 +1,6 @@
 """A scenario's [assert]s evaluated on a run's summary (collect.py builds it): limit windows,
-limit reactions, isolation, minimum IOPS, the backend's counts against fio's; and
+limit reactions, isolation, minimum IOPS, the backend's counts against fio's, the scheduler's
+shares, reserved rates, vbd latencies and totals against another backend's run; and
 `riglib check`, which prints the checks recorded in summary.json files."""
 import bisect
 import json
@@ -245,8 +246,199 @@ def isolation_checks(summary, a):
     return checks
 
 
+def settled_windows(summary, domains, a, length, lag=0.0):
+    """The start times (s after go) of the windows of window_s seconds that the scheduler's
+    window asserts compare: within [from_s, to_s) and the series' length; inside one phase of
+    every listed domain, from settle_s after the phase started until it ended; not reached by
+    a setting change of those domains or of a group (limits.log, on dom0's clock: moved onto
+    the series' by `lag`) within settle_s before the window or 1 s after it. Back to back from
+    the first such second."""
+    w, settle = int(a.get("window_s", 5)), float(a.get("settle_s", 5))
+    start, end = int(a.get("from_s", 0)), min(int(a.get("to_s", length)), length)
+    spans = []
+    for dom in domains:
+        phases = summary["domains"].get(dom, {}).get("phases") or []
+        spans.append([(p["start_s"] + settle, p["start_s"] + p["duration_s"]) for p in phases] or [(0, length)])
+    changes = [e["at_s"] - lag for e in summary.get("limits", [])
+               if e["domain"] in domains or e["domain"].startswith("group:")]
+    out, t = [], start
+    while t + w <= end:
+        if (all(any(lo <= t and t + w <= hi for lo, hi in sp) for sp in spans)
+                and not any(t - settle < c < t + w + 1 for c in changes)):
+            out.append(t)
+            t += w
+        else:
+            t += 1
+    return out
+
+
+def window_values(series, t, w):
+    """series[t:t + w], or None if a second of it is missing."""
+    vals = (series or [])[t:t + w]
+    return vals if len(vals) == w and all(v is not None for v in vals) else None
+
+
+def fmt_list(values, spec=".1f"):
+    return "/".join(format(v, spec) for v in values)
+
+
+def shares_checks(summary, a):
+    """[[assert.shares]]: in every settled window (settled_windows), each listed domain's
+    fraction of the requests the listed domains got (the guest's per-second series, as the
+    limit asserts use) is within tolerance_pp percentage points of its expected fraction
+    (weights normalised, or fractions in percent). With domain and vbds instead of domains,
+    the fractions of that domain's vbds, from dom0's per-vbd samples of the backend's
+    statistics (its series are on dom0's clock)."""
+    w, tol = int(a.get("window_s", 5)), float(a.get("tolerance_pp", 2))
+    if "vbds" in a:
+        dom = a["domain"]
+        vbds = summary["domains"].get(dom, {}).get("vbds") or {}
+        labels = [f"{dom}/{v}" for v in a["vbds"]]
+        series = [(vbds.get(v) or {}).get("timeseries") for v in a["vbds"]]
+        span_domains, lag = [dom], 0.0
+    else:
+        labels = span_domains = a["domains"]
+        series = [summary["domains"].get(d, {}).get("timeseries") for d in labels]
+        lag = max(float(summary["domains"].get(d, {}).get("go_seen_lag_s") or 0) for d in labels)
+    raw = a.get("weights") or a.get("fractions")
+    expect = [100.0 * x / sum(raw) for x in raw]
+    length = max(len(x or []) for x in series)
+    what = "/".join(labels)
+    checks = []
+    for t in settled_windows(summary, span_domains, a, length, lag):
+        vals = [window_values(x, t, w) for x in series]
+        if any(v is None for v in vals):
+            checks.append({"check": f"{what} {t}-{t + w}s: samples missing", "passed": False})
+            continue
+        ops = [sum(v) for v in vals]
+        total = sum(ops)
+        if total <= 0:
+            checks.append({"check": f"{what} {t}-{t + w}s: no requests delivered", "passed": False})
+            continue
+        got = [100.0 * o / total for o in ops]
+        devs = [g - e for g, e in zip(got, expect)]
+        worst = max(devs, key=abs)
+        checks.append({"check": f"{what} {t}-{t + w}s: {fmt_list(got)} % of {total / w:.1f} IOPS (expected "
+                                f"{fmt_list(expect)} % ±{tol:g} pp; worst {worst:+.2f} pp)",
+                       "passed": all(abs(d) <= tol for d in devs)})
+    if not checks:
+        checks.append({"check": f"{what}: no settled {w}s window in [{a.get('from_s', 0)}, {a.get('to_s', length)})",
+                       "passed": False})
+    return checks
+
+
+def min_iops_windows_checks(summary, a):
+    """[[assert.min_iops_windows]]: in every settled window the listed domains together (the
+    guest's series) delivered at least min_iops less tolerance_pct (a reservation's floor)."""
+    w, tol, floor = int(a.get("window_s", 5)), float(a.get("tolerance_pct", 3)), float(a["min_iops"])
+    names = a["domains"]
+    series = [summary["domains"].get(d, {}).get("timeseries") for d in names]
+    lag = max(float(summary["domains"].get(d, {}).get("go_seen_lag_s") or 0) for d in names)
+    length = max(len(x or []) for x in series)
+    bound = floor * (1 - tol / 100)
+    what, checks = "+".join(names), []
+    for t in settled_windows(summary, names, a, length, lag):
+        vals = [window_values(x, t, w) for x in series]
+        if any(v is None for v in vals):
+            checks.append({"check": f"{what} {t}-{t + w}s: samples missing", "passed": False})
+            continue
+        mean = sum(sum(v) for v in vals) / w
+        checks.append({"check": f"{what} {t}-{t + w}s: {mean:.1f} IOPS ({(mean - floor) / floor * 100:+.1f}% of "
+                                f"{floor:g}; at least {bound:.1f} = {floor:g} -{tol:g}%)", "passed": mean >= bound})
+    if not checks:
+        checks.append({"check": f"{what}: no settled {w}s window in [{a.get('from_s', 0)}, {a.get('to_s', length)})",
+                       "passed": False})
+    return checks
+
+
+def mean_total_iops(summary, domains, start, end):
+    """The listed domains' requests per second together over [start, end) (the guest's
+    series); None if a second is missing."""
+    total = 0.0
+    for d in domains:
+        vals = window_values(summary["domains"].get(d, {}).get("timeseries"), int(start), int(end) - int(start))
+        if vals is None:
+            return None
+        total += sum(vals)
+    return total / (int(end) - int(start))
+
+
+def total_vs_backend_checks(summary, a, other):
+    """[[assert.total_vs_backend]]: the listed domains' total requests per second over
+    [from_s, to_s) in this run is at least min_ratio times the same in `other`, the run of
+    the same scenario under the `against` backend in the same boot (None: there was none,
+    reported and not asserted). collect.py calls it once every run of the boot is in."""
+    names, against, min_ratio = a["domains"], a.get("against", "stock"), float(a["min_ratio"])
+    start, end = int(a.get("from_s", 0)), int(a["to_s"])
+    what = f"{'+'.join(names)} {start}-{end}s total"
+    mine = mean_total_iops(summary, names, start, end)
+    backend = summary.get("backend", "?")
+    if other is None:
+        return [{"check": f"{what}: {backend} {mine if mine is None else round(mine, 1)} IOPS; not compared: no "
+                          f"run of {summary.get('scenario')} with {against} in this boot (run it as "
+                          f"NAME@{against},{backend})", "passed": True, "info": True}]
+    if other.get("problems"):
+        return [{"check": f"{what}: the {against} run to compare with failed ({other['problems'][0]})",
+                 "passed": False}]
+    theirs = mean_total_iops(other, names, start, end)
+    if mine is None or not theirs:
+        return [{"check": f"{what}: samples missing ({backend} {mine}, {against} {theirs})", "passed": False}]
+    ratio = mine / theirs
+    return [{"check": f"{what}: {backend} {mine:.1f} IOPS vs {against} {theirs:.1f} IOPS in the same boot: ratio "
+                      f"{ratio:.3f} (at least {min_ratio:g})", "passed": ratio >= min_ratio}]
+
+
+def latency_order_checks(summary, a):
+    """[[assert.latency_order]]: the fio job on vbd `faster` of the domain (a workload with a
+    job per disk names its jobs by disk) has a lower total-latency percentile than the one on
+    `slower`."""
+    dom, fast, slow, pct = a["domain"], a["faster"], a["slower"], int(a.get("percentile", 99))
+    jobs = summary["domains"].get(dom, {}).get("jobs") or {}
+    f, sl = (jobs.get(fast) or {}).get(f"lat_p{pct}_us"), (jobs.get(slow) or {}).get(f"lat_p{pct}_us")
+    if f is None or sl is None:
+        return [{"check": f"{dom}: p{pct} latency of {fast} or {slow} missing (fio jobs: {', '.join(jobs) or 'none'})",
+                 "passed": False}]
+    iops = {v: (jobs.get(v) or {}).get("iops") for v in (fast, slow)}
+    return [{"check": f"{dom}: {fast} p{pct} {f / 1000:.2f} ms ({iops[fast]} IOPS) < {slow} p{pct} {sl / 1000:.2f} ms "
+                      f"({iops[slow]} IOPS)", "passed": f < sl}]
+
+
+# The [assert] lists whose entries may name the backends they hold for (`backends`); under any
+# other backend they are evaluated all the same and reported as INFO, with their numbers.
+LIST_ASSERTS = ("limit_windows", "limit_reaction", "isolation", "shares", "min_iops_windows", "latency_order")
+
+
+def split_by_backend(summary, asserts):
+    """(asserts that hold for this run's backend, those only reported)."""
+    backend = summary.get("backend")
+    live, shown = dict(asserts), {}
+    for kind in LIST_ASSERTS:
+        entries = asserts.get(kind) or []
+        live[kind] = [a for a in entries if backend in a.get("backends", [backend])]
+        shown[kind] = [a for a in entries if backend not in a.get("backends", [backend])]
+    return live, shown
+
+
 def evaluate_asserts(summary, asserts):
+    live, shown = split_by_backend(summary, asserts)
+    checks = evaluate_backend_asserts(summary, live)
+    for kind in LIST_ASSERTS:
+        for a in shown[kind]:
+            for c in evaluate_backend_asserts(summary, {kind: [a]}):
+                checks.append({"check": f"{c['check']} [not asserted under {summary.get('backend')}: backends = "
+                                        f"{', '.join(a['backends'])}]", "passed": True, "info": True})
+    return checks
+
+
+def evaluate_backend_asserts(summary, asserts):
+    """The checks of `asserts` on this run (total_vs_backend needs another run: collect.py)."""
     checks = evaluate_limit_asserts(summary, asserts)
+    for a in asserts.get("shares", []):
+        checks += shares_checks(summary, a)
+    for a in asserts.get("min_iops_windows", []):
+        checks += min_iops_windows_checks(summary, a)
+    for a in asserts.get("latency_order", []):
+        checks += latency_order_checks(summary, a)
     for a in asserts.get("isolation", []):
         checks += isolation_checks(summary, a)
     min_iops = asserts.get("min_iops")

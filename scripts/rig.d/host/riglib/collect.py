@@ -13,7 +13,7 @@ import re
 import shutil
 import tarfile
 
-from riglib.checks import evaluate_asserts
+from riglib.checks import evaluate_asserts, total_vs_backend_checks
 from riglib.common import read_bytes, read_lines, read_text
 from riglib.scenario import describe_device
 
@@ -130,27 +130,115 @@ def guest_series(ddir, length):
             for key, col in (("read", 1), ("write", 3), ("read_sectors", 2), ("write_sectors", 4))}
 
 
-def backend_series(samples_csv, go_ms, length):
-    """Per-domain per-second backend request rates (rd_req + wr_req), from dom0's samples,
-    interpolating the cumulative counters at whole seconds after go."""
+def sample_domains(header):
+    """The domains of dom0's samples CSV: the NAME of every NAME.rd_req column (a second vbd's
+    NAME.DISK.rd_req and a group's group:G:... are not domains)."""
+    return sorted(h[:-len(".rd_req")] for h in header[1:] if h.endswith(".rd_req") and h.count(".") == 1)
+
+
+def numeric_rows(samples_csv):
+    """(header, rows) of dom0's samples CSV with every field a float (NA: nan) and the time in
+    seconds; ([], []) without two rows."""
     if not os.path.isfile(samples_csv):
-        return {}
+        return [], []
     lines = [l.strip().split(",") for l in read_lines(samples_csv) if l.strip()]
     if len(lines) < 3:
-        return {}
+        return [], []
     header, rows = lines[0], []
     for r in lines[1:]:
         try:
-            rows.append([int(r[0])] + [float(x) if x != "NA" else math.nan for x in r[1:]])
-        except (ValueError, IndexError):
+            if len(r) == len(header):
+                rows.append([int(r[0]) / 1000] + [float(x) if x != "NA" else math.nan for x in r[1:]])
+        except ValueError:
             pass
-    times = [r[0] / 1000 for r in rows]
+    return header, rows
+
+
+def counter_series(header, rows, columns, go_ms, length):
+    """The per-second rate of the sum of `columns` (cumulative counters) after go."""
+    cols = [header.index(c) for c in columns]
+    return per_second_rates([r[0] for r in rows], [sum(r[c] for c in cols) for r in rows], go_ms / 1000, length)
+
+
+def backend_series(samples_csv, go_ms, length):
+    """Per-domain per-second backend request rates (rd_req + wr_req), from dom0's samples,
+    interpolating the cumulative counters at whole seconds after go."""
+    header, rows = numeric_rows(samples_csv)
+    if not rows:
+        return {}
+    return {dom: counter_series(header, rows, [f"{dom}.rd_req", f"{dom}.wr_req"], go_ms, length)
+            for dom in sample_domains(header)}
+
+
+def vbd_series(samples_csv, go_ms, length):
+    """{domain: {disk: per-second requests}} of each vbd: the first (xvdb) from the domain's
+    own counters, a second from its NAME.DISK.rd_req/wr_req columns (both backends have
+    them)."""
+    header, rows = numeric_rows(samples_csv)
     out = {}
-    doms = sorted({h.split(".")[0] for h in header[1:] if "." in h})
-    for dom in doms:
-        rd, wr = header.index(f"{dom}.rd_req"), header.index(f"{dom}.wr_req")
-        out[dom] = per_second_rates(times, [r[rd] + r[wr] for r in rows], go_ms / 1000, length)
+    for dom in sample_domains(header) if rows else []:
+        out[dom] = {"xvdb": counter_series(header, rows, [f"{dom}.rd_req", f"{dom}.wr_req"], go_ms, length)}
+        for h in header:
+            parts = h.split(".")
+            if len(parts) == 3 and parts[0] == dom and parts[2] == "rd_req" and f"{dom}.{parts[1]}.wr_req" in header:
+                out[dom][parts[1]] = counter_series(header, rows, [h, f"{dom}.{parts[1]}.wr_req"], go_ms, length)
     return out
+
+
+def delta(values):
+    """Last minus first of the counter's samples that parsed (None without two)."""
+    vals = [v for v in values if not math.isnan(v)]
+    return int(vals[-1] - vals[0]) if len(vals) >= 2 else None
+
+
+def sched_samples(samples_csv, go_ms, length):
+    """rblkback's scheduler counters over the run, from dom0's samples: ({domain: {disk:
+    {dispatched, held_by_scheduler, held_by_limit}}} as increments from the first sample to
+    the last, {group: {dispatched, held (increments), in_flight_mean, in_flight_max,
+    held_timeseries (per second)}}); empty where the columns are absent (stock)."""
+    header, rows = numeric_rows(samples_csv)
+    vbds, groups = {}, {}
+    for col, h in enumerate(header):
+        if not rows or col == 0:
+            continue
+        parts = h.split(".")
+        if len(parts) == 3 and parts[2] in ("dispatched", "held_by_scheduler", "held_by_limit"):
+            vbds.setdefault(parts[0], {}).setdefault(parts[1], {})[parts[2]] = delta([r[col] for r in rows])
+        elif h.startswith("group:") and h.count(":") >= 2:
+            name, ctr = h[len("group:"):].rsplit(":", 1)
+            g = groups.setdefault(name, {})
+            values = [r[col] for r in rows]
+            if ctr == "in_flight":
+                vals = [v for v in values if not math.isnan(v)]
+                g["in_flight_mean"] = round(sum(vals) / len(vals), 2) if vals else None
+                g["in_flight_max"] = int(max(vals)) if vals else None
+            else:
+                g[ctr] = delta(values)
+                if ctr == "held":
+                    g["held_timeseries"] = counter_series(header, rows, [h], go_ms, length)
+    return vbds, groups
+
+
+def parse_sched_snapshot(path):
+    """rblkback's scheduler files in backend-before/after.txt, values as text (a group's name
+    is text): ({tag: {file: value}} of each vbd's sched/ (tag NAME for the domain's first vbd,
+    NAME.DISK for another), {domain: {file: value}} of domains/<domid>/, {group: {file:
+    value}})."""
+    vbds, domains, groups = {}, {}, {}
+    if os.path.isfile(path):
+        for line in read_lines(path):
+            parts = line.split(None, 2)
+            if len(parts) != 3:
+                continue
+            tag, where, value = parts[0], parts[1], parts[2].strip()
+            if tag == "group" and "/" in where:
+                g, f = where.rsplit("/", 1)
+                groups.setdefault(g, {})[f] = value
+            elif "/sched/" in where:
+                vbds.setdefault(tag, {})[where.rsplit("/", 1)[1]] = value
+            elif where.startswith("domains/"):
+                domains.setdefault(tag, {})[where.rsplit("/", 1)[1]] = value
+    return vbds, domains, groups
 
 
 def sample_rows(samples_csv):
@@ -181,7 +269,7 @@ def backend_request_samples(samples_csv, go_ms):
     backend's request counters, on dom0's clock (the clock limits.log uses)."""
     header, rows = sample_rows(samples_csv)
     out = {}
-    for dom in sorted({h.split(".")[0] for h in header[1:] if "." in h}):
+    for dom in sample_domains(header):
         rd, wr = header.index(f"{dom}.rd_req"), header.index(f"{dom}.wr_req")
         out[dom] = sample_points(rows, go_ms, lambda r: int(r[rd]) + int(r[wr]))
     return out
@@ -259,11 +347,36 @@ def parse_snapshot(path):
     return out
 
 
+def add_job_stats(per_job, jobs):
+    """Adds one phase's fio jobs (fio.json's "jobs") to per_job, by job name: I/Os, runtime and
+    the latency histogram (json+ bins, both directions)."""
+    for j in jobs:
+        acc = per_job.setdefault(j.get("jobname", "?"), {"ios": 0, "runtime_s": 0.0, "bins": {}})
+        acc["ios"] += j["read"]["total_ios"] + j["write"]["total_ios"]
+        acc["runtime_s"] += j["job_runtime"] / 1000.0
+        for d in ("read", "write"):
+            lat = j[d].get("lat_ns", {})
+            for k, v in (lat.get("bins") or j[d].get("clat_ns", {}).get("bins") or {}).items():
+                acc["bins"][k] = acc["bins"].get(k, 0) + v
+
+
+def job_summaries(per_job):
+    """{job: {ios, iops, lat_p50_us, lat_p99_us}} from add_job_stats' sums."""
+    out = {}
+    for name, acc in per_job.items():
+        p50, p99 = percentile_from_bins(acc["bins"], 0.50), percentile_from_bins(acc["bins"], 0.99)
+        out[name] = {"ios": acc["ios"], "iops": round(acc["ios"] / acc["runtime_s"], 2) if acc["runtime_s"] else None,
+                     "lat_p50_us": round(p50 / 1000, 1) if p50 else None,
+                     "lat_p99_us": round(p99 / 1000, 1) if p99 else None}
+    return out
+
+
 def summarize_domain(name, ddir, scn_dom, go_ms, length):
     phases_txt = os.path.join(ddir, "phases.txt")
     phase_rows = [l.split() for l in read_lines(phases_txt)] if os.path.isfile(phases_txt) else []
     tot = {"r_ios": 0, "w_ios": 0, "r_bytes": 0, "w_bytes": 0, "runtime_s": 0.0}
     lat_bins, phases, errors = {}, [], []
+    per_job = {}         # fio job name -> {"ios", "runtime_s", "bins"} summed over the phases
     ts_r, ts_w = [0.0] * length, [0.0] * length
     for i, p in enumerate(scn_dom["phases"]):
         pdir = os.path.join(ddir, f"p{i}")
@@ -289,6 +402,7 @@ def summarize_domain(name, ddir, scn_dom, go_ms, length):
                     pbins[k] = pbins.get(k, 0) + v
         for k, v in pbins.items():
             lat_bins[k] = lat_bins.get(k, 0) + v
+        add_job_stats(per_job, jobs)
         p50, p99 = percentile_from_bins(pbins, 0.50), percentile_from_bins(pbins, 0.99)
         entry.update({"runtime_s": runtime, "iops": (r_ios + w_ios) / runtime, "read_iops": r_ios / runtime,
                       "write_iops": w_ios / runtime, "bytes_per_s": (r_bytes + w_bytes) / runtime,
@@ -319,6 +433,8 @@ def summarize_domain(name, ddir, scn_dom, go_ms, length):
         "write_timeseries": guest["write"] if guest else None,
         "bytes_timeseries": [round((r + w) * 512) for r, w in zip(guest["read_sectors"], guest["write_sectors"])] if guest else None,
         "fio_timeseries": [round(r + w, 2) for r, w in zip(ts_r, ts_w)],
+        # Per fio job (a workload with a job per disk names them by disk: xvdb, xvdc).
+        "jobs": job_summaries(per_job),
         "phases": phases, "errors": errors,
     }
 
@@ -376,6 +492,9 @@ def collect_run(share, run, dest, meta):
         for line in read_lines(domains_txt):
             parts = line.split()
             xl_names[parts[0]] = {"xl_name": parts[1], "domid": int(parts[2]), "vbd": parts[3], "target": parts[4]}
+            # Then "DISK=vbd,..." (every vbd of the domain, as the guest names its disks).
+            if len(parts) > 5:
+                xl_names[parts[0]]["vbds"] = dict(kv.split("=", 1) for kv in parts[5].split(",") if "=" in kv)
     os.makedirs(os.path.join(dest, "consoles"), exist_ok=True)
     go_ms = int(read_text(os.path.join(src, "go_ms"))) if os.path.isfile(os.path.join(src, "go_ms")) else None
     summary["go_epoch_ms"] = go_ms
@@ -387,6 +506,9 @@ def collect_run(share, run, dest, meta):
     bsamples = backend_request_samples(os.path.join(src, "backend-samples.csv"), go_ms) if go_ms else {}
     cpu_samples = dom0_cpu_samples(os.path.join(src, "backend-samples.csv"), go_ms) if go_ms else []
     held = backend_held_samples(os.path.join(src, "backend-samples.csv"), go_ms) if go_ms else {}
+    vseries = vbd_series(os.path.join(src, "backend-samples.csv"), go_ms, length) if go_ms else {}
+    vsched, gsched = sched_samples(os.path.join(src, "backend-samples.csv"), go_ms, length) if go_ms else ({}, {})
+    sched_before, domains_before, groups_before = parse_sched_snapshot(os.path.join(src, "backend-before.txt"))
     summary["module_params"] = parse_module_params(os.path.join(src, "backend-before.txt"))
     go_seen = read_go_seen(os.path.join(src, "go-seen.txt"))
     problems = [] if status == "ok" else [status]
@@ -410,6 +532,22 @@ def collect_run(share, run, dest, meta):
         d["backend_timeseries"] = bseries.get(name)
         d["backend_requests"] = bsamples.get(name)
         d["backend_held_us"] = held.get(name)
+        # Per vbd (by the guest's disk name): its vbd, the backend's per-second requests, with
+        # rblkback its scheduler counters over the run and its sched/ files at the start.
+        d["vbds"] = {}
+        for disk, series in (vseries.get(name) or {}).items():
+            tag = name if disk == "xvdb" else f"{name}.{disk}"
+            v = {"vbd": (info.get("vbds") or {}).get(disk, info.get("vbd") if disk == "xvdb" else None),
+                 "timeseries": series}
+            if (vsched.get(name) or {}).get(disk):
+                v["sched"] = vsched[name][disk]
+            if sched_before.get(tag):
+                v["sched_files"] = {k: x for k, x in sched_before[tag].items()
+                                    if k in ("weight", "group")}
+            d["vbds"][disk] = v
+        if domains_before.get(name):
+            d["sched_settings"] = {k: x for k, x in domains_before[name].items()
+                                   if k in ("weight", "reservation_iops", "reservation_bps")}
         # dom0's CPU time over each phase (all of dom0: meaningful per I/O when one domain
         # runs at a time, as in the benchmark).
         for p in d.get("phases") or []:
@@ -430,6 +568,16 @@ def collect_run(share, run, dest, meta):
                     "backend_timeseries"):
             if d.get(key):
                 d[key] = d[key][:last]
+        for v in (d.get("vbds") or {}).values():
+            v["timeseries"] = (v.get("timeseries") or [])[:last]
+    # rblkback's scheduling groups: the files at the start (window, vbds) and the counters.
+    summary["groups"] = {}
+    for g in sorted(set(groups_before) | set(gsched)):
+        entry = {k: v for k, v in groups_before.get(g, {}).items() if k in ("window", "vbds")}
+        entry.update(gsched.get(g, {}))
+        if entry.get("held_timeseries"):
+            entry["held_timeseries"] = entry["held_timeseries"][:last]
+        summary["groups"][g] = entry
     summary["limits"] = read_limits_log(os.path.join(src, "limits.log"), go_ms) if go_ms else []
     summary["asserts"] = scn["asserts"]
     summary["checks"] = evaluate_asserts(summary, scn["asserts"]) if not problems else []
@@ -444,15 +592,41 @@ def cmd_collect(args):
     plan = json.loads(read_text(os.path.join(args.share, "plan.json")))
     # --backend and --module may be comma-separated lists (an A/B run), in the same order.
     modules = dict(zip(args.backend.split(","), args.module.split(",")))
-    ok = True
+    collected = []
     for run in plan["runs"]:
         dest = os.path.normpath(os.path.join(args.out, run["out"]))
         backend = run.get("backend", args.backend)
         meta = {"backend": backend, "backend_module": modules.get(backend, ""), "kernel": args.kernel,
                 "device": plan.get("device"), "device_text": describe_device(plan.get("device"))}
-        s = collect_run(args.share, run, dest, meta)
+        collected.append((run, dest, collect_run(args.share, run, dest, meta)))
+    add_cross_run_checks(collected)
+    ok = True
+    for run, dest, s in collected:
         ok &= s["ok"]
         print(f"{run['run']}: {'ok' if s['ok'] else 'FAILED'} -> {dest}/summary.json")
         for p in s["problems"]:
             print(f"  problem: {p}")
     return 0 if ok else 1
+
+
+def add_cross_run_checks(collected):
+    """[[assert.total_vs_backend]]: compares a run with the run of the same scenario under the
+    `against` backend in this boot (the nearest one before it, else after it); adds the
+    checks to the run's summary.json. collected: [(plan run, results dir, summary)] in the
+    boot's order."""
+    for i, (run, dest, s) in enumerate(collected):
+        asserts = s.get("asserts", {}).get("total_vs_backend", [])
+        if not asserts or s["problems"]:
+            continue
+        for a in asserts:
+            against = a.get("against", "stock")
+            if s.get("backend") == against or s.get("backend") not in a.get("backends", [s.get("backend")]):
+                continue
+            same = [(j, o) for j, (r, _, o) in enumerate(collected) if r["scenario"] == run["scenario"]
+                    and o.get("backend") == against]
+            same.sort(key=lambda jo: (jo[0] > i, abs(jo[0] - i)))
+            other = same[0][1] if same else None
+            s["checks"] += total_vs_backend_checks(s, a, other)
+        s["ok"] = not s["problems"] and all(c["passed"] for c in s["checks"])
+        with open(os.path.join(dest, "summary.json"), "w") as f:
+            json.dump(s, f, indent=1)

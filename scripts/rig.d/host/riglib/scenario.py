@@ -97,6 +97,62 @@ def describe_device(device):
     return ", ".join(parts)
 
 
+# rblkback's scheduler settings of a domain (`rblkctl set <domid> KEY=N`, like the limits; other
+# backends skip them): key -> (smallest, largest) value (Documentation/design/scheduler.md and
+# the module's domains/<domid>/ files).
+SHARE_KEYS = {"weight": (1, 10000), "reservation_iops": (0, 10_000_000), "reservation_bps": (0, 1 << 40)}
+VBD_WEIGHT_RANGE = (1, 10000)       # a vbd's sched/weight
+WINDOW_RANGE = (1, 4096)            # a scheduling group's window (op_size units)
+# The guest's names of a domain's data disks, in the order of `disks` (vbd_weights, per-vbd
+# series and asserts use them).
+DISK_NAMES = ("xvdb", "xvdc")
+
+
+def share_value(key, value, where):
+    """A scheduler setting's value as the plain decimal the module reads (reservation_bps also
+    takes a size such as 2M); ScenarioError if outside the key's range."""
+    lo, hi = SHARE_KEYS[key]
+    text = str(value)
+    try:
+        n = parse_size(text) if key == "reservation_bps" else int(text)
+    except (ScenarioError, ValueError):
+        raise ScenarioError(f"{where}: {key} = {value!r}: not a number")
+    if isinstance(value, bool) or not lo <= n <= hi:
+        raise ScenarioError(f"{where}: {key} = {value!r}: must be {lo}..{hi}")
+    return str(n)
+
+
+def vbd_weights_value(value, disks, where):
+    """vbd_weights = [1, 3] (or "1,3" in an event): one weight per data disk of the domain, in
+    the order xvdb, xvdc; as a list of ints."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        weights = [int(str(w).strip()) for w in items]
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{where}: vbd_weights = {value!r}: give one integer per disk, e.g. [1, 3]")
+    lo, hi = VBD_WEIGHT_RANGE
+    if disks != 2 or len(weights) != disks or not all(lo <= w <= hi for w in weights):
+        raise ScenarioError(f"{where}: vbd_weights = {value!r}: needs disks = 2 and one weight {lo}..{hi} "
+                            f"per disk ({', '.join(DISK_NAMES)})")
+    return weights
+
+
+def parse_scheduler(table, where):
+    """The scenario's [scheduler] table: {"window": N} (rblkback: written to every scheduling
+    group's window before the start); {} when absent."""
+    if table is None:
+        return {}
+    if not isinstance(table, dict) or set(table) - {"window"}:
+        raise ScenarioError(f"{where}: [scheduler] takes window, not {table!r}")
+    out = {}
+    if "window" in table:
+        w, (lo, hi) = table["window"], WINDOW_RANGE
+        if not isinstance(w, int) or isinstance(w, bool) or not lo <= w <= hi:
+            raise ScenarioError(f"{where}: [scheduler] window = {w!r}: must be an integer {lo}..{hi}")
+        out["window"] = w
+    return out
+
+
 class Workload:
     """A fio job template in scripts/rig.d/workloads/NAME.fio. Header comments declare
     '# description: …', '# needs: filesystem' and '# default: VAR=value …'."""
@@ -116,6 +172,8 @@ class Workload:
             elif m := re.match(r"#\s*description:\s*(.*)", line):
                 self.description = m.group(1)
         self.variables = {m.group(1) for m in re.finditer(r"\$\{(\w+)\}", self.text)}
+        # A workload with a job per data disk (${DISK1}: the second) needs a domain with two.
+        self.disks = 2 if "DISK1" in self.variables else 1
 
     def render(self, values):
         text = read_text(os.path.join(WORKLOADS_DIR, "_global.fio")) + "\n" + self.text
@@ -149,6 +207,9 @@ def load_scenario(path):
             if unknown:
                 raise ScenarioError(f"{where}: domain {dname} phase {j}: workload {w.name} has no "
                                     f"variable(s) {', '.join(sorted(unknown))} (it uses {', '.join(sorted(w.variables))})")
+            if w.disks > int(d.get("disks", 1)):
+                raise ScenarioError(f"{where}: domain {dname} phase {j}: workload {w.name} runs a job per data "
+                                    f"disk and needs disks = {w.disks}")
             phases.append({"workload": w.name, "start_s": float(p.get("start_s", 0)),
                            "duration_s": int(p["duration_s"]), "vars": overrides, "needs_fs": w.needs_fs})
         if not phases:
@@ -161,12 +222,20 @@ def load_scenario(path):
         if len({p["needs_fs"] for p in phases}) > 1:
             raise ScenarioError(f"{where}: domain {dname} mixes filesystem and raw-device workloads "
                                 "(raw writes would destroy the filesystem); use two domains")
+        backend_keys = {str(k): str(v) for k, v in d.get("backend_keys", {}).items()}
+        for k in SHARE_KEYS:
+            if k in backend_keys:
+                backend_keys[k] = share_value(k, d["backend_keys"][k], f"{where}: domain {dname}")
+        vbd_weights = (vbd_weights_value(d["vbd_weights"], int(d.get("disks", 1)), f"{where}: domain {dname}")
+                       if "vbd_weights" in d else None)
         domains.append({
             "name": dname,
             "disk_bytes": parse_size(d.get("disk", defaults.get("disk", "1G"))),
             "memory_mib": int(d.get("memory_mib", defaults.get("memory_mib", 256))),
             "vcpus": int(d.get("vcpus", defaults.get("vcpus", 1))),
-            "backend_keys": {str(k): str(v) for k, v in d.get("backend_keys", {}).items()},
+            "backend_keys": backend_keys,
+            # rblkback: each vbd's sched/weight, in the order of DISK_NAMES (None: the default).
+            "vbd_weights": vbd_weights,
             # Virtual disks of the domain (xvdb, xvdc): with two, fio spreads each job over
             # both and the guest's series count both; the backend series count xvdb only.
             "disks": int(d.get("disks", 1)),
@@ -186,8 +255,13 @@ def load_scenario(path):
     for e in raw.get("events", []):
         if e.get("domain") not in names or "key" not in e or "value" not in e:
             raise ScenarioError(f"{where}: event {e}: needs at_s, domain (one of {sorted(names)}), key, value")
-        events.append({"at_s": float(e.get("at_s", 0)), "domain": e["domain"], "key": str(e["key"]),
-                       "value": str(e["value"])})
+        key, value, ewhere = str(e["key"]), e["value"], f"{where}: event at {e.get('at_s', 0)} s"
+        if key in SHARE_KEYS:
+            value = share_value(key, value, ewhere)
+        elif key == "vbd_weights":
+            disks = next(d["disks"] for d in domains if d["name"] == e["domain"])
+            value = ",".join(str(w) for w in vbd_weights_value(value, disks, ewhere))
+        events.append({"at_s": float(e.get("at_s", 0)), "domain": e["domain"], "key": key, "value": str(value)})
     span = max(p["start_s"] + p["duration_s"] for d in domains for p in d["phases"])
     for a in raw.get("assert", {}).get("isolation", []):
         blocks = a.get("blocks", [])
@@ -196,6 +270,7 @@ def load_scenario(path):
                 for b in blocks):
             raise ScenarioError(f"{where}: [[assert.isolation]]: needs domains (of {sorted(names)}) and blocks "
                                 f"[[start_s, end_s, idle|limited|unlimited], ...] within the {span:g} s span")
+    check_sched_asserts(raw.get("assert", {}), domains, span, where)
     # dom0 samples the backend's counters every sample_ms (finer for the reaction check).
     sample_ms = raw.get("sample_ms", 1000)
     if not isinstance(sample_ms, int) or not 50 <= sample_ms <= 1000:
@@ -204,7 +279,80 @@ def load_scenario(path):
             "domains": domains, "events": sorted(events, key=lambda e: e["at_s"]),
             "asserts": raw.get("assert", {}), "span_s": int(math.ceil(span)), "sample_ms": sample_ms,
             "prefill_disk": bool(raw.get("prefill_disk", False)),
+            "scheduler": parse_scheduler(raw.get("scheduler"), where),
             "device": parse_device(raw.get("device"), where)}
+
+
+def check_sched_asserts(asserts, domains, span, where):
+    """The scheduler's asserts (checks.py evaluates them): names, vbds and numbers are checked
+    here, so that a mistake shows at validate time rather than after a boot."""
+    by_name = {d["name"]: d for d in domains}
+
+    def fail(kind, text):
+        raise ScenarioError(f"{where}: [[assert.{kind}]]: {text}")
+
+    def common(kind, a):
+        if "backends" in a and (not isinstance(a["backends"], list) or not set(a["backends"]) <= set(BACKENDS)):
+            fail(kind, f"backends must be a list of {', '.join(BACKENDS)}")
+        lo, hi = a.get("from_s", 0), a.get("to_s", span)
+        if not (0 <= lo < hi <= span + 30):
+            fail(kind, f"from_s {lo} .. to_s {hi} must lie within the {span:g} s span")
+        if int(a.get("window_s", 5)) < 1 or int(a.get("window_s", 5)) > hi - lo:
+            fail(kind, f"window_s {a.get('window_s')} must be 1 .. to_s - from_s")
+
+    def domain_list(kind, a):
+        names = a.get("domains")
+        if not isinstance(names, list) or not names or not set(names) <= set(by_name) or len(set(names)) != len(names):
+            fail(kind, f"domains must list distinct domains of {sorted(by_name)}")
+        return names
+
+    def vbd_of(kind, dom, vbd):
+        if vbd not in DISK_NAMES[:by_name[dom]["disks"]]:
+            fail(kind, f"{dom} has no vbd {vbd!r} (its disks: {', '.join(DISK_NAMES[:by_name[dom]['disks']])})")
+
+    for a in asserts.get("shares", []):
+        common("shares", a)
+        if "vbds" in a:
+            if a.get("domain") not in by_name or not isinstance(a["vbds"], list) or len(a["vbds"]) < 2:
+                fail("shares", f"vbd shares need domain (of {sorted(by_name)}) and vbds (two or more)")
+            for v in a["vbds"]:
+                vbd_of("shares", a["domain"], v)
+            n = len(a["vbds"])
+        else:
+            n = len(domain_list("shares", a))
+            if n < 2:
+                fail("shares", "list two or more domains")
+        if ("weights" in a) == ("fractions" in a):
+            fail("shares", "give weights or fractions (percent), one of them")
+        expect = a.get("weights", a.get("fractions"))
+        if not isinstance(expect, list) or len(expect) != n or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in expect):
+            fail("shares", f"weights/fractions: {n} positive numbers, one per domain or vbd")
+        if "fractions" in a and abs(sum(expect) - 100) > 0.5:
+            fail("shares", f"fractions are percent and add up to 100, not {sum(expect):g}")
+    for a in asserts.get("min_iops_windows", []):
+        common("min_iops_windows", a)
+        domain_list("min_iops_windows", a)
+        if not isinstance(a.get("min_iops"), (int, float)) or a["min_iops"] <= 0:
+            fail("min_iops_windows", "min_iops must be a positive number")
+    for a in asserts.get("total_vs_backend", []):
+        common("total_vs_backend", a)
+        domain_list("total_vs_backend", a)
+        if a.get("against", "stock") not in BACKENDS:
+            fail("total_vs_backend", f"against must be one of {', '.join(BACKENDS)}")
+        if not isinstance(a.get("min_ratio"), (int, float)) or a["min_ratio"] <= 0:
+            fail("total_vs_backend", "min_ratio must be a positive number, e.g. 0.95")
+    for a in asserts.get("latency_order", []):
+        if "backends" in a and (not isinstance(a["backends"], list) or not set(a["backends"]) <= set(BACKENDS)):
+            fail("latency_order", f"backends must be a list of {', '.join(BACKENDS)}")
+        if a.get("domain") not in by_name:
+            fail("latency_order", f"domain must be one of {sorted(by_name)}")
+        for k in ("faster", "slower"):
+            vbd_of("latency_order", a["domain"], a.get(k))
+        if a["faster"] == a["slower"] or a.get("percentile", 99) not in (50, 99):
+            fail("latency_order", "faster and slower name two vbds; percentile is 50 or 99")
+        if not any(Workload(p["workload"]).disks == 2 for p in by_name[a["domain"]]["phases"]):
+            fail("latency_order", f"{a['domain']} needs a workload with a job per disk (per-vbd latency)")
 
 
 def boot_device(scenarios):

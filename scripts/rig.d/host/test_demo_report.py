@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""Unit tests of scripts/demo-report's scheduler part (no QEMU): made-up summaries of the seed
+figure's runs under both backends, the report's numbers and checks.
+Run: scripts/rig selftest  (or python3 -m unittest in this directory)."""
+import contextlib
+import importlib.machinery
+import importlib.util
+import io
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from riglib.common import REPO_ROOT, read_text  # noqa: E402
+
+loader = importlib.machinery.SourceFileLoader("demo_report", os.path.join(REPO_ROOT, "scripts", "demo-report"))
+spec = importlib.util.spec_from_loader("demo_report", loader)
+demo_report = importlib.util.module_from_spec(spec)
+loader.exec_module(demo_report)
+
+
+def seed_run(backend, rates, checks):
+    """A summary of sched-seed-figure: rates {domain: IOPS every second for 40 s}."""
+    return {"scenario": "sched-seed-figure", "backend": backend, "problems": [], "limits": [], "checks": checks,
+            "domains": {n: {"iops": float(r), "lat_p50_us": 1e6 * 32 / r, "lat_p99_us": 2e6 * 32 / r,
+                            "timeseries": [float(r)] * 40, "phases": [{"start_s": 0, "duration_s": 40}]}
+                        for n, r in rates.items()}}
+
+
+class DemoReportTests(unittest.TestCase):
+    def test_the_seed_figure_numbers_and_the_scenarios_checks(self):
+        with tempfile.TemporaryDirectory() as d:
+            runs = {"stock": seed_run("stock", {"alpha": 134, "beta": 133, "gamma": 133},
+                                      [{"check": "alpha/beta/gamma 5-10s: 33.5/33.2/33.2 % ...", "passed": True,
+                                        "info": True}]),
+                    "rblkback": seed_run("rblkback", {"alpha": 57, "beta": 114, "gamma": 228},
+                                         [{"check": "alpha/beta/gamma 5-10s: 14.3/28.6/57.1 % ...", "passed": True}])}
+            for b, s in runs.items():
+                os.makedirs(os.path.join(d, f"sched-seed-figure-{b}"))
+                with open(os.path.join(d, f"sched-seed-figure-{b}", "summary.json"), "w") as f:
+                    json.dump(s, f)
+            argv = sys.argv
+            sys.argv = ["demo-report", d, "--no-plots"]
+            try:
+                with contextlib.redirect_stdout(io.StringIO()) as out:
+                    rc = demo_report.main()
+            finally:
+                sys.argv = argv
+            report = json.loads(read_text(os.path.join(d, "report.json")))
+            # Only the seed figure ran: the other four scheduler scenarios are missing, so it fails.
+            self.assertEqual(rc, 1)
+            self.assertEqual(len(report["missing"]), 8)
+            numbers = report["numbers"]["sched-seed-figure"]
+            self.assertEqual(numbers["total_iops"], {"stock": 400.0, "rblkback": 399.0})
+            self.assertEqual([(r["weight"], round(r["share_pct"], 2)) for r in numbers["per_weight"]["rblkback"]],
+                             [(10, 14.29), (20, 28.57), (40, 57.14)])
+            self.assertEqual(numbers["per_weight"]["rblkback"][0]["lat_p99_ms"], 2 * 32 / 57 * 1000)
+            self.assertEqual(round(numbers["stock"]["alpha"]["share_pct"], 2), 33.5)
+            text = out.getvalue()
+            self.assertIn("INFO sched-seed-figure (stock): alpha/beta/gamma 5-10s", text)
+            self.assertIn("PASS sched-seed-figure (rblkback): alpha/beta/gamma 5-10s", text)
+            md = read_text(os.path.join(d, "report.md"))
+            self.assertIn("| alpha | weight 10 | rblkback | 57.0 | 14.3 |", md)
+
+    def test_shares_per_window(self):
+        s = {"domains": {"a": {"timeseries": [10.0] * 10}, "b": {"timeseries": [30.0] * 5 + [0.0] * 5}}}
+        self.assertEqual(demo_report.share_series(s, ["a", "b"]),
+                         {"a": [(2.5, 25.0), (7.5, 100.0)], "b": [(2.5, 75.0), (7.5, 0.0)]})
+
+
+if __name__ == "__main__":
+    unittest.main()
