@@ -42,14 +42,15 @@ use crate::sys::worker::WorkerRef;
 use crate::throttle::control::{meter_key, parse_limit_value, Shares};
 use crate::throttle::number::parse_number;
 use crate::throttle::Meter;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::str::{CStr, CString};
 use kernel::sync::{Arc, Mutex};
 use kernel::{fmt, new_mutex};
 
 type Level = FairQueue<KVec<Flow>, KVec<u32>>;
-type Gate = Dispatcher<KVec<Flow>, KVec<u32>, KVec<Level>, FixedWindow, KVec<VbdWork>, KVec<usize>>;
+type GroupGate =
+    Dispatcher<KVec<Flow>, KVec<u32>, KVec<Level>, FixedWindow, KVec<VbdWork>, KVec<usize>>;
 
 /// The window of a group on a rotational disk: a few requests for the disk to order among
 /// themselves. Shares only hold while the backend, not the disk, decides what runs next
@@ -178,7 +179,7 @@ struct Position {
 /// work) and the rings behind its vbd slots.
 struct Tables {
     generation: u32,
-    gate: Gate,
+    gate: GroupGate,
     vbds: KVec<VbdRings>,
     /// Per domain slot, the index of its first vbd in `vbds`.
     first: KVec<usize>,
@@ -398,6 +399,8 @@ pub struct Group {
     held: AtomicU64,
     /// Vbds in the group now.
     vbds: AtomicU32,
+    /// The group has at most one vbd: nothing to schedule ([`RingScheduler::admit`]).
+    single: AtomicBool,
     /// A limit the group's vbds share (a tenant's pool), beside each domain's.
     pool: Arc<PoolLimit>,
     #[pin]
@@ -417,6 +420,7 @@ impl Group {
                 dispatched: AtomicU64::new(0),
                 held: AtomicU64::new(0),
                 vbds: AtomicU32::new(0),
+                single: AtomicBool::new(true),
                 pool,
                 members <- new_mutex!(members, "rblkback::Group::members"),
                 tables,
@@ -443,6 +447,8 @@ impl Group {
         let mut tables = Tables::build(&members)?;
         self.vbds
             .store(members.vbd_count() as u32, Ordering::Relaxed);
+        self.single
+            .store(members.vbd_count() <= 1, Ordering::Relaxed);
         let old = {
             let mut current = self.tables.lock();
             tables.take_over(&current, monotonic_us() * 1000);
@@ -570,7 +576,19 @@ impl Group {
 
     /// A request charged to vbd `key` finished (see [`Tables::finish`]).
     fn finish(&self, key: u64, hint: &AtomicU64, cost: u32, service_us: Option<u64>) {
-        let now_ns = monotonic_us() * 1000;
+        self.finish_at(key, hint, cost, service_us, monotonic_us());
+    }
+
+    /// [`Group::finish`] at `now_us` (read by the caller).
+    fn finish_at(
+        &self,
+        key: u64,
+        hint: &AtomicU64,
+        cost: u32,
+        service_us: Option<u64>,
+        now_us: u64,
+    ) {
+        let now_ns = now_us * 1000;
         let mut tables = self.tables.lock();
         let at = tables.locate(key, None, unpack(hint.load(Ordering::Relaxed)));
         if let Some(at) = at {
@@ -876,6 +894,18 @@ impl Drop for VbdMembership {
     }
 }
 
+/// What the gate said to a ring's request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Gate {
+    /// Submit it; it is counted in the window (its completion gives the units back).
+    Counted,
+    /// Submit it; nothing to give back (the group has one vbd, or the ring is not in the
+    /// tables).
+    Uncounted,
+    /// Leave it on the ring: the ring waits to be woken.
+    Wait,
+}
+
 /// A connected ring's handle on its group, used by its worker only; the ring leaves the
 /// group on drop.
 pub struct RingScheduler {
@@ -895,20 +925,37 @@ impl RingScheduler {
     }
 
     /// Asks to submit a request of `cost` units and `bytes` bytes now.
-    pub fn admit(&mut self, cost: u32, bytes: u64, now_us: u64) -> Verdict {
+    ///
+    /// A group with one vbd has nothing to divide: its requests go without the tables'
+    /// lock and are not counted in the window (`Gate::Uncounted`), so a disk with one guest
+    /// pays two atomic reads per request for the scheduler. When a second vbd joins, what
+    /// the first has in flight then is not in the window: the window may be exceeded by
+    /// that much until those requests complete.
+    pub fn admit(&mut self, cost: u32, bytes: u64, now_us: u64) -> Gate {
+        if self.group.single.load(Ordering::Relaxed) {
+            // Left from before the group shrank to this vbd, if so.
+            self.stop_waiting(now_us);
+            self.group.dispatched.fetch_add(1, Ordering::Relaxed);
+            return Gate::Uncounted;
+        }
         let mut tables = self.group.tables.lock();
         let Some(at) = tables.locate(self.vbd, Some(self.ring), self.at) else {
-            return Verdict::Go;
+            return Gate::Uncounted;
         };
         self.at = at;
         let verdict = tables.admit(at, cost, bytes, now_us * 1000);
         drop(tables);
         self.waiting = verdict == Verdict::Wait;
         match verdict {
-            Verdict::Go => self.group.dispatched.fetch_add(1, Ordering::Relaxed),
-            Verdict::Wait => self.group.held.fetch_add(1, Ordering::Relaxed),
-        };
-        verdict
+            Verdict::Go => {
+                self.group.dispatched.fetch_add(1, Ordering::Relaxed);
+                Gate::Counted
+            }
+            Verdict::Wait => {
+                self.group.held.fetch_add(1, Ordering::Relaxed);
+                Gate::Wait
+            }
+        }
     }
 
     /// The ring stopped taking requests for another reason than the scheduler: it no
@@ -986,8 +1033,13 @@ impl SlotCharges {
             .started_us
             .get(slot)
             .map_or(0, |t| t.load(Ordering::Relaxed));
-        let service_us = monotonic_us().saturating_sub(started);
-        self.group
-            .finish(self.vbd, &self.hint, cost, Some(service_us));
+        let now_us = monotonic_us();
+        self.group.finish_at(
+            self.vbd,
+            &self.hint,
+            cost,
+            Some(now_us.saturating_sub(started)),
+            now_us,
+        );
     }
 }

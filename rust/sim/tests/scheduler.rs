@@ -215,3 +215,36 @@ fn a_heavy_domain_under_a_limit_gets_its_limit_and_the_rest_goes_by_weight() {
     assert!(worst_split <= 2.0, "{worst_split:.2} pp");
     assert!(rest >= (400.0 - 60.0) * 0.95, "{rest:.1}");
 }
+
+#[test]
+fn the_seed_figure_weights_ten_twenty_forty_against_no_scheduler() {
+    // The tagged-I/O study's figure: three guests at shares 10/20/40, their throughput and
+    // latency, next to the same guests without preference (stock: all equal).
+    let jobs = three_readers();
+    let sched = Scheduling::window(WINDOW)
+        .domain(ALPHA, weight(10))
+        .domain(BETA, weight(20))
+        .domain(GAMMA, weight(40));
+    let unscheduled = intact(run(&scenario(jobs.clone())));
+    let report = intact(run(&scenario(jobs).scheduled(sched)));
+    let all = [ALPHA, BETA, GAMMA];
+    let settled = 1..SECONDS as usize - 1;
+    let got = fractions(&report, &all, settled.clone());
+    let flat = fractions(&unscheduled, &all, settled.clone());
+    let latency = |r: &Report| all.map(|d| r.domain(d).mean_latency_us() / 1000.0);
+    let (lat, flat_lat) = (latency(&report), latency(&unscheduled));
+    eprintln!(
+        "weights 10/20/40: shares {:.1}/{:.1}/{:.1} % (unscheduled {:.1}/{:.1}/{:.1}); mean latency {:.0}/{:.0}/{:.0} ms (unscheduled {:.0}/{:.0}/{:.0}); total {:.3} x unscheduled",
+        got[0], got[1], got[2], flat[0], flat[1], flat[2],
+        lat[0], lat[1], lat[2], flat_lat[0], flat_lat[1], flat_lat[2],
+        total_iops(&report, &all, settled.clone()) / total_iops(&unscheduled, &all, settled.clone())
+    );
+    for (g, e) in got.iter().zip([100.0 / 7.0, 200.0 / 7.0, 400.0 / 7.0]) {
+        assert!((g - e).abs() <= 2.0, "{got:?}");
+    }
+    for f in &flat {
+        assert!((f - 100.0 / 3.0).abs() <= 2.0, "unscheduled {flat:?}");
+    }
+    // More weight, less waiting: the order of the latencies is the reverse of the weights.
+    assert!(lat[0] > lat[1] && lat[1] > lat[2], "{lat:?}");
+}

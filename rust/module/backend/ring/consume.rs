@@ -5,6 +5,7 @@
 //! its segment table), and admits it ([`RingState::admit_request`]) before it leaves the
 //! ring. A request that is not admitted stays on the ring.
 
+use super::super::sched::Gate;
 use super::super::stats;
 use super::{RingShared, RingState};
 use crate::blkif::abi::MAX_REQUEST_SIZE;
@@ -16,7 +17,6 @@ use crate::blkif::ring::REQ_PROD_OFFSET;
 use crate::blkif::validate::{
     validate, Action, Direction, FlushMode, PendingIndirect, Rejection, ValidRequest, Validation,
 };
-use crate::sched::Verdict;
 use crate::sys::block::SegmentPage;
 use crate::sys::params;
 use crate::throttle::params::Param;
@@ -237,17 +237,22 @@ impl RingState {
             _ => Cost::no_data(),
         };
         let mut window_units = None;
+        let mut scheduled = false;
         if let (Decision::Start(_), Some(sched)) = (decision, self.sched.as_mut()) {
             // The window counts `op_size` units, as the budget does (one per request when
             // `op_size` is 0).
             let units =
                 u32::try_from(cost.operations(params::get(Param::OpSize))).unwrap_or(u32::MAX);
-            if sched.admit(units, cost.bytes, now_us) == Verdict::Wait {
-                stats::add(&shared.stats.held_by_scheduler, 1);
-                shared.domain.sched_holds.fetch_add(1, Ordering::Relaxed);
-                return Err(Stop::Scheduled);
+            match sched.admit(units, cost.bytes, now_us) {
+                Gate::Wait => {
+                    stats::add(&shared.stats.held_by_scheduler, 1);
+                    shared.domain.sched_holds.fetch_add(1, Ordering::Relaxed);
+                    return Err(Stop::Scheduled);
+                }
+                Gate::Counted => window_units = Some(units),
+                Gate::Uncounted => {}
             }
-            window_units = Some(units);
+            scheduled = true;
         }
         let pools = [
             Some(&*shared.vbd_limit),
@@ -263,7 +268,7 @@ impl RingState {
             shared.retry_timer.arm_at(retry_at_us);
             return Err(Stop::Held);
         }
-        if window_units.is_some() {
+        if scheduled {
             stats::add(&shared.stats.sched_dispatched, 1);
             shared
                 .domain
