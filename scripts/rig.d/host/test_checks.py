@@ -274,6 +274,35 @@ class SchedulerCheckTests(unittest.TestCase):
         stock["domains"]["beta"]["timeseries"][29] = None
         self.assertFalse(total_vs_backend_checks(mine, a, stock)[0]["passed"])
 
+    def test_shares_below_min_total_iops_are_shown_not_asserted(self):
+        s = sched_summary({"alpha": 50, "beta": 100, "gamma": 200})
+        # Seconds 10-15: the host starved the rig, the domains got a sixth of the disk.
+        for name, rate in (("alpha", 20), ("beta", 10), ("gamma", 30)):
+            for t in range(10, 15):
+                s["domains"][name]["timeseries"][t] = float(rate)
+        checks = shares_checks(s, dict(SHARES, min_total_iops=300))
+        self.assertEqual([c["passed"] for c in checks], [True] * 5)
+        self.assertEqual([bool(c.get("info")) for c in checks], [False, True, False, False, False])
+        self.assertIn("of 60.0 IOPS", checks[1]["check"])
+        self.assertIn("[not asserted: below min_total_iops 300]", checks[1]["check"])
+        # Without the option the same window fails; with every window below it, nothing holds.
+        self.assertFalse(shares_checks(s, SHARES)[1]["passed"])
+        self.assertFalse(shares_checks(s, dict(SHARES, min_total_iops=1000))[-1]["passed"])
+
+    def test_total_vs_backend_median_ignores_a_stalled_window(self):
+        a = {"domains": ["alpha", "beta"], "from_s": 5, "to_s": 30, "against": "stock", "min_ratio": 0.95,
+             "statistic": "median"}
+        mine = sched_summary({"alpha": 130, "beta": 260})
+        for t in range(10, 15):
+            mine["domains"]["alpha"]["timeseries"][t] = 0.0
+            mine["domains"]["beta"]["timeseries"][t] = 0.0
+        stock = sched_summary({"alpha": 200, "beta": 200}, backend="stock")
+        (c,) = total_vs_backend_checks(mine, a, stock)
+        self.assertEqual(c["check"], "alpha+beta 5-30s total (median of 5 s windows): rblkback 390.0 IOPS vs stock "
+                                     "400.0 IOPS in the same boot: ratio 0.975 (at least 0.95)")
+        self.assertTrue(c["passed"])
+        self.assertFalse(total_vs_backend_checks(mine, dict(a, statistic="mean"), stock)[0]["passed"])
+
     def test_latency_order_compares_the_per_disk_jobs(self):
         s = sched_summary({"alpha": 120})
         s["domains"]["alpha"]["jobs"] = {"xvdb": {"iops": 30.0, "lat_p99_us": 1200000.0},
