@@ -132,6 +132,47 @@ class ScenarioTests(unittest.TestCase):
                 self.scenario(text)
             self.assertIn(needle, str(ctx.exception))
 
+    def test_vbd_limits_and_the_pool_are_checked_and_normalised(self):
+        two = self.scenario('[scheduler]\nwindow = 8\niops_limit = 300\nbps_limit = "20M"\n' + self.TWO.format(
+            keys='vbd_iops_limits = [100, 100]\nvbd_bps_limits = ["1M", 0]\nbackend_keys = { iops_limit = "150" }\n')
+                            + '[[events]]\nat_s=20\ndomain="a"\nkey="vbd_iops_limits"\nvalue=[100, 0]\n'
+                            '[[events]]\nat_s=25\ndomain="b"\nkey="vbd_bps_limits"\nvalue="2M"\n')
+        self.assertEqual(two["scheduler"], {"window": 8, "iops_limit": 300, "bps_limit": 20 << 20})
+        self.assertEqual(two["domains"][0]["vbd_limits"], {"iops_limit": [100, 100], "bps_limit": [1 << 20, 0]})
+        self.assertEqual(two["domains"][0]["backend_keys"], {"iops_limit": "150"})
+        self.assertEqual(two["domains"][1]["vbd_limits"], {})
+        self.assertEqual([(e["key"], e["value"]) for e in two["events"]],
+                         [("vbd_iops_limits", "100,0"), ("vbd_bps_limits", "2097152")])
+        # One disk, one limit.
+        one = self.scenario(self.ONE.format(keys="vbd_iops_limits = [40]\n"))
+        self.assertEqual(one["domains"][0]["vbd_limits"], {"iops_limit": [40]})
+        cases = {
+            "vbd_iops_limits = [100]: give one limit per data disk (xvdb, xvdc), e.g. [100, 100]":
+                self.TWO.format(keys="vbd_iops_limits = [100]\n"),
+            "vbd_iops_limits = [100, 100]: give one limit per data disk (xvdb), e.g. [100]":
+                self.ONE.format(keys="vbd_iops_limits = [100, 100]\n"),
+            "domain a: vbd_iops_limits: xvdc = -1: must be an integer 0..10000000 (0 = none)":
+                self.TWO.format(keys="vbd_iops_limits = [100, -1]\n"),
+            "vbd_iops_limits: xvdb = '1M': must be an integer 0..10000000":
+                self.TWO.format(keys='vbd_iops_limits = ["1M", 100]\n'),
+            "vbd_bps_limits: xvdb = '2X': must be an integer 0..1099511627776 (0 = none) or a size such as 2M":
+                self.TWO.format(keys='vbd_bps_limits = ["2X", 100]\n'),
+            "vbd_iops_limits: xvdb = 1.5": self.TWO.format(keys="vbd_iops_limits = [1.5, 100]\n"),
+            "domain a: unknown key(s) vbd_iops_limit (per-vbd settings: vbd_weights, vbd_iops_limits, vbd_bps_limits)":
+                self.ONE.format(keys="vbd_iops_limit = [100]\n"),
+            "[scheduler] iops_limit = 10000001: must be an integer 0..10000000":
+                "[scheduler]\niops_limit = 10000001\n" + self.ONE.format(keys=""),
+            "[scheduler] bps_limit = 'lots'": "[scheduler]\nbps_limit = 'lots'\n" + self.ONE.format(keys=""),
+            "[scheduler] takes window, iops_limit, bps_limit, not":
+                "[scheduler]\npool = 300\n" + self.ONE.format(keys=""),
+            "event at 5 s: vbd_iops_limits = '100'": self.TWO.format(keys="") +
+                '[[events]]\nat_s=5\ndomain="a"\nkey="vbd_iops_limits"\nvalue="100"\n',
+        }
+        for needle, text in cases.items():
+            with self.assertRaises(ScenarioError, msg=needle) as ctx:
+                self.scenario(text)
+            self.assertIn(needle, str(ctx.exception))
+
     def test_scheduler_asserts_are_checked_at_validate_time(self):
         two = self.TWO.format(keys="")
         ok = {
