@@ -383,6 +383,31 @@ def check_sched_asserts(asserts, domains, span, where):
         domain_list("min_iops_windows", a)
         if not isinstance(a.get("min_iops"), (int, float)) or a["min_iops"] <= 0:
             fail("min_iops_windows", "min_iops must be a positive number")
+    for a in asserts.get("iops_windows", []):
+        common("iops_windows", a)
+        if "vbds" in a:
+            vbds = a["vbds"]
+            if "domains" in a or a.get("domain") not in by_name or not isinstance(vbds, list) or not vbds or \
+                    len(set(vbds)) != len(vbds):
+                fail("iops_windows", f"the series: domains = [...], or domain (one of {sorted(by_name)}) with "
+                                     "vbds = [...] (distinct), not both")
+            for v in vbds:
+                vbd_of("iops_windows", a["domain"], v)
+        else:
+            domain_list("iops_windows", a)
+        bounds = [k for k in ("iops", "min_iops", "max_iops") if k in a]
+        if not bounds or ("iops" in a and len(bounds) > 1):
+            fail("iops_windows", "give iops (a rate within ±tolerance_pct), or min_iops and/or max_iops")
+        values = {k: a[k] for k in bounds}
+        for k, x in values.items():
+            positive = k != "max_iops"          # max_iops = 0: the series is idle
+            if not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 or (positive and x == 0):
+                fail("iops_windows", f"{k} = {x!r}: must be a number {'above' if positive else 'at least'} 0")
+        if "min_iops" in values and "max_iops" in values and values["min_iops"] > values["max_iops"]:
+            fail("iops_windows", f"min_iops {values['min_iops']:g} is above max_iops {values['max_iops']:g}")
+        tol = a.get("tolerance_pct", 2)
+        if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not 0 <= tol <= 100:
+            fail("iops_windows", f"tolerance_pct = {tol!r}: a number 0..100 (percent)")
     for a in asserts.get("total_vs_backend", []):
         common("total_vs_backend", a)
         domain_list("total_vs_backend", a)
