@@ -385,5 +385,74 @@ class SchedulerCheckTests(unittest.TestCase):
         self.assertEqual(sum(1 for c in checks if "mean IOPS" in c["check"]), 3)
 
 
+def scenario_summary(name, rates, backend="rblkback"):
+    """A run of a shipped scenario in which every domain (and every vbd) delivered exactly
+    rates(domain or (domain, vbd), second) each second of its phases, nothing outside them."""
+    from riglib.scenario import load_scenario, resolve_scenario
+    scn = load_scenario(resolve_scenario(name))
+    n = scn["span_s"] + 5
+
+    def series(key, phases):
+        return [float(rates(key, t)) if any(p["start_s"] <= t < p["start_s"] + p["duration_s"] for p in phases)
+                else 0.0 for t in range(n)]
+    domains = {}
+    for d in scn["domains"]:
+        vbds = {v: {"timeseries": series((d["name"], v), d["phases"])} for v in ("xvdb", "xvdc")[:d["disks"]]}
+        ts = [sum(x) for x in zip(*(v["timeseries"] for v in vbds.values()))]
+        domains[d["name"]] = {"phases": d["phases"], "vbds": vbds, "timeseries": ts, "iops": sum(ts) / scn["span_s"]}
+    return scn, {"backend": backend, "scenario": name, "problems": [], "limits": [], "domains": domains}
+
+
+class LimitScenarioTests(unittest.TestCase):
+    def test_sched_vbd_limits_passes_at_its_caps_and_fails_above_them(self):
+        def at_caps(key, t):
+            # Both busy until 30 s: 75 + 75 under alpha's 150; then xvdb alone at its own 100.
+            return {("alpha", "xvdb"): 75 if t < 30 else 100, ("alpha", "xvdc"): 75 if t < 30 else 0,
+                    ("beta", "xvdb"): 250}[key]
+        scn, s = scenario_summary("sched-vbd-limits", at_caps)
+        checks = evaluate_asserts(s, scn["asserts"])
+        windows = [c for c in checks if "IOPS (" in c["check"]]
+        self.assertEqual(len(windows), 5 * 5, [c["check"] for c in windows])
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks if not c["passed"]])
+        self.assertIn("alpha/xvdb+alpha/xvdc 5-10s: 150.0 IOPS (+0.00% of 150; within ±2%: 147.0..153.0)",
+                      [c["check"] for c in checks])
+        self.assertIn("alpha/xvdb 35-40s: 100.0 IOPS (+0.00% of 100; within ±2%: 98.0..102.0)",
+                      [c["check"] for c in checks])
+        # xvdc taking 110 of the 150 breaks its own cap; xvdb taking the domain's 150 alone
+        # after 30 s breaks the contrast.
+        _, s = scenario_summary("sched-vbd-limits", lambda k, t: {"xvdc": 110, "xvdb": 40}[k[1]] if t < 30 else
+                                at_caps(k, t))
+        failed = [c["check"] for c in evaluate_asserts(s, scn["asserts"]) if not c["passed"]]
+        self.assertEqual(len(failed), 5)
+        self.assertTrue(all(f.startswith("alpha/xvdc ") and "at most 102.0" in f for f in failed), failed)
+        _, s = scenario_summary("sched-vbd-limits", lambda k, t: 150 if t >= 30 and k == ("alpha", "xvdb") else
+                                at_caps(k, t))
+        failed = [c["check"] for c in evaluate_asserts(s, scn["asserts"]) if not c["passed"]]
+        self.assertEqual(failed[0], "alpha/xvdb 35-40s: 150.0 IOPS (+50.00% of 100; within ±2%: 98.0..102.0)")
+
+    def test_sched_pool_passes_when_the_pool_holds_and_passes_on_an_idle_share(self):
+        def pooled(key, t):
+            return 150 if key[0] != "gamma" and t >= 30 else 100
+        scn, s = scenario_summary("sched-pool", pooled)
+        checks = evaluate_asserts(s, scn["asserts"])
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks if not c["passed"]])
+        lines = [c["check"] for c in checks]
+        self.assertEqual([x.split(":")[0] for x in lines if x.startswith("alpha+beta")],
+                         [f"alpha+beta+gamma {t}-{t + 5}s" for t in (5, 10, 15, 20, 25)]
+                         + [f"alpha+beta {t}-{t + 5}s" for t in (32, 37, 42, 47, 52)])
+        self.assertIn("alpha/beta/gamma 5-10s: 33.3/33.3/33.3 % of 300.0 IOPS (expected 33.3/33.3/33.3 % ±2 pp; "
+                      "worst +0.00 pp)", lines)
+        # gamma's allowance kept idle (alpha and beta stay at 100 each): 200 of 300 fails.
+        _, s = scenario_summary("sched-pool", lambda k, t: 100)
+        failed = [c["check"] for c in evaluate_asserts(s, scn["asserts"]) if not c["passed"]]
+        self.assertEqual(failed, [f"alpha+beta {t}-{t + 5}s: 200.0 IOPS (-33.33% of 300; within ±2%: 294.0..306.0)"
+                                  for t in (32, 37, 42, 47, 52)])
+        # Under stock (no pool: about 400 in all) the same lines are INFO, not failures.
+        _, s = scenario_summary("sched-pool", lambda k, t: 133.3, backend="stock")
+        checks = evaluate_asserts(s, scn["asserts"])
+        self.assertTrue(all(c["passed"] for c in checks))
+        self.assertTrue(all(c.get("info") for c in checks if "IOPS (" in c["check"]))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -238,8 +238,26 @@ class ScenarioTests(unittest.TestCase):
         self.assertEqual(res["domains"][0]["backend_keys"], {"weight": "1", "reservation_iops": "150"})
         seed = load_scenario(resolve_scenario("sched-seed-figure"))
         self.assertEqual([d["backend_keys"]["weight"] for d in seed["domains"]], ["10", "20", "40"])
-        for name in ("sched-shares", "sched-reservation", "sched-vbd-weights", "sched-limits", "sched-seed-figure"):
+        for name in ("sched-shares", "sched-reservation", "sched-vbd-weights", "sched-limits", "sched-seed-figure",
+                     "sched-vbd-limits", "sched-pool"):
             self.assertLessEqual(load_scenario(resolve_scenario(name))["span_s"], 60, name)
+
+    def test_the_limit_scenarios_set_what_the_issue_asks(self):
+        vbd = load_scenario(resolve_scenario("sched-vbd-limits"))
+        alpha = vbd["domains"][0]
+        self.assertEqual((alpha["disks"], alpha["backend_keys"], alpha["vbd_limits"]),
+                         (2, {"iops_limit": "150"}, {"iops_limit": [100, 100]}))
+        self.assertEqual([p["workload"] for p in alpha["phases"]], ["random-read-per-disk", "random-read-first-disk"])
+        self.assertEqual(vbd["domains"][1]["backend_keys"], {})
+        self.assertEqual([(a.get("vbds"), a.get("iops"), a.get("max_iops"), a["from_s"])
+                          for a in vbd["asserts"]["iops_windows"]],
+                         [(["xvdb"], None, 100, 5), (["xvdc"], None, 100, 5), (["xvdb", "xvdc"], 150, None, 5),
+                          (["xvdb"], 100, None, 30), (["xvdc"], None, 0, 30)])
+        pool = load_scenario(resolve_scenario("sched-pool"))
+        self.assertEqual(pool["scheduler"], {"window": 8, "iops_limit": 300})
+        self.assertEqual([d["backend_keys"] for d in pool["domains"]], [{}, {}, {}])
+        self.assertEqual([(a["domains"], a["iops"], a["tolerance_pct"]) for a in pool["asserts"]["iops_windows"]],
+                         [(["alpha", "beta", "gamma"], 300, 2), (["alpha", "beta"], 300, 2)])
 
     def test_sizes(self):
         self.assertEqual(parse_size("1G"), 1 << 30)
