@@ -6,9 +6,9 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from riglib.checks import (evaluate_asserts, evaluate_limit_asserts, isolation_checks,  # noqa: E402
-                           latency_order_checks, limit_reaction_checks, limit_window_starts, min_iops_windows_checks, settled_windows,
-                           shares_checks, total_vs_backend_checks)
+from riglib.checks import (evaluate_asserts, evaluate_limit_asserts, iops_windows_checks,  # noqa: E402
+                           isolation_checks, latency_order_checks, limit_reaction_checks, limit_window_starts,
+                           min_iops_windows_checks, settled_windows, shares_checks, total_vs_backend_checks)
 
 
 class CheckTests(unittest.TestCase):
@@ -245,13 +245,96 @@ class SchedulerCheckTests(unittest.TestCase):
         checks = min_iops_windows_checks(sched_summary({"alpha": 146}), a)
         self.assertEqual(len(checks), 6)
         self.assertTrue(all(c["passed"] for c in checks))
-        self.assertEqual(checks[0]["check"], "alpha 5-10s: 146.0 IOPS (-2.7% of 150; at least 145.5 = 150 -3%)")
+        self.assertEqual(checks[0]["check"], "alpha 5-10s: 146.0 IOPS (-2.67% of 150; at least 145.5 = 150 -3%)")
         checks = min_iops_windows_checks(sched_summary({"alpha": 145}), a)
         self.assertFalse(any(c["passed"] for c in checks))
         # Several domains are summed: beta + gamma at 190 each = 380.
         a = {"domains": ["beta", "gamma"], "min_iops": 380, "tolerance_pct": 0, "from_s": 5, "to_s": 10}
         self.assertEqual(min_iops_windows_checks(sched_summary({"beta": 190, "gamma": 190}), a)[0]["check"],
-                         "beta+gamma 5-10s: 380.0 IOPS (+0.0% of 380; at least 380.0 = 380 -0%)")
+                         "beta+gamma 5-10s: 380.0 IOPS (+0.00% of 380; at least 380.0 = 380 -0%)")
+
+    def test_iops_windows_holds_the_domains_sum_within_a_band(self):
+        # A pool of 300 over three domains; gamma stops at 30 s and alpha + beta take its part.
+        s = sched_summary({"alpha": 100, "beta": 100, "gamma": 100}, seconds=60,
+                          phases={"gamma": [{"start_s": 0, "duration_s": 30}]})
+        for d in ("alpha", "beta"):
+            s["domains"][d]["timeseries"][30:] = [150.0] * 30
+        a = {"domains": ["alpha", "beta", "gamma"], "iops": 300, "tolerance_pct": 2, "from_s": 5, "to_s": 30}
+        checks = iops_windows_checks(s, a)
+        self.assertEqual([c["check"] for c in checks],
+                         [f"alpha+beta+gamma {t}-{t + 5}s: 300.0 IOPS (+0.00% of 300; within ±2%: 294.0..306.0)"
+                          for t in (5, 10, 15, 20, 25)])
+        self.assertTrue(all(c["passed"] for c in checks))
+        checks = iops_windows_checks(s, dict(a, domains=["alpha", "beta"], from_s=32, to_s=60))
+        self.assertEqual([c["check"].split(":")[0] for c in checks],
+                         [f"alpha+beta {t}-{t + 5}s" for t in (32, 37, 42, 47, 52)])
+        self.assertTrue(all(c["passed"] for c in checks))
+        # Both sides of the band: 306.0 and 294.0 pass, 306.3 and 293.7 fail.
+        for rate, passed, line in ((102.0, True, "306.0 IOPS (+2.00% of 300;"),
+                                   (98.0, True, "294.0 IOPS (-2.00% of 300;"),
+                                   (102.1, False, "306.3 IOPS (+2.10% of 300;"),
+                                   (97.9, False, "293.7 IOPS (-2.10% of 300;")):
+            (c,) = iops_windows_checks(sched_summary({"alpha": rate, "beta": rate, "gamma": rate}),
+                                       dict(a, to_s=10))
+            self.assertEqual(c["passed"], passed, c["check"])
+            self.assertIn(line, c["check"])
+        # A second missing fails its window; no settled window fails the assert.
+        s["domains"]["beta"]["timeseries"][12] = None
+        self.assertEqual([(c["check"], c["passed"]) for c in iops_windows_checks(s, a)][1],
+                         ("alpha+beta+gamma 10-15s: samples missing", False))
+        self.assertEqual(iops_windows_checks(s, dict(a, from_s=28))[0],
+                         {"check": "alpha+beta+gamma: no settled 5s window in [28, 30)", "passed": False})
+
+    def test_iops_windows_bounds_a_domains_vbds(self):
+        # Two vbds capped at 100 each under a domain cap of 150 (dom0's per-vbd series).
+        s = sched_summary({"alpha": 150})
+        s["domains"]["alpha"]["vbds"] = {"xvdb": {"timeseries": [74.0] * 40}, "xvdc": {"timeseries": [77.0] * 40}}
+        each = {"domain": "alpha", "vbds": ["xvdc"], "max_iops": 100, "tolerance_pct": 2, "from_s": 5, "to_s": 40}
+        checks = iops_windows_checks(s, each)
+        self.assertEqual(len(checks), 7)
+        self.assertEqual(checks[0]["check"], "alpha/xvdc 5-10s: 77.0 IOPS (-23.00% of 100; at most 102.0 = 100 +2%)")
+        self.assertTrue(all(c["passed"] for c in checks))
+        both = {"domain": "alpha", "vbds": ["xvdb", "xvdc"], "iops": 150, "from_s": 5, "to_s": 10}
+        (c,) = iops_windows_checks(s, both)
+        self.assertEqual(c["check"], "alpha/xvdb+alpha/xvdc 5-10s: 151.0 IOPS (+0.67% of 150; within ±2%: "
+                                     "147.0..153.0)")
+        self.assertTrue(c["passed"])
+        # One vbd over its cap by more than the slack fails; at 102.0 it passes.
+        s["domains"]["alpha"]["vbds"]["xvdc"]["timeseries"] = [102.0] * 20 + [102.5] * 20
+        self.assertEqual([c["passed"] for c in iops_windows_checks(s, each)],
+                         [True, True, True, False, False, False, False])
+        self.assertIn("102.5 IOPS (+2.50% of 100; at most 102.0 = 100 +2%)", iops_windows_checks(s, each)[-1]["check"])
+        # min_iops and max_iops together: a band with its own ends; deviations from min_iops.
+        s["domains"]["alpha"]["vbds"]["xvdc"]["timeseries"] = [90.0] * 40
+        (c,) = iops_windows_checks(s, dict(each, min_iops=95, to_s=10))
+        self.assertEqual(c["check"], "alpha/xvdc 5-10s: 90.0 IOPS (-5.26% of 95; at least 93.1 = 95 -2%, at most "
+                                     "102.0 = 100 +2%)")
+        self.assertFalse(c["passed"])
+        # max_iops = 0: idle (nothing to give a deviation from).
+        s["domains"]["alpha"]["vbds"]["xvdc"]["timeseries"] = [0.0] * 40
+        (c,) = iops_windows_checks(s, dict(each, max_iops=0, to_s=10))
+        self.assertEqual((c["check"], c["passed"]), ("alpha/xvdc 5-10s: 0.0 IOPS (at most 0.0 = 0 +2%)", True))
+
+    def test_min_iops_windows_is_iops_windows_with_a_floor(self):
+        a = {"domains": ["alpha"], "min_iops": 150, "from_s": 5, "to_s": 10}
+        s = sched_summary({"alpha": 146})
+        # 3 % of slack by default there, 2 % in iops_windows.
+        self.assertEqual(min_iops_windows_checks(s, a)[0]["check"],
+                         "alpha 5-10s: 146.0 IOPS (-2.67% of 150; at least 145.5 = 150 -3%)")
+        self.assertEqual(iops_windows_checks(s, a)[0]["check"],
+                         "alpha 5-10s: 146.0 IOPS (-2.67% of 150; at least 147.0 = 150 -2%)")
+        self.assertFalse(iops_windows_checks(s, a)[0]["passed"])
+        self.assertEqual(min_iops_windows_checks(s, a), iops_windows_checks(s, dict(a, tolerance_pct=3)))
+
+    def test_iops_windows_for_another_backend_are_reported_not_asserted(self):
+        a = {"domains": ["alpha", "beta"], "iops": 300, "from_s": 5, "to_s": 10, "backends": ["rblkback"]}
+        stock = sched_summary({"alpha": 200, "beta": 200}, backend="stock")
+        (c,) = [c for c in evaluate_asserts(stock, {"iops_windows": [a]}) if "alpha+beta" in c["check"]]
+        self.assertEqual(c, {"check": "alpha+beta 5-10s: 400.0 IOPS (+33.33% of 300; within ±2%: 294.0..306.0) "
+                                      "[not asserted under stock: backends = rblkback]", "passed": True, "info": True})
+        (c,) = [c for c in evaluate_asserts(dict(stock, backend="rblkback"), {"iops_windows": [a]})
+                if "alpha+beta" in c["check"]]
+        self.assertFalse(c["passed"])
 
     def test_total_vs_backend_compares_with_the_other_run(self):
         a = {"domains": ["alpha", "beta"], "from_s": 5, "to_s": 30, "against": "stock", "min_ratio": 0.95}
@@ -329,6 +412,75 @@ class SchedulerCheckTests(unittest.TestCase):
         self.assertFalse(any(c["passed"] for c in checks if "alpha/beta/gamma" in c["check"]))
         # An assert without backends holds for every backend (min_iops: always).
         self.assertEqual(sum(1 for c in checks if "mean IOPS" in c["check"]), 3)
+
+
+def scenario_summary(name, rates, backend="rblkback"):
+    """A run of a shipped scenario in which every domain (and every vbd) delivered exactly
+    rates(domain or (domain, vbd), second) each second of its phases, nothing outside them."""
+    from riglib.scenario import load_scenario, resolve_scenario
+    scn = load_scenario(resolve_scenario(name))
+    n = scn["span_s"] + 5
+
+    def series(key, phases):
+        return [float(rates(key, t)) if any(p["start_s"] <= t < p["start_s"] + p["duration_s"] for p in phases)
+                else 0.0 for t in range(n)]
+    domains = {}
+    for d in scn["domains"]:
+        vbds = {v: {"timeseries": series((d["name"], v), d["phases"])} for v in ("xvdb", "xvdc")[:d["disks"]]}
+        ts = [sum(x) for x in zip(*(v["timeseries"] for v in vbds.values()))]
+        domains[d["name"]] = {"phases": d["phases"], "vbds": vbds, "timeseries": ts, "iops": sum(ts) / scn["span_s"]}
+    return scn, {"backend": backend, "scenario": name, "problems": [], "limits": [], "domains": domains}
+
+
+class LimitScenarioTests(unittest.TestCase):
+    def test_sched_vbd_limits_passes_at_its_caps_and_fails_above_them(self):
+        def at_caps(key, t):
+            # Both busy until 30 s: 75 + 75 under alpha's 150; then xvdb alone at its own 100.
+            return {("alpha", "xvdb"): 75 if t < 30 else 100, ("alpha", "xvdc"): 75 if t < 30 else 0,
+                    ("beta", "xvdb"): 250}[key]
+        scn, s = scenario_summary("sched-vbd-limits", at_caps)
+        checks = evaluate_asserts(s, scn["asserts"])
+        windows = [c for c in checks if "IOPS (" in c["check"]]
+        self.assertEqual(len(windows), 5 * 5, [c["check"] for c in windows])
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks if not c["passed"]])
+        self.assertIn("alpha/xvdb+alpha/xvdc 5-10s: 150.0 IOPS (+0.00% of 150; within ±2%: 147.0..153.0)",
+                      [c["check"] for c in checks])
+        self.assertIn("alpha/xvdb 35-40s: 100.0 IOPS (+0.00% of 100; within ±2%: 98.0..102.0)",
+                      [c["check"] for c in checks])
+        # xvdc taking 110 of the 150 breaks its own cap; xvdb taking the domain's 150 alone
+        # after 30 s breaks the contrast.
+        _, s = scenario_summary("sched-vbd-limits", lambda k, t: {"xvdc": 110, "xvdb": 40}[k[1]] if t < 30 else
+                                at_caps(k, t))
+        failed = [c["check"] for c in evaluate_asserts(s, scn["asserts"]) if not c["passed"]]
+        self.assertEqual(len(failed), 5)
+        self.assertTrue(all(f.startswith("alpha/xvdc ") and "at most 102.0" in f for f in failed), failed)
+        _, s = scenario_summary("sched-vbd-limits", lambda k, t: 150 if t >= 30 and k == ("alpha", "xvdb") else
+                                at_caps(k, t))
+        failed = [c["check"] for c in evaluate_asserts(s, scn["asserts"]) if not c["passed"]]
+        self.assertEqual(failed[0], "alpha/xvdb 35-40s: 150.0 IOPS (+50.00% of 100; within ±2%: 98.0..102.0)")
+
+    def test_sched_pool_passes_when_the_pool_holds_and_passes_on_an_idle_share(self):
+        def pooled(key, t):
+            return 150 if key[0] != "gamma" and t >= 30 else 100
+        scn, s = scenario_summary("sched-pool", pooled)
+        checks = evaluate_asserts(s, scn["asserts"])
+        self.assertTrue(all(c["passed"] for c in checks), [c["check"] for c in checks if not c["passed"]])
+        lines = [c["check"] for c in checks]
+        self.assertEqual([x.split(":")[0] for x in lines if x.startswith("alpha+beta")],
+                         [f"alpha+beta+gamma {t}-{t + 5}s" for t in (5, 10, 15, 20, 25)]
+                         + [f"alpha+beta {t}-{t + 5}s" for t in (32, 37, 42, 47, 52)])
+        self.assertIn("alpha/beta/gamma 5-10s: 33.3/33.3/33.3 % of 300.0 IOPS (expected 33.3/33.3/33.3 % ±2 pp; "
+                      "worst +0.00 pp)", lines)
+        # gamma's allowance kept idle (alpha and beta stay at 100 each): 200 of 300 fails.
+        _, s = scenario_summary("sched-pool", lambda k, t: 100)
+        failed = [c["check"] for c in evaluate_asserts(s, scn["asserts"]) if not c["passed"]]
+        self.assertEqual(failed, [f"alpha+beta {t}-{t + 5}s: 200.0 IOPS (-33.33% of 300; within ±2%: 294.0..306.0)"
+                                  for t in (32, 37, 42, 47, 52)])
+        # Under stock (no pool: about 400 in all) the same lines are INFO, not failures.
+        _, s = scenario_summary("sched-pool", lambda k, t: 133.3, backend="stock")
+        checks = evaluate_asserts(s, scn["asserts"])
+        self.assertTrue(all(c["passed"] for c in checks))
+        self.assertTrue(all(c.get("info") for c in checks if "IOPS (" in c["check"]))
 
 
 if __name__ == "__main__":

@@ -61,6 +61,52 @@ class CompileTests(unittest.TestCase):
             plan = json.loads(read_text(os.path.join(share, "plan.json")))
             self.assertEqual(plan["slot_sizes"], [1 << 30] * 4)
 
+    def test_compile_writes_the_vbd_limits_and_the_pool_for_dom0(self):
+        with tempfile.TemporaryDirectory() as d:
+            share, initrd = os.path.join(d, "share"), write(os.path.join(d, "initrd"), "base")
+            os.makedirs(share)
+            scn = write(os.path.join(d, "pool.toml"),
+                        '[scheduler]\niops_limit = 300\nbps_limit = "8M"\n'
+                        '[[domains]]\nname = "alpha"\ndisks = 2\nvbd_iops_limits = [100, 60]\n'
+                        'vbd_bps_limits = ["1M", 0]\nbackend_keys = { iops_limit = "150" }\n'
+                        '[[domains.phases]]\nworkload = "random-read-per-disk"\nduration_s = 30\n'
+                        '[[domains]]\nname = "beta"\n[[domains.phases]]\nworkload = "random-read"\nduration_s = 30\n')
+            args = type("Args", (), {"share": share, "domu_initramfs": initrd, "backends": "rblkback",
+                                     "data_disk": os.path.join(d, "data.img"), "scenarios": [scn, "smoke"]})
+            with contextlib.redirect_stdout(io.StringIO()):
+                cmd_compile(args)
+            run = os.path.join(share, "runs", "01-pool")
+            self.assertEqual(read_text(os.path.join(run, "domains", "alpha", "vbd-limits")),
+                             "vbd_iops_limits 100,60\nvbd_bps_limits 1048576,0\n")
+            self.assertEqual(read_text(os.path.join(run, "domains", "alpha", "backend-keys")), "iops_limit 150\n")
+            self.assertFalse(os.path.exists(os.path.join(run, "domains", "beta", "vbd-limits")))
+            env = read_text(os.path.join(run, "run.env"))
+            self.assertIn("SCHED_WINDOW=\nSCHED_IOPS_LIMIT=300\nSCHED_BPS_LIMIT=8388608\n", env)
+            self.assertIn("SCHED_IOPS_LIMIT=\nSCHED_BPS_LIMIT=\n", read_text(os.path.join(share, "runs", "02-smoke",
+                                                                                             "run.env")))
+
+    def test_the_limit_scenarios_compile(self):
+        with tempfile.TemporaryDirectory() as d:
+            share, initrd = os.path.join(d, "share"), write(os.path.join(d, "initrd"), "base")
+            os.makedirs(share)
+            args = type("Args", (), {"share": share, "domu_initramfs": initrd, "backends": "rblkback",
+                                     "data_disk": os.path.join(d, "data.img"),
+                                     "scenarios": ["sched-vbd-limits@stock,rblkback", "sched-pool@stock,rblkback"]})
+            with contextlib.redirect_stdout(io.StringIO()):
+                cmd_compile(args)
+            runs = os.path.join(share, "runs")
+            self.assertEqual(sorted(os.listdir(runs)), ["01-sched-vbd-limits-stock", "02-sched-vbd-limits-rblkback",
+                                                        "03-sched-pool-stock", "04-sched-pool-rblkback"])
+            alpha = os.path.join(runs, "02-sched-vbd-limits-rblkback", "domains", "alpha")
+            self.assertEqual(read_text(os.path.join(alpha, "vbd-limits")), "vbd_iops_limits 100,100\n")
+            self.assertEqual(read_text(os.path.join(alpha, "backend-keys")), "iops_limit 150\n")
+            self.assertIn("SCHED_IOPS_LIMIT=300\n", read_text(os.path.join(runs, "04-sched-pool-rblkback", "run.env")))
+            # alpha's second phase reads xvdb alone: xvdc idles.
+            scn = load_scenario(resolve_scenario("sched-vbd-limits"))
+            job = render_phase(scn["domains"][0]["phases"][1], 1, scn["domains"][0])
+            self.assertIn("[xvdb]\nfilename=/dev/xvdb\nrw=randread\nbs=4k\niodepth=32\n", job)
+            self.assertNotIn("/dev/xvdc", job)
+
     def test_each_domain_boots_the_base_initramfs_with_its_overlay(self):
         base = b"BASE-INITRAMFS\n" * 16
         with tempfile.TemporaryDirectory() as d:

@@ -49,9 +49,9 @@ class DemoReportTests(unittest.TestCase):
             finally:
                 sys.argv = argv
             report = json.loads(read_text(os.path.join(d, "report.json")))
-            # Only the seed figure ran: the other four scheduler scenarios are missing, so it fails.
+            # Only the seed figure ran: the other six scheduler scenarios are missing, so it fails.
             self.assertEqual(rc, 1)
-            self.assertEqual(len(report["missing"]), 8)
+            self.assertEqual(len(report["missing"]), 12)
             numbers = report["numbers"]["sched-seed-figure"]
             self.assertEqual(numbers["total_iops"], {"stock": 400.0, "rblkback": 399.0})
             self.assertEqual([(r["weight"], round(r["share_pct"], 2)) for r in numbers["per_weight"]["rblkback"]],
@@ -63,6 +63,39 @@ class DemoReportTests(unittest.TestCase):
             self.assertIn("PASS sched-seed-figure (rblkback): alpha/beta/gamma 5-10s", text)
             md = read_text(os.path.join(d, "report.md"))
             self.assertIn("| alpha | weight 10 | rblkback | 57.0 | 14.3 |", md)
+
+    def test_the_limit_scenarios_settings_pool_and_asserted_rates(self):
+        import tomllib
+        with open(os.path.join(REPO_ROOT, "tests", "scenarios", "sched-vbd-limits.toml"), "rb") as f:
+            vbd = tomllib.load(f)
+        with open(os.path.join(REPO_ROOT, "tests", "scenarios", "sched-pool.toml"), "rb") as f:
+            pool = tomllib.load(f)
+        self.assertEqual(demo_report.settings_text(vbd["domains"][0]),
+                         "weight 100 (default), iops_limit 150, vbd iops limits 100/100")
+        self.assertEqual(demo_report.pool_text(vbd), "")
+        self.assertIn("pool (rblkback; every domain's vbds are in group vdb): iops_limit 300.",
+                      demo_report.pool_text(pool))
+        self.assertEqual(demo_report.asserted_rates(vbd)[2],
+                         ("alpha/xvdb+alpha/xvdc", [("alpha", "xvdb"), ("alpha", "xvdc")], "=", 150, 5, 30))
+        self.assertEqual([r[2:4] for r in demo_report.asserted_rates(vbd)],
+                         [("≤", 100), ("≤", 100), ("=", 150), ("=", 100), ("≤", 0)])
+        self.assertEqual([r[0] for r in demo_report.asserted_rates(pool)], ["alpha+beta+gamma", "alpha+beta"])
+        run = {"domains": {"alpha": {"timeseries": [150.0, None], "vbds": {"xvdb": {"timeseries": [74.0, 75.0]},
+                                                                           "xvdc": {"timeseries": [76.0, 75.0]}}}}}
+        self.assertEqual(demo_report.summed_series(run, [("alpha", "xvdb"), ("alpha", "xvdc")]), [150.0, 150.0])
+        total = demo_report.summed_series(run, [("alpha", None)])
+        self.assertEqual(total[0], 150.0)
+        self.assertNotEqual(total[1], total[1])     # NaN: a second missing
+
+    def test_the_pool_scenarios_plot_draws(self):
+        import tomllib
+        with open(os.path.join(REPO_ROOT, "tests", "scenarios", "sched-pool.toml"), "rb") as f:
+            spec = tomllib.load(f)
+        runs = {b: {"domains": {n: {"timeseries": [100.0] * 60, "vbds": {"xvdb": {"timeseries": [100.0] * 60}}}
+                                for n in ("alpha", "beta", "gamma")}} for b in ("stock", "rblkback")}
+        with tempfile.TemporaryDirectory() as d:
+            demo_report.sched_plot(os.path.join(d, "p.png"), "sched-pool", spec, runs)
+            self.assertGreater(os.path.getsize(os.path.join(d, "p.png")), 10000)
 
     def test_shares_per_window(self):
         s = {"domains": {"a": {"timeseries": [10.0] * 10}, "b": {"timeseries": [30.0] * 5 + [0.0] * 5}}}

@@ -15,17 +15,17 @@ from riglib.common import RIG_D, read_text  # noqa: E402
 from test_scenario import write  # noqa: E402
 
 RUN_SCENARIO = os.path.join(RIG_D, "dom0", "run-scenario")
-FUNCTIONS = ("now_ms", "snapshot", "sampler", "wait_for_file", "is_rblkback_key", "set_vbd_weights",
-             "set_group_windows", "restore_group_windows", "set_backend_key")
+FUNCTIONS = ("now_ms", "snapshot", "sampler", "wait_for_file", "is_rblkback_key", "set_vbd_sched",
+             "set_group_setting", "restore_group_settings", "set_backend_key")
 
 
 def run_scenario_parts():
     """The definitions the tests need, cut out of run-scenario: its SCHED_*/STATS_FILES lines,
-    the OLD_WINDOW and REF_RATE declarations and the functions above (a one-line function, or
+    the OLD_GROUP and REF_RATE declarations and the functions above (a one-line function, or
     from its `NAME() {` line to the next line that is just `}`)."""
     text = read_text(RUN_SCENARIO)
     parts = re.findall(r"^(?:SCHED_\w+|STATS_FILES)=.*$", text, re.M)
-    parts += re.findall(r"^declare -A (?:OLD_WINDOW|REF_RATE)=\(\)$", text, re.M)
+    parts += re.findall(r"^declare -A (?:OLD_GROUP|REF_RATE)=\(\)$", text, re.M)
     for name in FUNCTIONS:
         m = (re.search(rf"^{name}\(\) \{{ [^\n]*; \}}$", text, re.M)       # a one-line function
              or re.search(rf"^{name}\(\) \{{$.*?^\}}$", text, re.M | re.S))
@@ -45,13 +45,15 @@ def make_tree(root, rblkback=True):
         if rblkback:
             files.update({f"devices/{vbd}/sched/weight": "100", f"devices/{vbd}/sched/group": "vdb",
                           f"devices/{vbd}/sched/dispatched": "5", f"devices/{vbd}/sched/held_by_scheduler": "6",
-                          f"devices/{vbd}/sched/held_by_limit": "7"})
+                          f"devices/{vbd}/sched/held_by_limit": "7", f"devices/{vbd}/sched/iops_limit": "0",
+                          f"devices/{vbd}/sched/bps_limit": "0"})
     if rblkback:
         for domid in (1, 2):
             for f, v in (("weight", "100"), ("reservation_iops", "0"), ("reservation_bps", "0"),
                          ("sched_dispatched", "11"), ("sched_holds", "12"), ("throttled_us", "13")):
                 files[f"rblkback/domains/{domid}/{f}"] = v
-        files.update({"rblkback/groups/vdb/window": "16", "rblkback/groups/vdb/in_flight": "3",
+        files.update({"rblkback/groups/vdb/window": "16", "rblkback/groups/vdb/iops_limit": "0",
+                      "rblkback/groups/vdb/bps_limit": "5000000", "rblkback/groups/vdb/in_flight": "3",
                       "rblkback/groups/vdb/dispatched": "40", "rblkback/groups/vdb/held": "4",
                       "rblkback/groups/vdb/vbds": "3"})
     for path, value in files.items():
@@ -101,8 +103,8 @@ declare -A VBD_OF=([alpha.xvdb]=vbd-1-51728 [alpha.xvdc]=vbd-1-51744 [beta.xvdb]
 
     def test_vbd_weights_and_the_window_are_written_logged_and_the_window_restored(self):
         make_tree(self.root)
-        rc, stdout, stderr = self.bash('set_vbd_weights alpha 1,3\nset_group_windows 8\n'
-                                       'cat "$RBLKBACK/groups/vdb/window"\nrestore_group_windows\n')
+        rc, stdout, stderr = self.bash('set_vbd_sched alpha vbd_weights 1,3\nset_group_setting window 8\n'
+                                       'cat "$RBLKBACK/groups/vdb/window"\nrestore_group_settings\n')
         self.assertEqual(rc, 0, stdout + stderr)
         self.assertEqual(read_text(os.path.join(self.root, "devices/vbd-1-51728/sched/weight")), "1\n")
         self.assertEqual(read_text(os.path.join(self.root, "devices/vbd-1-51744/sched/weight")), "3\n")
@@ -113,28 +115,61 @@ declare -A VBD_OF=([alpha.xvdb]=vbd-1-51728 [alpha.xvdc]=vbd-1-51744 [beta.xvdb]
                                   ["group:vdb", "window", "8"]])
         self.assertTrue(all(re.fullmatch(r"\d{13}", line.split()[0]) for line in self.out("limits.log").splitlines()))
 
+    def test_vbd_limits_and_the_pool_are_written_logged_and_the_pool_restored(self):
+        make_tree(self.root)
+        rc, stdout, stderr = self.bash('set_vbd_sched alpha vbd_iops_limits 100,60\n'
+                                       'set_backend_key beta 2 51728 vbd_bps_limits 2097152\n'
+                                       'set_group_setting iops_limit 300\nset_group_setting bps_limit 0\n'
+                                       'set_group_setting iops_limit 250\n'
+                                       'cat "$RBLKBACK/groups/vdb/iops_limit" "$RBLKBACK/groups/vdb/bps_limit"\n'
+                                       'restore_group_settings\n')
+        self.assertEqual(rc, 0, stdout + stderr)
+        tree = lambda path: read_text(os.path.join(self.root, path))  # noqa: E731
+        self.assertEqual((tree("devices/vbd-1-51728/sched/iops_limit"), tree("devices/vbd-1-51744/sched/iops_limit"),
+                          tree("devices/vbd-2-51728/sched/bps_limit")), ("100\n", "60\n", "2097152\n"))
+        self.assertEqual(stdout, "250\n0\n")
+        # The values before the run come back, not the first one set in it.
+        self.assertEqual((tree("rblkback/groups/vdb/iops_limit"), tree("rblkback/groups/vdb/bps_limit")),
+                         ("0\n", "5000000\n"))
+        self.assertEqual([line.split()[1:] for line in self.out("limits.log").splitlines()],
+                         [["alpha", "xvdb.iops_limit", "100"], ["alpha", "xvdc.iops_limit", "60"],
+                          ["beta", "xvdb.bps_limit", "2097152"], ["group:vdb", "iops_limit", "300"],
+                          ["group:vdb", "bps_limit", "0"], ["group:vdb", "iops_limit", "250"]])
+        # A module without the pool's files: the run fails and says which file it lacked.
+        os.remove(os.path.join(self.root, "rblkback/groups/vdb/iops_limit"))
+        rc, stdout, _ = self.bash("set_group_setting iops_limit 300\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("FAIL: [scheduler] iops_limit = 300: no scheduling group in", stdout)
+        self.assertIn("(with a file iops_limit)", stdout)
+
     def test_a_missing_sched_directory_or_group_fails_the_run(self):
         make_tree(self.root, rblkback=False)
-        rc, stdout, _ = self.bash("wait_for_file() { return 1; }\nset_vbd_weights alpha 1,3\n")
+        rc, stdout, _ = self.bash("wait_for_file() { return 1; }\nset_vbd_sched alpha vbd_weights 1,3\n")
         self.assertEqual(rc, 1)
         self.assertIn("FAIL: alpha: ", stdout)
         self.assertIn("vbd-1-51728/sched/weight missing", stdout)
-        rc, stdout, _ = self.bash("set_group_windows 8\n")
+        rc, stdout, _ = self.bash("set_group_setting window 8\n")
         self.assertEqual(rc, 1)
         self.assertIn("FAIL: [scheduler] window = 8: no scheduling group in", stdout)
 
     def test_stock_skips_the_scheduler_settings_and_logs_that(self):
         make_tree(self.root, rblkback=False)
-        rc, stdout, stderr = self.bash("set_vbd_weights alpha 1,3\nset_group_windows 8\n"
+        rc, stdout, stderr = self.bash("set_vbd_sched alpha vbd_weights 1,3\nset_group_setting window 8\n"
                                        "set_backend_key alpha 1 51728 weight 4\n"
-                                       "set_backend_key alpha 1 51728 reservation_iops 150\n", backend="stock")
+                                       "set_backend_key alpha 1 51728 reservation_iops 150\n"
+                                       "set_vbd_sched alpha vbd_iops_limits 100,100\n"
+                                       "set_backend_key alpha 1 51728 vbd_bps_limits 0,1048576\n"
+                                       "set_group_setting iops_limit 300\n", backend="stock")
         self.assertEqual(rc, 0, stdout + stderr)
         self.assertEqual(self.out("limits.log"), "")
         events = [line.split(None, 1)[1] for line in self.out("events.log").splitlines()]
         self.assertEqual(events, ["alpha vbd_weights=1,3 skipped: backend stock has no scheduler",
                                   "- window=8 skipped: backend stock has no scheduler",
                                   "alpha weight=4 skipped: backend stock has no limits or scheduler",
-                                  "alpha reservation_iops=150 skipped: backend stock has no limits or scheduler"])
+                                  "alpha reservation_iops=150 skipped: backend stock has no limits or scheduler",
+                                  "alpha vbd_iops_limits=100,100 skipped: backend stock has no limits or scheduler",
+                                  "alpha vbd_bps_limits=0,1048576 skipped: backend stock has no limits or scheduler",
+                                  "- iops_limit=300 skipped: backend stock has no limits or scheduler"])
         self.assertFalse(os.path.exists(os.path.join(self.root, "rblkctl-calls")))
 
     def test_domain_settings_go_through_rblkctl_like_limits(self):

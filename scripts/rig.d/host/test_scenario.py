@@ -132,12 +132,57 @@ class ScenarioTests(unittest.TestCase):
                 self.scenario(text)
             self.assertIn(needle, str(ctx.exception))
 
+    def test_vbd_limits_and_the_pool_are_checked_and_normalised(self):
+        two = self.scenario('[scheduler]\nwindow = 8\niops_limit = 300\nbps_limit = "20M"\n' + self.TWO.format(
+            keys='vbd_iops_limits = [100, 100]\nvbd_bps_limits = ["1M", 0]\nbackend_keys = { iops_limit = "150" }\n')
+                            + '[[events]]\nat_s=20\ndomain="a"\nkey="vbd_iops_limits"\nvalue=[100, 0]\n'
+                            '[[events]]\nat_s=25\ndomain="b"\nkey="vbd_bps_limits"\nvalue="2M"\n')
+        self.assertEqual(two["scheduler"], {"window": 8, "iops_limit": 300, "bps_limit": 20 << 20})
+        self.assertEqual(two["domains"][0]["vbd_limits"], {"iops_limit": [100, 100], "bps_limit": [1 << 20, 0]})
+        self.assertEqual(two["domains"][0]["backend_keys"], {"iops_limit": "150"})
+        self.assertEqual(two["domains"][1]["vbd_limits"], {})
+        self.assertEqual([(e["key"], e["value"]) for e in two["events"]],
+                         [("vbd_iops_limits", "100,0"), ("vbd_bps_limits", "2097152")])
+        # One disk, one limit.
+        one = self.scenario(self.ONE.format(keys="vbd_iops_limits = [40]\n"))
+        self.assertEqual(one["domains"][0]["vbd_limits"], {"iops_limit": [40]})
+        cases = {
+            "vbd_iops_limits = [100]: give one limit per data disk (xvdb, xvdc), e.g. [100, 100]":
+                self.TWO.format(keys="vbd_iops_limits = [100]\n"),
+            "vbd_iops_limits = [100, 100]: give one limit per data disk (xvdb), e.g. [100]":
+                self.ONE.format(keys="vbd_iops_limits = [100, 100]\n"),
+            "domain a: vbd_iops_limits: xvdc = -1: must be an integer 0..10000000 (0 = none)":
+                self.TWO.format(keys="vbd_iops_limits = [100, -1]\n"),
+            "vbd_iops_limits: xvdb = '1M': must be an integer 0..10000000":
+                self.TWO.format(keys='vbd_iops_limits = ["1M", 100]\n'),
+            "vbd_bps_limits: xvdb = '2X': must be an integer 0..1099511627776 (0 = none) or a size such as 2M":
+                self.TWO.format(keys='vbd_bps_limits = ["2X", 100]\n'),
+            "vbd_iops_limits: xvdb = 1.5": self.TWO.format(keys="vbd_iops_limits = [1.5, 100]\n"),
+            "domain a: unknown key(s) vbd_iops_limit (per-vbd settings: vbd_weights, vbd_iops_limits, vbd_bps_limits)":
+                self.ONE.format(keys="vbd_iops_limit = [100]\n"),
+            "[scheduler] iops_limit = 10000001: must be an integer 0..10000000":
+                "[scheduler]\niops_limit = 10000001\n" + self.ONE.format(keys=""),
+            "[scheduler] bps_limit = 'lots'": "[scheduler]\nbps_limit = 'lots'\n" + self.ONE.format(keys=""),
+            "[scheduler] takes window, iops_limit, bps_limit, not":
+                "[scheduler]\npool = 300\n" + self.ONE.format(keys=""),
+            "event at 5 s: vbd_iops_limits = '100'": self.TWO.format(keys="") +
+                '[[events]]\nat_s=5\ndomain="a"\nkey="vbd_iops_limits"\nvalue="100"\n',
+        }
+        for needle, text in cases.items():
+            with self.assertRaises(ScenarioError, msg=needle) as ctx:
+                self.scenario(text)
+            self.assertIn(needle, str(ctx.exception))
+
     def test_scheduler_asserts_are_checked_at_validate_time(self):
         two = self.TWO.format(keys="")
         ok = {
             "shares": 'domains = ["a", "b"]\nweights = [1, 2]\nto_s = 40\n',
             "shares ": 'domain = "a"\nvbds = ["xvdb", "xvdc"]\nfractions = [25, 75]\n',
             "min_iops_windows": 'domains = ["a"]\nmin_iops = 150\n',
+            "iops_windows": 'domains = ["a", "b"]\niops = 300\ntolerance_pct = 2\n',
+            "iops_windows ": 'domain = "a"\nvbds = ["xvdb"]\nmax_iops = 100\n',
+            "iops_windows  ": 'domain = "a"\nvbds = ["xvdb", "xvdc"]\nmin_iops = 140\nmax_iops = 160.5\n',
+            "iops_windows   ": 'domain = "b"\nvbds = ["xvdb"]\nmax_iops = 0\nbackends = ["rblkback"]\n',
             "total_vs_backend": 'domains = ["a", "b"]\nto_s = 40\nmin_ratio = 0.95\nbackends = ["rblkback"]\n',
             "latency_order": 'domain = "a"\nfaster = "xvdc"\nslower = "xvdb"\n',
         }
@@ -152,6 +197,19 @@ class ScenarioTests(unittest.TestCase):
             ("shares", 'domains = ["a", "b"]\nweights = [1, 2]\nfrom_s = 30\nto_s = 20\n'): "from_s 30 .. to_s 20",
             ("shares", 'domains = ["a", "b"]\nweights = [1, 2]\nbackends = ["xen"]\n'): "backends must be",
             ("min_iops_windows", 'domains = ["a"]\n'): "min_iops must be",
+            ("iops_windows", 'domains = ["a"]\n'): "give iops (a rate within ±tolerance_pct), or min_iops and/or",
+            ("iops_windows", 'domains = ["a"]\niops = 300\nmax_iops = 310\n'): "give iops",
+            ("iops_windows", 'domains = ["a"]\niops = 0\n'): "iops = 0: must be a number above 0",
+            ("iops_windows", 'domains = ["a"]\nmax_iops = -1\n'): "max_iops = -1: must be a number at least 0",
+            ("iops_windows", 'domains = ["a"]\nmin_iops = "150"\n'): "min_iops = '150': must be a number",
+            ("iops_windows", 'domains = ["a"]\nmin_iops = 200\nmax_iops = 100\n'): "min_iops 200 is above",
+            ("iops_windows", 'domains = ["a"]\niops = 300\ntolerance_pct = -2\n'): "tolerance_pct = -2",
+            ("iops_windows", 'domains = ["a", "a"]\niops = 300\n'): "domains must list distinct domains",
+            ("iops_windows", 'domain = "b"\nvbds = ["xvdc"]\niops = 300\n'): "b has no vbd 'xvdc'",
+            ("iops_windows", 'domain = "zz"\nvbds = ["xvdb"]\niops = 300\n'): "the series: domains = [...], or",
+            ("iops_windows", 'domains = ["a"]\ndomain = "a"\nvbds = ["xvdb"]\niops = 300\n'): "not both",
+            ("iops_windows", 'domain = "a"\nvbds = ["xvdb", "xvdb"]\niops = 300\n'): "(distinct)",
+            ("iops_windows", 'domains = ["a"]\niops = 300\nfrom_s = 50\n'): "from_s 50 .. to_s 40",
             ("total_vs_backend", 'domains = ["a"]\nmin_ratio = 0.95\nagainst = "qemu"\n'): "against must be",
             ("latency_order", 'domain = "b"\nfaster = "xvdb"\nslower = "xvdc"\n'): "b has no vbd 'xvdc'",
             ("latency_order", 'domain = "a"\nfaster = "xvdb"\nslower = "xvdb"\n'): "name two vbds",
@@ -180,8 +238,26 @@ class ScenarioTests(unittest.TestCase):
         self.assertEqual(res["domains"][0]["backend_keys"], {"weight": "1", "reservation_iops": "150"})
         seed = load_scenario(resolve_scenario("sched-seed-figure"))
         self.assertEqual([d["backend_keys"]["weight"] for d in seed["domains"]], ["10", "20", "40"])
-        for name in ("sched-shares", "sched-reservation", "sched-vbd-weights", "sched-limits", "sched-seed-figure"):
+        for name in ("sched-shares", "sched-reservation", "sched-vbd-weights", "sched-limits", "sched-seed-figure",
+                     "sched-vbd-limits", "sched-pool"):
             self.assertLessEqual(load_scenario(resolve_scenario(name))["span_s"], 60, name)
+
+    def test_the_limit_scenarios_set_what_the_issue_asks(self):
+        vbd = load_scenario(resolve_scenario("sched-vbd-limits"))
+        alpha = vbd["domains"][0]
+        self.assertEqual((alpha["disks"], alpha["backend_keys"], alpha["vbd_limits"]),
+                         (2, {"iops_limit": "150"}, {"iops_limit": [100, 100]}))
+        self.assertEqual([p["workload"] for p in alpha["phases"]], ["random-read-per-disk", "random-read-first-disk"])
+        self.assertEqual(vbd["domains"][1]["backend_keys"], {})
+        self.assertEqual([(a.get("vbds"), a.get("iops"), a.get("max_iops"), a["from_s"])
+                          for a in vbd["asserts"]["iops_windows"]],
+                         [(["xvdb"], None, 100, 5), (["xvdc"], None, 100, 5), (["xvdb", "xvdc"], 150, None, 5),
+                          (["xvdb"], 100, None, 30), (["xvdc"], None, 0, 30)])
+        pool = load_scenario(resolve_scenario("sched-pool"))
+        self.assertEqual(pool["scheduler"], {"window": 8, "iops_limit": 300})
+        self.assertEqual([d["backend_keys"] for d in pool["domains"]], [{}, {}, {}])
+        self.assertEqual([(a["domains"], a["iops"], a["tolerance_pct"]) for a in pool["asserts"]["iops_windows"]],
+                         [(["alpha", "beta", "gamma"], 300, 2), (["alpha", "beta"], 300, 2)])
 
     def test_sizes(self):
         self.assertEqual(parse_size("1G"), 1 << 30)

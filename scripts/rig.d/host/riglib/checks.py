@@ -1,6 +1,7 @@
 """A scenario's [assert]s evaluated on a run's summary (collect.py builds it): limit windows,
 limit reactions, isolation, minimum IOPS, the backend's counts against fio's, the scheduler's
-shares, reserved rates, vbd latencies and totals against another backend's run; and
+shares, reserved rates, rates within bounds (limits inside and across domains), vbd latencies
+and totals against another backend's run; and
 `riglib check`, which prints the checks recorded in summary.json files."""
 import bisect
 import json
@@ -282,6 +283,21 @@ def fmt_list(values, spec=".1f"):
     return "/".join(format(v, spec) for v in values)
 
 
+def window_series(summary, a):
+    """The series a window assert sums or divides: (labels, series, domains whose phases lay
+    its windows, lag of the series behind dom0's clock). domains = [...]: the guests' series
+    (as the limit asserts use), behind dom0's by the latest go lag; domain + vbds: dom0's
+    per-vbd samples of the backend's statistics (on dom0's clock)."""
+    if "vbds" in a:
+        dom = a["domain"]
+        vbds = summary["domains"].get(dom, {}).get("vbds") or {}
+        return ([f"{dom}/{v}" for v in a["vbds"]], [(vbds.get(v) or {}).get("timeseries") for v in a["vbds"]],
+                [dom], 0.0)
+    names = a["domains"]
+    return (names, [summary["domains"].get(d, {}).get("timeseries") for d in names], names,
+            max(float(summary["domains"].get(d, {}).get("go_seen_lag_s") or 0) for d in names))
+
+
 def shares_checks(summary, a):
     """[[assert.shares]]: in every settled window (settled_windows), each listed domain's
     fraction of the requests the listed domains got (the guest's per-second series, as the
@@ -291,16 +307,7 @@ def shares_checks(summary, a):
     statistics (its series are on dom0's clock)."""
     w, tol = int(a.get("window_s", 5)), float(a.get("tolerance_pp", 2))
     min_total = float(a.get("min_total_iops", 0))
-    if "vbds" in a:
-        dom = a["domain"]
-        vbds = summary["domains"].get(dom, {}).get("vbds") or {}
-        labels = [f"{dom}/{v}" for v in a["vbds"]]
-        series = [(vbds.get(v) or {}).get("timeseries") for v in a["vbds"]]
-        span_domains, lag = [dom], 0.0
-    else:
-        labels = span_domains = a["domains"]
-        series = [summary["domains"].get(d, {}).get("timeseries") for d in labels]
-        lag = max(float(summary["domains"].get(d, {}).get("go_seen_lag_s") or 0) for d in labels)
+    labels, series, span_domains, lag = window_series(summary, a)
     raw = a.get("weights") or a.get("fractions")
     expect = [100.0 * x / sum(raw) for x in raw]
     length = max(len(x or []) for x in series)
@@ -337,28 +344,60 @@ def shares_checks(summary, a):
     return checks
 
 
-def min_iops_windows_checks(summary, a):
-    """[[assert.min_iops_windows]]: in every settled window the listed domains together (the
-    guest's series) delivered at least min_iops less tolerance_pct (a reservation's floor)."""
-    w, tol, floor = int(a.get("window_s", 5)), float(a.get("tolerance_pct", 3)), float(a["min_iops"])
-    names = a["domains"]
-    series = [summary["domains"].get(d, {}).get("timeseries") for d in names]
-    lag = max(float(summary["domains"].get(d, {}).get("go_seen_lag_s") or 0) for d in names)
+def iops_bounds(a, tol):
+    """(lowest, highest (None: no upper bound), the rate deviations are given against, text) of
+    an iops_windows assert: iops = X is X ± tol %, min_iops at least min_iops - tol %, max_iops
+    at most max_iops + tol %."""
+    if "iops" in a:
+        x = float(a["iops"])
+        lo, hi = x * (100 - tol) / 100, x * (100 + tol) / 100
+        return lo, hi, x, f"within ±{tol:g}%: {lo:.1f}..{hi:.1f}"
+    parts, lo, hi, ref = [], 0.0, None, None
+    if "min_iops" in a:
+        ref = floor = float(a["min_iops"])
+        lo = floor * (100 - tol) / 100
+        parts.append(f"at least {lo:.1f} = {floor:g} -{tol:g}%")
+    if "max_iops" in a:
+        cap = float(a["max_iops"])
+        hi = cap * (100 + tol) / 100
+        ref = cap if ref is None else ref
+        parts.append(f"at most {hi:.1f} = {cap:g} +{tol:g}%")
+    return lo, hi, ref, ", ".join(parts)
+
+
+def iops_windows_checks(summary, a, tolerance_pct=2.0):
+    """[[assert.iops_windows]]: in every settled window (settled_windows) the listed series
+    together (window_series: the domains' guest series, or one domain's vbds' backend series)
+    deliver requests per second within bounds: iops = X (X ± tolerance_pct), or min_iops and/or
+    max_iops, each with tolerance_pct of slack (at least min_iops x (1 - tol/100), at most
+    max_iops x (1 + tol/100)). Each line: the rate, its deviation from X (or from min_iops,
+    else max_iops) and the bounds."""
+    w, tol = int(a.get("window_s", 5)), float(a.get("tolerance_pct", tolerance_pct))
+    labels, series, span_domains, lag = window_series(summary, a)
+    lo, hi, ref, bounds = iops_bounds(a, tol)
     length = max(len(x or []) for x in series)
-    bound = floor * (1 - tol / 100)
-    what, checks = "+".join(names), []
-    for t in settled_windows(summary, names, a, length, lag):
+    what, checks = "+".join(labels), []
+    for t in settled_windows(summary, span_domains, a, length, lag):
         vals = [window_values(x, t, w) for x in series]
         if any(v is None for v in vals):
             checks.append({"check": f"{what} {t}-{t + w}s: samples missing", "passed": False})
             continue
         mean = sum(sum(v) for v in vals) / w
-        checks.append({"check": f"{what} {t}-{t + w}s: {mean:.1f} IOPS ({(mean - floor) / floor * 100:+.1f}% of "
-                                f"{floor:g}; at least {bound:.1f} = {floor:g} -{tol:g}%)", "passed": mean >= bound})
+        dev = f"{(mean - ref) / ref * 100:+.2f}% of {ref:g}; " if ref else ""
+        checks.append({"check": f"{what} {t}-{t + w}s: {mean:.1f} IOPS ({dev}{bounds})",
+                       "passed": mean >= lo and (hi is None or mean <= hi)})
     if not checks:
         checks.append({"check": f"{what}: no settled {w}s window in [{a.get('from_s', 0)}, {a.get('to_s', length)})",
                        "passed": False})
     return checks
+
+
+def min_iops_windows_checks(summary, a):
+    """[[assert.min_iops_windows]]: in every settled window the listed domains together (the
+    guest's series) delivered at least min_iops less tolerance_pct (a reservation's floor):
+    iops_windows with min_iops alone, 3 % of slack unless told."""
+    return iops_windows_checks(summary, {k: v for k, v in a.items() if k not in ("iops", "max_iops")},
+                               tolerance_pct=3.0)
 
 
 def mean_total_iops(summary, domains, start, end):
@@ -432,7 +471,8 @@ def latency_order_checks(summary, a):
 
 # The [assert] lists whose entries may name the backends they hold for (`backends`); under any
 # other backend they are evaluated all the same and reported as INFO, with their numbers.
-LIST_ASSERTS = ("limit_windows", "limit_reaction", "isolation", "shares", "min_iops_windows", "latency_order")
+LIST_ASSERTS = ("limit_windows", "limit_reaction", "isolation", "shares", "min_iops_windows", "iops_windows",
+                "latency_order")
 
 
 def split_by_backend(summary, asserts):
@@ -464,6 +504,8 @@ def evaluate_backend_asserts(summary, asserts):
         checks += shares_checks(summary, a)
     for a in asserts.get("min_iops_windows", []):
         checks += min_iops_windows_checks(summary, a)
+    for a in asserts.get("iops_windows", []):
+        checks += iops_windows_checks(summary, a)
     for a in asserts.get("latency_order", []):
         checks += latency_order_checks(summary, a)
     for a in asserts.get("isolation", []):

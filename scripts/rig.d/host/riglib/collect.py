@@ -533,7 +533,8 @@ def collect_run(share, run, dest, meta):
         d["backend_requests"] = bsamples.get(name)
         d["backend_held_us"] = held.get(name)
         # Per vbd (by the guest's disk name): its vbd, the backend's per-second requests, with
-        # rblkback its scheduler counters over the run and its sched/ files at the start.
+        # rblkback its scheduler counters over the run and its sched/ files at the start
+        # (weight, group, its own limits).
         d["vbds"] = {}
         for disk, series in (vseries.get(name) or {}).items():
             tag = name if disk == "xvdb" else f"{name}.{disk}"
@@ -543,7 +544,7 @@ def collect_run(share, run, dest, meta):
                 v["sched"] = vsched[name][disk]
             if sched_before.get(tag):
                 v["sched_files"] = {k: x for k, x in sched_before[tag].items()
-                                    if k in ("weight", "group")}
+                                    if k in ("weight", "group", "iops_limit", "bps_limit")}
             d["vbds"][disk] = v
         if domains_before.get(name):
             d["sched_settings"] = {k: x for k, x in domains_before[name].items()
@@ -570,10 +571,11 @@ def collect_run(share, run, dest, meta):
                 d[key] = d[key][:last]
         for v in (d.get("vbds") or {}).values():
             v["timeseries"] = (v.get("timeseries") or [])[:last]
-    # rblkback's scheduling groups: the files at the start (window, vbds) and the counters.
+    # rblkback's scheduling groups: the files at the start (window, pool, vbds) and the counters.
     summary["groups"] = {}
     for g in sorted(set(groups_before) | set(gsched)):
-        entry = {k: v for k, v in groups_before.get(g, {}).items() if k in ("window", "vbds")}
+        entry = {k: v for k, v in groups_before.get(g, {}).items()
+                 if k in ("window", "iops_limit", "bps_limit", "vbds")}
         entry.update(gsched.get(g, {}))
         if entry.get("held_timeseries"):
             entry["held_timeseries"] = entry["held_timeseries"][:last]

@@ -103,6 +103,12 @@ def describe_device(device):
 SHARE_KEYS = {"weight": (1, 10000), "reservation_iops": (0, 10_000_000), "reservation_bps": (0, 1 << 40)}
 VBD_WEIGHT_RANGE = (1, 10000)       # a vbd's sched/weight
 WINDOW_RANGE = (1, 4096)            # a scheduling group's window (op_size units)
+# rblkback's limits inside and across domains: a vbd's own (sched/iops_limit, sched/bps_limit,
+# scenario keys vbd_iops_limits and vbd_bps_limits, one value per data disk) and a group's pool
+# (groups/<name>/iops_limit, bps_limit; [scheduler] iops_limit, bps_limit). File -> largest
+# value (the domains' limits' ranges, 0 = none); bps also takes a size such as 2M.
+LIMIT_RANGES = {"iops_limit": 10_000_000, "bps_limit": 1 << 40}
+VBD_LIMIT_KEYS = {"vbd_iops_limits": "iops_limit", "vbd_bps_limits": "bps_limit"}
 # The guest's names of a domain's data disks, in the order of `disks` (vbd_weights, per-vbd
 # series and asserts use them).
 DISK_NAMES = ("xvdb", "xvdc")
@@ -137,19 +143,50 @@ def vbd_weights_value(value, disks, where):
     return weights
 
 
+def limit_value(file, value, what):
+    """A limit of rblkback's (file iops_limit or bps_limit) as an int: a number, for bps_limit
+    also a size such as 2M; ScenarioError naming `what` if outside 0..LIMIT_RANGES[file]."""
+    hi = LIMIT_RANGES[file]
+    text = str(value).strip()
+    try:
+        n = parse_size(text) if file == "bps_limit" else int(text)
+    except (ScenarioError, ValueError):
+        n = None
+    if n is None or isinstance(value, (bool, float)) or not 0 <= n <= hi:
+        raise ScenarioError(f"{what} = {value!r}: must be an integer 0..{hi} (0 = none)"
+                            + (" or a size such as 2M" if file == "bps_limit" else ""))
+    return n
+
+
+def vbd_limits_value(key, value, disks, where):
+    """vbd_iops_limits = [100, 100] (or "100,100" in an event; vbd_bps_limits also takes sizes,
+    ["1M", "2M"]): one limit per data disk of the domain, in the order xvdb, xvdc, 0 = none;
+    as a list of ints."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or len(items) != disks:
+        raise ScenarioError(f"{where}: {key} = {value!r}: give one limit per data disk "
+                            f"({', '.join(DISK_NAMES[:disks])}), e.g. {[100] * disks}")
+    return [limit_value(VBD_LIMIT_KEYS[key], v, f"{where}: {key}: {name}")
+            for name, v in zip(DISK_NAMES, items)]
+
+
 def parse_scheduler(table, where):
-    """The scenario's [scheduler] table: {"window": N} (rblkback: written to every scheduling
-    group's window before the start); {} when absent."""
+    """The scenario's [scheduler] table: {"window": N, "iops_limit": N, "bps_limit": N}, each
+    optional (rblkback: written to every scheduling group's window and pool before the start);
+    {} when absent."""
     if table is None:
         return {}
-    if not isinstance(table, dict) or set(table) - {"window"}:
-        raise ScenarioError(f"{where}: [scheduler] takes window, not {table!r}")
+    if not isinstance(table, dict) or set(table) - {"window", *LIMIT_RANGES}:
+        raise ScenarioError(f"{where}: [scheduler] takes window, iops_limit, bps_limit, not {table!r}")
     out = {}
     if "window" in table:
         w, (lo, hi) = table["window"], WINDOW_RANGE
         if not isinstance(w, int) or isinstance(w, bool) or not lo <= w <= hi:
             raise ScenarioError(f"{where}: [scheduler] window = {w!r}: must be an integer {lo}..{hi}")
         out["window"] = w
+    for file in LIMIT_RANGES:
+        if file in table:
+            out[file] = limit_value(file, table[file], f"{where}: [scheduler] {file}")
     return out
 
 
@@ -228,6 +265,12 @@ def load_scenario(path):
                 backend_keys[k] = share_value(k, d["backend_keys"][k], f"{where}: domain {dname}")
         vbd_weights = (vbd_weights_value(d["vbd_weights"], int(d.get("disks", 1)), f"{where}: domain {dname}")
                        if "vbd_weights" in d else None)
+        unknown = {k for k in d if k.startswith("vbd_")} - {"vbd_weights", *VBD_LIMIT_KEYS}
+        if unknown:
+            raise ScenarioError(f"{where}: domain {dname}: unknown key(s) {', '.join(sorted(unknown))} (per-vbd "
+                                f"settings: vbd_weights, {', '.join(VBD_LIMIT_KEYS)})")
+        vbd_limits = {file: vbd_limits_value(key, d[key], int(d.get("disks", 1)), f"{where}: domain {dname}")
+                      for key, file in VBD_LIMIT_KEYS.items() if key in d}
         domains.append({
             "name": dname,
             "disk_bytes": parse_size(d.get("disk", defaults.get("disk", "1G"))),
@@ -236,6 +279,8 @@ def load_scenario(path):
             "backend_keys": backend_keys,
             # rblkback: each vbd's sched/weight, in the order of DISK_NAMES (None: the default).
             "vbd_weights": vbd_weights,
+            # rblkback: each vbd's own limits ({"iops_limit": [xvdb's, xvdc's]}, sched/FILE).
+            "vbd_limits": vbd_limits,
             # Virtual disks of the domain (xvdb, xvdc): with two, fio spreads each job over
             # both and the guest's series count both; the backend series count xvdb only.
             "disks": int(d.get("disks", 1)),
@@ -261,6 +306,9 @@ def load_scenario(path):
         elif key == "vbd_weights":
             disks = next(d["disks"] for d in domains if d["name"] == e["domain"])
             value = ",".join(str(w) for w in vbd_weights_value(value, disks, ewhere))
+        elif key in VBD_LIMIT_KEYS:
+            disks = next(d["disks"] for d in domains if d["name"] == e["domain"])
+            value = ",".join(str(n) for n in vbd_limits_value(key, value, disks, ewhere))
         events.append({"at_s": float(e.get("at_s", 0)), "domain": e["domain"], "key": key, "value": str(value)})
     span = max(p["start_s"] + p["duration_s"] for d in domains for p in d["phases"])
     for a in raw.get("assert", {}).get("isolation", []):
@@ -335,6 +383,31 @@ def check_sched_asserts(asserts, domains, span, where):
         domain_list("min_iops_windows", a)
         if not isinstance(a.get("min_iops"), (int, float)) or a["min_iops"] <= 0:
             fail("min_iops_windows", "min_iops must be a positive number")
+    for a in asserts.get("iops_windows", []):
+        common("iops_windows", a)
+        if "vbds" in a:
+            vbds = a["vbds"]
+            if "domains" in a or a.get("domain") not in by_name or not isinstance(vbds, list) or not vbds or \
+                    len(set(vbds)) != len(vbds):
+                fail("iops_windows", f"the series: domains = [...], or domain (one of {sorted(by_name)}) with "
+                                     "vbds = [...] (distinct), not both")
+            for v in vbds:
+                vbd_of("iops_windows", a["domain"], v)
+        else:
+            domain_list("iops_windows", a)
+        bounds = [k for k in ("iops", "min_iops", "max_iops") if k in a]
+        if not bounds or ("iops" in a and len(bounds) > 1):
+            fail("iops_windows", "give iops (a rate within ±tolerance_pct), or min_iops and/or max_iops")
+        values = {k: a[k] for k in bounds}
+        for k, x in values.items():
+            positive = k != "max_iops"          # max_iops = 0: the series is idle
+            if not isinstance(x, (int, float)) or isinstance(x, bool) or x < 0 or (positive and x == 0):
+                fail("iops_windows", f"{k} = {x!r}: must be a number {'above' if positive else 'at least'} 0")
+        if "min_iops" in values and "max_iops" in values and values["min_iops"] > values["max_iops"]:
+            fail("iops_windows", f"min_iops {values['min_iops']:g} is above max_iops {values['max_iops']:g}")
+        tol = a.get("tolerance_pct", 2)
+        if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not 0 <= tol <= 100:
+            fail("iops_windows", f"tolerance_pct = {tol!r}: a number 0..100 (percent)")
     for a in asserts.get("total_vs_backend", []):
         common("total_vs_backend", a)
         domain_list("total_vs_backend", a)
