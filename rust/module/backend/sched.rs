@@ -63,8 +63,11 @@ pub const MIN_DEFAULT_WINDOW: u64 = 8;
 /// ...and at most this: deeper windows leave the order of service to the device.
 pub const MAX_DEFAULT_WINDOW: u64 = 64;
 
-/// The window of a new group, derived from its first vbd's device (see the constants).
-pub fn default_window(bdev: &BlockDevice) -> u64 {
+/// The window this device suggests (see the constants): logged when its group is created,
+/// for the operator to set. Not the default yet: on the rig, a window of 8 cost the
+/// hostile-frontend test's good guest 16 % of its IOPS under attack (its bound is 15 %), so a
+/// new group starts unbounded until that is understood (issue 21's notes).
+pub fn suggested_window(bdev: &BlockDevice) -> u64 {
     if bdev.rotational() {
         ROTATIONAL_WINDOW
     } else {
@@ -725,7 +728,9 @@ impl Groups {
                 entry.group.clone()
             }
             None => {
-                let window = FixedWindow::new(default_window(bdev)).ok_or(EINVAL)?;
+                // Unbounded: weights and reservations order only what the operator's window
+                // holds (`suggested_window`).
+                let window = FixedWindow::new(FixedWindow::MAX).ok_or(EINVAL)?;
                 let cname = CString::try_from_fmt(fmt!("{}", BStrDisplay(name)))?;
                 let group = Group::new(cname, window)?;
                 let dir = match GroupDir::add(group.name(), group.clone()) {
@@ -745,9 +750,10 @@ impl Groups {
                     None => registry.entries.push(Some(entry), GFP_KERNEL)?,
                 }
                 pr_info!(
-                    "group {}: created, window {}\n",
+                    "group {}: created, window {} (unbounded; {} suggested for this device)\n",
                     &*group.name,
-                    group.window.load(Ordering::Relaxed)
+                    group.window.load(Ordering::Relaxed),
+                    suggested_window(bdev)
                 );
                 group
             }
