@@ -30,6 +30,17 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
+/// Puts `entry` in the first free slot of `slots`, or a new one at the end: the registries
+/// (domains, groups, a domain's rings) leave a `None` where an entry went, as `KVec` cannot
+/// remove.
+pub(crate) fn put_in_free_slot<T>(slots: &mut KVec<Option<T>>, entry: T) -> Result {
+    match slots.iter_mut().find(|s| s.is_none()) {
+        Some(free) => *free = Some(entry),
+        None => slots.push(Some(entry), GFP_KERNEL)?,
+    }
+    Ok(())
+}
+
 /// The limits and slice configuration a domain gets from the module parameters.
 fn defaults() -> (Limits, SliceConfig) {
     let mut limits = Limits::UNLIMITED;
@@ -127,10 +138,7 @@ impl Domain {
             worker,
             held: false,
         };
-        match st.rings.iter_mut().find(|r| r.is_none()) {
-            Some(free) => *free = Some(entry),
-            None => st.rings.push(Some(entry), GFP_KERNEL)?,
-        }
+        put_in_free_slot(&mut st.rings, entry)?;
         Ok(())
     }
 
@@ -511,10 +519,7 @@ impl Domains {
             vbds,
             _dir: dir,
         };
-        match registry.entries.iter_mut().find(|e| e.is_none()) {
-            Some(free) => *free = Some(entry),
-            None => registry.entries.push(Some(entry), GFP_KERNEL)?,
-        }
+        put_in_free_slot(&mut registry.entries, entry)?;
         Ok(domain)
     }
 

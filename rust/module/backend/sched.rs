@@ -27,7 +27,7 @@
 //! Lock order: the groups registry, a group's `members`, then its `tables` (interrupts off,
 //! never held while allocating or sleeping).
 
-use super::domains::PoolLimit;
+use super::domains::{put_in_free_slot, PoolLimit};
 pub use crate::sched::{valid_group_name, MAX_GROUP_NAME};
 use crate::sched::{
     Dispatcher, FairQueue, FixedWindow, Flow, FlowConfig, Group as TwoLevel, VbdWork, Verdict,
@@ -745,10 +745,7 @@ impl Groups {
                     vbds: 1,
                     _dir: dir,
                 };
-                match registry.entries.iter_mut().find(|e| e.is_none()) {
-                    Some(free) => *free = Some(entry),
-                    None => registry.entries.push(Some(entry), GFP_KERNEL)?,
-                }
+                put_in_free_slot(&mut registry.entries, entry)?;
                 pr_info!(
                     "group {}: created, window {} (unbounded; {} suggested for this device)\n",
                     &*group.name,
