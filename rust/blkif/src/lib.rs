@@ -22,6 +22,7 @@
 //! Nothing here allocates, uses floating point or panics on any input.
 
 pub mod abi;
+pub mod arrivals;
 pub mod indirect;
 pub mod persistent;
 pub mod protocol;

@@ -18,6 +18,8 @@
 //!   to wake.
 //! - [`Window`] says how much work may be in flight on the device; [`FixedWindow`] is the
 //!   operator's number, and an adaptive policy (a latency target) implements the same trait.
+//! - [`LatencyHistogram`] counts how long requests took (device service, waiting in the
+//!   backend) in log-linear buckets, for quantiles now or over an interval.
 //!
 //! `Documentation/design/scheduler.md` states the guarantees and proves the bounds that the
 //! property tests check.
@@ -26,6 +28,9 @@ mod dispatch;
 #[cfg(test)]
 mod dispatch_tests;
 mod group;
+mod latency;
+#[cfg(test)]
+mod latency_tests;
 mod name;
 mod queue;
 #[cfg(test)]
@@ -37,6 +42,10 @@ mod window;
 
 pub use dispatch::{Dispatcher, VbdWork, Verdict};
 pub use group::{Group, GroupPick};
+pub use latency::{
+    bucket_of, bucket_range, bucket_value, summarize, LatencyHistogram, LatencySummary, BUCKETS,
+    MAX_TRACKED_US, SUB_BUCKETS,
+};
 pub use name::{valid_group_name, MAX_GROUP_NAME};
 pub use queue::{FairQueue, Flow, FlowConfig, Phase, Pick, MAX_WEIGHT, MIN_WEIGHT};
 pub use storage::Storage;
