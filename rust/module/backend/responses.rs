@@ -65,6 +65,16 @@ struct EarlyAnswer {
     operation: AtomicU8,
 }
 
+/// The request at the ring's consumer index, as [`Responder::next_request`] finds it.
+pub struct NextRequest {
+    /// Byte offset of its entry in the ring.
+    pub offset: usize,
+    /// Its ring index (`req_cons`).
+    pub index: u32,
+    /// Requests waiting from it on, itself included (validated against the ring's size).
+    pub waiting: u32,
+}
+
 /// The response side of one ring.
 pub struct Responder {
     abi: Abi,
@@ -114,16 +124,20 @@ impl Responder {
         drop(shared);
     }
 
-    /// Checks the frontend's `req_prod`: the byte offset of the next request to consume if
-    /// one waits, `None` if none does (see `BackRing::unconsumed_requests` for the errors).
-    pub fn next_request(&self, req_prod: u32) -> Result<Option<usize>, RingError> {
+    /// Checks the frontend's `req_prod`: where the next request to consume is and how many
+    /// wait, `None` if none does (see `BackRing::unconsumed_requests` for the errors).
+    pub fn next_request(&self, req_prod: u32) -> Result<Option<NextRequest>, RingError> {
         let cursor = self.cursor.lock();
-        if cursor.back.unconsumed_requests(req_prod)? == 0 {
+        let waiting = cursor.back.unconsumed_requests(req_prod)?;
+        if waiting == 0 {
             return Ok(None);
         }
-        Ok(Some(
-            cursor.back.geometry().entry_offset(cursor.back.req_cons()),
-        ))
+        let index = cursor.back.req_cons();
+        Ok(Some(NextRequest {
+            offset: cursor.back.geometry().entry_offset(index),
+            index,
+            waiting,
+        }))
     }
 
     /// Checks the frontend's `req_prod`; how many requests wait (see

@@ -64,14 +64,28 @@ pub const MIN_DEFAULT_WINDOW: u64 = 8;
 pub const MAX_DEFAULT_WINDOW: u64 = 64;
 
 /// The window this device suggests (see the constants): logged when its group is created,
-/// for the operator to set. Not the default yet: on the rig, a window of 8 cost the
-/// hostile-frontend test's good guest 16 % of its IOPS under attack (its bound is 15 %), so a
-/// new group starts unbounded until that is understood (issue 21's notes).
+/// for an operator who wants shares to hold under deep queues to set.
 pub fn suggested_window(bdev: &BlockDevice) -> u64 {
     if bdev.rotational() {
         ROTATIONAL_WINDOW
     } else {
         (u64::from(bdev.queue_depth()) / 4).clamp(MIN_DEFAULT_WINDOW, MAX_DEFAULT_WINDOW)
+    }
+}
+
+/// The window a new group starts with: the device's queue depth (`nr_requests`), or
+/// `FixedWindow::MAX` when the device reports none. Beyond that depth the block layer
+/// would put the submitting worker to sleep for a tag, and which ring got the next tag
+/// would be chance; with the window there, the next request is chosen by tags instead,
+/// and below it nothing is held. It does not make the device's own reordering of what it
+/// holds fair: that needs the smaller window of `suggested_window`. (A window of 8 as the
+/// default cost the hostile-frontend test's good guest 16 % of its IOPS under attack: with
+/// equal weights the attacker gets half of the dispatches, where the device's FIFO gave it
+/// about a ninth; fair, but a change an operator should choose.)
+pub fn default_window(bdev: &BlockDevice) -> u64 {
+    match u64::from(bdev.queue_depth()) {
+        0 => FixedWindow::MAX,
+        depth => depth.min(FixedWindow::MAX),
     }
 }
 
@@ -308,8 +322,9 @@ impl Tables {
         })
     }
 
-    /// The gate for a request of `cost` units and `bytes` bytes of the ring at `at`.
-    fn admit(&mut self, at: Position, cost: u32, bytes: u64, now_ns: u64) -> Verdict {
+    /// The gate for a request of `cost` units and `bytes` bytes of the ring at `at`, with
+    /// `more` requests behind it or not.
+    fn admit(&mut self, at: Position, cost: u32, bytes: u64, more: bool, now_ns: u64) -> Verdict {
         let Some(ring) = self
             .vbds
             .get_mut(at.index)
@@ -319,8 +334,9 @@ impl Tables {
         };
         let verdict = self
             .gate
-            .admit(at.domain, at.vbd, ring.waiting, cost, bytes, now_ns);
-        ring.waiting = verdict == Verdict::Wait;
+            .admit(at.domain, at.vbd, ring.waiting, more, cost, bytes, now_ns);
+        // A ring that goes on to its next request still has work: it stays backlogged.
+        ring.waiting = verdict == Verdict::Wait || more;
         // Room may be left for the next vbd (after a go), or for the one chosen instead of
         // this one (after a wait).
         self.wake_next(now_ns);
@@ -728,9 +744,7 @@ impl Groups {
                 entry.group.clone()
             }
             None => {
-                // Unbounded: weights and reservations order only what the operator's window
-                // holds (`suggested_window`).
-                let window = FixedWindow::new(FixedWindow::MAX).ok_or(EINVAL)?;
+                let window = FixedWindow::new(default_window(bdev)).ok_or(EINVAL)?;
                 let cname = CString::try_from_fmt(fmt!("{}", BStrDisplay(name)))?;
                 let group = Group::new(cname, window)?;
                 let dir = match GroupDir::add(group.name(), group.clone()) {
@@ -747,7 +761,7 @@ impl Groups {
                 };
                 put_in_free_slot(&mut registry.entries, entry)?;
                 pr_info!(
-                    "group {}: created, window {} (unbounded; {} suggested for this device)\n",
+                    "group {}: created, window {} (the device's queue depth; {} for shares to hold in the device's queue too)\n",
                     &*group.name,
                     group.window.load(Ordering::Relaxed),
                     suggested_window(bdev)
@@ -927,14 +941,16 @@ impl RingScheduler {
         &self.group
     }
 
-    /// Asks to submit a request of `cost` units and `bytes` bytes now.
+    /// Asks to submit a request of `cost` units and `bytes` bytes now; `more` says whether
+    /// the ring has requests behind it (the ring then stays backlogged after a go, until it
+    /// stops: see `sched::Dispatcher::admit`).
     ///
     /// A group with one vbd has nothing to divide: its requests go without the tables'
     /// lock and are not counted in the window (`Gate::Uncounted`), so a disk with one guest
     /// pays two atomic reads per request for the scheduler. When a second vbd joins, what
     /// the first has in flight then is not in the window: the window may be exceeded by
     /// that much until those requests complete.
-    pub fn admit(&mut self, cost: u32, bytes: u64, now_us: u64) -> Gate {
+    pub fn admit(&mut self, cost: u32, bytes: u64, more: bool, now_us: u64) -> Gate {
         if self.group.single.load(Ordering::Relaxed) {
             // Left from before the group shrank to this vbd, if so.
             self.stop_waiting(now_us);
@@ -946,9 +962,9 @@ impl RingScheduler {
             return Gate::Uncounted;
         };
         self.at = at;
-        let verdict = tables.admit(at, cost, bytes, now_us * 1000);
+        let verdict = tables.admit(at, cost, bytes, more, now_us * 1000);
         drop(tables);
-        self.waiting = verdict == Verdict::Wait;
+        self.waiting = verdict == Verdict::Wait || more;
         match verdict {
             Verdict::Go => {
                 self.group.dispatched.fetch_add(1, Ordering::Relaxed);
@@ -1023,9 +1039,9 @@ impl SlotCharges {
         self.group.finish(self.vbd, &self.hint, cost, None);
     }
 
-    /// Slot `slot`'s bio completed (any context): its units go back, and the window's
-    /// next request may go.
-    pub fn completed(&self, slot: usize) {
+    /// Slot `slot`'s bio completed at `now_us` (any context): its units go back, and the
+    /// window's next request may go.
+    pub fn completed(&self, slot: usize, now_us: u64) {
         let Some(cost) = self.cost.get(slot).map(|c| c.swap(0, Ordering::AcqRel)) else {
             return;
         };
@@ -1036,7 +1052,6 @@ impl SlotCharges {
             .started_us
             .get(slot)
             .map_or(0, |t| t.load(Ordering::Relaxed));
-        let now_us = monotonic_us();
         self.group.finish_at(
             self.vbd,
             &self.hint,

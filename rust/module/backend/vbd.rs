@@ -233,7 +233,7 @@ impl Vbd {
             VbdStat::SchedHeldByScheduler => &s.held_by_scheduler,
             VbdStat::SchedHeldByLimit => &s.held_by_limit,
             VbdStat::SchedWeight => return u64::from(self.sched_weight.load(Ordering::Relaxed)),
-            VbdStat::SchedGroup => return 0,
+            VbdStat::SchedGroup | VbdStat::Latency => return 0,
             VbdStat::SchedIopsLimit => return self.limit.get(Meter::Ops),
             VbdStat::SchedBpsLimit => return self.limit.get(Meter::Bytes),
             VbdStat::Major | VbdStat::Minor | VbdStat::Writable => {
@@ -249,9 +249,13 @@ impl Vbd {
         stats::get(counter)
     }
 
-    /// A text file for sysfs (`sched/group`: the group the vbd is in, or would join if it
-    /// connected now; empty before its backing device is known).
+    /// A text file for sysfs: `statistics/latency` (see `stats::write_latency`), or
+    /// `sched/group` (the group the vbd is in, or would join if it connected now; empty
+    /// before its backing device is known).
     pub fn text(&self, stat: VbdStat, buf: &mut [u8]) -> usize {
+        if stat == VbdStat::Latency {
+            return stats::write_latency(&self.stats, buf);
+        }
         if stat != VbdStat::SchedGroup {
             return 0;
         }

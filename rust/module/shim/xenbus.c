@@ -236,10 +236,20 @@ RBLK_STAT_ATTR(rd_sect, RBLK_STAT_RD_SECT);
 RBLK_STAT_ATTR(wr_sect, RBLK_STAT_WR_SECT);
 RBLK_STAT_ATTR(buffer_pages, RBLK_STAT_BUFFER_PAGES);
 
+/* A file of text lines that Rust writes (it ends them with newlines itself). */
+static ssize_t latency_show(struct device *d, struct device_attribute *a, char *buf)
+{
+	void *data = dev_get_drvdata(d);
+	size_t n = data ? rblk_ops->text(data, RBLK_STAT_LATENCY, buf, PAGE_SIZE) : 0;
+
+	return min_t(size_t, n, PAGE_SIZE);
+}
+static DEVICE_ATTR_RO(latency);
+
 static struct attribute *rblk_stat_attrs[] = {
 	&dev_attr_oo_req.attr, &dev_attr_rd_req.attr, &dev_attr_wr_req.attr,
 	&dev_attr_f_req.attr,  &dev_attr_ds_req.attr, &dev_attr_rd_sect.attr,
-	&dev_attr_wr_sect.attr, &dev_attr_buffer_pages.attr, NULL,
+	&dev_attr_wr_sect.attr, &dev_attr_buffer_pages.attr, &dev_attr_latency.attr, NULL,
 };
 
 static const struct attribute_group rblk_stat_group = {

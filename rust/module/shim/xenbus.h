@@ -78,6 +78,7 @@ enum rblk_stat {
 	RBLK_STAT_SCHED_GROUP = 15,
 	RBLK_STAT_SCHED_IOPS_LIMIT = 16,
 	RBLK_STAT_SCHED_BPS_LIMIT = 17,
+	RBLK_STAT_LATENCY = 18,
 };
 int rblk_sysfs_add(struct xenbus_device *dev);
 void rblk_sysfs_remove(struct xenbus_device *dev);

@@ -368,6 +368,8 @@ pub enum VbdStat {
     SchedIopsLimit,
     /// `sched/bps_limit` (writable).
     SchedBpsLimit,
+    /// `statistics/latency` (text).
+    Latency,
 }
 
 impl VbdStat {
@@ -392,6 +394,7 @@ impl VbdStat {
             bindings::rblk_stat_RBLK_STAT_SCHED_GROUP => Self::SchedGroup,
             bindings::rblk_stat_RBLK_STAT_SCHED_IOPS_LIMIT => Self::SchedIopsLimit,
             bindings::rblk_stat_RBLK_STAT_SCHED_BPS_LIMIT => Self::SchedBpsLimit,
+            bindings::rblk_stat_RBLK_STAT_LATENCY => Self::Latency,
             _ => return None,
         })
     }

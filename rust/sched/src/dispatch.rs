@@ -145,15 +145,22 @@ where
     }
 
     /// A ring of vbd `(domain, vbd)` asks to submit a request of `cost` units and `bytes`
-    /// bytes at `now_ns`; `ring_waits` says whether that ring is marked waiting. The request
-    /// goes when the vbd is the only one with work (nothing to divide), or when the window
-    /// has room and the scheduler would pick this vbd (or nobody waits). On `Wait` the
-    /// caller marks the ring waiting (if it was not); on `Go` not waiting.
+    /// bytes at `now_ns`; `ring_waits` says whether that ring is marked waiting, `more`
+    /// whether the ring has requests behind this one. The request goes when the vbd is the
+    /// only one with work (nothing to divide), or when the window has room and the
+    /// scheduler would pick this vbd (or nobody waits). On `Wait` the caller marks the ring
+    /// waiting (if it was not); on `Go` it marks it waiting exactly when `more`: a ring
+    /// that goes on to its next request stays backlogged, so that a completion between two
+    /// of its requests does not pass it over (and move the virtual time past its tag, which
+    /// would cost it its place in the order as if it had gone idle). It stops waiting when
+    /// it stops for another reason ([`Dispatcher::stop_waiting`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &mut self,
         domain: usize,
         vbd: usize,
         ring_waits: bool,
+        more: bool,
         cost: u32,
         bytes: u64,
         now_ns: u64,
@@ -179,8 +186,10 @@ where
             return Verdict::Wait;
         }
         let after = self.change(domain, vbd, |w| {
-            if ring_waits {
-                w.waiting = w.waiting.saturating_sub(1);
+            match (ring_waits, more) {
+                (true, false) => w.waiting = w.waiting.saturating_sub(1),
+                (false, true) => w.waiting += 1,
+                _ => {}
             }
             w.in_flight += 1;
         });

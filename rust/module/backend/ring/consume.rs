@@ -117,15 +117,18 @@ impl RingState {
                 return (taken, Stop::Halted);
             }
             let req_prod = self.read_req_prod();
-            let offset = match self.responder.next_request(req_prod) {
+            let next = match self.responder.next_request(req_prod) {
                 Ok(None) => return (taken, Stop::Empty),
-                Ok(Some(offset)) => offset,
+                Ok(Some(next)) => next,
                 Err(e) => {
                     self.halted = true;
                     self.log_frontend_fault(shared, format_args!("ring halted: {}", e));
                     return (taken, Stop::Halted);
                 }
             };
+            // What waits now was seen by now: its wait in the backend counts from here.
+            self.arrivals.note(next.index, next.waiting, now_us);
+            let offset = next.offset;
             // Requests the completion hook answered early are reaped before the next one is
             // taken: the frontend may already reuse their grants, which must then be found
             // idle in the persistent-grant cache (not mapped again for that one request).
@@ -147,7 +150,9 @@ impl RingState {
             // The segment table is moved out while a request borrows it.
             let mut table = core::mem::replace(&mut self.segment_table, KVec::new());
             let decision = self.decide(shared.domid, &request, &mut table, now_us);
-            let window_units = match self.admit_request(shared, &decision, now_us) {
+            // Requests behind this one keep the vbd backlogged after it goes.
+            let more_behind = next.waiting > 1;
+            let window_units = match self.admit_request(shared, &decision, more_behind, now_us) {
                 Ok(units) => units,
                 Err(stop) => {
                     // Decided again when it may go on: the entry may even change meanwhile.
@@ -156,19 +161,24 @@ impl RingState {
                 }
             };
             let charges = shared.completion.charges.as_ref();
-            if !matches!(self.responder.consume_request(req_prod), Ok(Some(_))) {
+            let Ok(Some(consumed)) = self.responder.consume_request(req_prod) else {
                 if let (Some(c), Some(units)) = (charges, window_units) {
                     c.withdraw(units);
                 }
                 self.segment_table = table;
                 return (taken, Stop::Empty);
-            }
+            };
+            shared
+                .stats
+                .wait
+                .record(self.arrivals.waited(consumed.index, now_us));
             taken += 1;
             match decision {
                 Decision::Start(valid) => {
                     if let (Some(c), Some(units)) = (charges, window_units) {
                         c.charge(slot_index, units, now_us);
                     }
+                    shared.completion.submitting(slot_index, now_us);
                     self.start(shared, slot_index, valid);
                     // Answered at once (or it failed to start): nothing of it is in flight.
                     if self
@@ -176,6 +186,7 @@ impl RingState {
                         .get(slot_index)
                         .is_some_and(|s| s.response.is_none())
                     {
+                        shared.completion.not_submitted(slot_index);
                         if let Some(c) = charges {
                             c.uncharge(slot_index);
                         }
@@ -217,11 +228,14 @@ impl RingState {
     ///
     /// Answers (invalid requests) are charged as one operation without data, so that a
     /// frontend cannot bypass its limit with bad requests; they never reach the device and
-    /// take no window space. `Ok` has the window units the request took, if any.
+    /// take no window space. `more_behind` says whether other requests wait behind this
+    /// one (the vbd then stays backlogged in the scheduler after it goes). `Ok` has the
+    /// window units the request took, if any.
     fn admit_request(
         &mut self,
         shared: &RingShared,
         decision: &Decision<'_>,
+        more_behind: bool,
         now_us: u64,
     ) -> Result<Option<u32>, Stop> {
         if decision_drains(decision) && self.slots.iter().any(|s| s.response.is_some()) {
@@ -243,7 +257,7 @@ impl RingState {
             // `op_size` is 0).
             let units =
                 u32::try_from(cost.operations(params::get(Param::OpSize))).unwrap_or(u32::MAX);
-            match sched.admit(units, cost.bytes, now_us) {
+            match sched.admit(units, cost.bytes, more_behind, now_us) {
                 Gate::Wait => {
                     stats::add(&shared.stats.held_by_scheduler, 1);
                     shared.domain.sched_holds.fetch_add(1, Ordering::Relaxed);

@@ -25,6 +25,7 @@ use super::responses::Responder;
 use super::sched::{RingScheduler, SlotCharges, VbdMembership};
 use super::stats::{self, VbdStats};
 use crate::blkif::abi::Abi;
+use crate::blkif::arrivals::ArrivalTimes;
 use crate::blkif::indirect::table_len;
 use crate::blkif::protocol::MAX_INDIRECT_PAGES_PER_REQUEST;
 use crate::blkif::response::Response;
@@ -111,23 +112,53 @@ struct RingState {
     /// The ring's place in its vbd's scheduling group while it is connected (`None`: not
     /// scheduled).
     sched: Option<RingScheduler>,
+    /// When the requests on the ring were first seen, for their wait in the backend.
+    arrivals: ArrivalTimes<KVec<u64>>,
     /// Taken when the ring disconnects with bios in flight: the module stays until they
     /// complete and the ring is freed. Last, so it goes after everything else.
     module_while_draining: Option<ModuleRef>,
 }
 
-/// What a bio completion of the ring does before the worker sees it: give the request's
-/// window space back to the scheduler (which may wake another ring), and answer the
-/// request at once if it needs nothing more from the worker.
+/// What a bio completion of the ring does before the worker sees it: count the request's
+/// service time, give its window space back to the scheduler (which may wake another
+/// ring), and answer the request at once if it needs nothing more from the worker.
 struct RingCompletion {
     responder: Arc<Responder>,
     charges: Option<SlotCharges>,
+    /// When each slot's request went to the device (0: none in flight).
+    submitted_us: KVec<AtomicU64>,
+    stats: Arc<VbdStats>,
+}
+
+impl RingCompletion {
+    /// Slot `slot`'s request goes to the device at `now_us`.
+    fn submitting(&self, slot: usize, now_us: u64) {
+        if let Some(t) = self.submitted_us.get(slot) {
+            // 0 means "none": a clock that reads 0 is a microsecond later here.
+            t.store(now_us.max(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Slot `slot`'s request did not go to the device after all.
+    fn not_submitted(&self, slot: usize) {
+        if let Some(t) = self.submitted_us.get(slot) {
+            t.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 impl IoCompletion for RingCompletion {
     fn completed(&self, slot: usize, err: i32) -> bool {
+        let now_us = monotonic_us();
+        let submitted = self
+            .submitted_us
+            .get(slot)
+            .map_or(0, |t| t.swap(0, Ordering::Relaxed));
+        if submitted != 0 {
+            self.stats.service.record(now_us.saturating_sub(submitted));
+        }
         if let Some(charges) = &self.charges {
-            charges.completed(slot);
+            charges.completed(slot, now_us);
         }
         self.responder.completed(slot, err)
     }
@@ -301,6 +332,10 @@ impl RingConnection {
             log_about_domain(&domain, devid, fmt!("refusing ring: {}", e));
             EIO
         })?;
+        let arrivals = ArrivalTimes::new(
+            KVec::from_elem(0u64, geometry.entries() as usize, GFP_KERNEL)?,
+            back.req_cons(),
+        );
         let shared_ring = Arc::new(shared_ring, GFP_KERNEL)?;
         let responder = Responder::new(
             params.abi,
@@ -313,10 +348,16 @@ impl RingConnection {
         let charges = membership
             .map(|m| m.charges(geometry.entries() as usize))
             .transpose()?;
+        let mut submitted_us = KVec::with_capacity(geometry.entries() as usize, GFP_KERNEL)?;
+        for _ in 0..geometry.entries() {
+            submitted_us.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
         let completion = Arc::new(
             RingCompletion {
                 responder: responder.clone(),
                 charges,
+                submitted_us,
+                stats: owner.stats.clone(),
             },
             GFP_KERNEL,
         )?;
@@ -374,6 +415,7 @@ impl RingConnection {
             idle_since_us: None,
             reported_pages: 0,
             sched,
+            arrivals,
             module_while_draining: None,
         };
         let worker_for_kicks = worker.clone();
