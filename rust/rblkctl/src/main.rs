@@ -11,6 +11,7 @@
 
 mod cli;
 mod error;
+mod latency;
 mod limits_line;
 mod rates;
 mod report;

@@ -11,6 +11,7 @@ use throttle::control::meter_key;
 use throttle::params::Param;
 use throttle::{Limits, Meter};
 
+use crate::latency::{duration_cell, LatencySummary};
 use crate::rates::{self, Rates};
 use crate::sysfs::{Counters, DomainSample, GroupSample, ShareSettings, Snapshot};
 use crate::units::{approximate_bytes, exact_bytes};
@@ -21,6 +22,8 @@ struct DomainView {
     rates: Option<Rates>,
     /// Its part of the requests admitted to all domains with rates, in percent.
     share_pct: Option<f64>,
+    /// Its latency over the interval, where both samples have it.
+    latency_interval: Option<LatencySummary>,
 }
 
 /// A snapshot ready to print, with the rates since an earlier one.
@@ -62,10 +65,18 @@ impl Status {
             .iter()
             .zip(measured)
             .zip(rates::share_pcts(&admitted))
-            .map(|((sample, (rates, _)), share_pct)| DomainView {
-                sample: *sample,
-                rates,
-                share_pct,
+            .map(|((sample, (rates, _)), share_pct)| {
+                let earlier = before.and_then(|before| before.domain(sample.domid));
+                let latency_interval = earlier
+                    .and_then(|earlier| Some((sample.latency.as_ref()?, earlier.latency.as_ref()?)))
+                    .and_then(|(now, then)| now.since(then))
+                    .map(|latency| latency.summary());
+                DomainView {
+                    sample: sample.clone(),
+                    rates,
+                    share_pct,
+                    latency_interval,
+                }
             })
             .collect();
         Status {
@@ -192,15 +203,19 @@ struct DomainJson {
     limits: LimitsJson,
     shares: ShareSettings,
     counters: Counters,
+    /// Since its vbds connected; `null` when none reports latency.
+    latency: Option<LatencySummary>,
     rates: Option<RatesJson>,
 }
 
-/// The rates with the domain's share, which needs all domains to be told.
+/// The rates with the domain's share, which needs all domains to be told, and its latency
+/// over the same interval.
 #[derive(serde::Serialize)]
 struct RatesJson {
     #[serde(flatten)]
     rates: Rates,
     share_pct: Option<f64>,
+    latency: Option<LatencySummary>,
 }
 
 impl From<&DomainView> for DomainJson {
@@ -210,9 +225,11 @@ impl From<&DomainView> for DomainJson {
             limits: LimitsJson(view.sample.limits),
             shares: view.sample.shares,
             counters: view.sample.counters,
+            latency: view.sample.latency.as_ref().map(|l| l.summary()),
             rates: view.rates.map(|rates| RatesJson {
                 rates,
                 share_pct: view.share_pct,
+                latency: view.latency_interval,
             }),
         }
     }
@@ -262,6 +279,8 @@ fn column_names(with_rates: bool) -> Vec<String> {
         "THR_SLICES",
         "THR_TIME",
     ]);
+    // Over the interval with rates, else since the vbds connected.
+    names.extend(["SVC_P50", "SVC_P99", "WAIT_P99"]);
     names.into_iter().map(String::from).collect()
 }
 
@@ -271,6 +290,7 @@ fn row(domain: &DomainView, with_rates: bool) -> Vec<String> {
         limits,
         shares,
         counters,
+        ref latency,
     } = domain.sample;
     let mut cells = vec![domid.to_string()];
     // Meter::ALL's order (total, reads, writes) is the header's.
@@ -298,7 +318,33 @@ fn row(domain: &DomainView, with_rates: bool) -> Vec<String> {
         counters.throttled_slices.to_string(),
         format!("{:.1}s", counters.throttled_us as f64 / 1e6),
     ]);
+    let shown = if with_rates {
+        domain.latency_interval
+    } else {
+        latency.as_ref().map(|l| l.summary())
+    };
+    cells.extend(latency_cells(shown));
     cells
+}
+
+/// The median and 99th percentile of service time and the 99th percentile of the wait;
+/// `-` where no request was counted.
+fn latency_cells(latency: Option<LatencySummary>) -> [String; 3] {
+    let cell = |count: u64, us: u64| {
+        if count == 0 {
+            "-".to_string()
+        } else {
+            duration_cell(us)
+        }
+    };
+    match latency {
+        Some(l) => [
+            cell(l.service.count, l.service.p50_us),
+            cell(l.service.count, l.service.p99_us),
+            cell(l.wait.count, l.wait.p99_us),
+        ],
+        None => ["-"; 3].map(String::from),
+    }
 }
 
 /// The weight, and each reservation when there is one; `-` for none, or for a file an
@@ -352,6 +398,7 @@ fn align_right(rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::latency::Latency;
     use crate::sysfs::LIMIT_PARAMS;
     use std::time::Instant;
 
@@ -382,6 +429,7 @@ mod tests {
                 sched_dispatched: None,
                 sched_holds: None,
             },
+            latency: None,
         }
     }
 
@@ -412,6 +460,7 @@ mod tests {
                 sched_holds: Some(sched_holds),
                 ..Counters::default()
             },
+            latency: None,
         }
     }
 
@@ -448,6 +497,7 @@ mod tests {
                     "limits": {"iops": 0, "bps": 0, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
                     "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
                     "counters": {"admitted_requests": 0, "admitted_ops": 0, "admitted_bytes": 0, "holds": 3, "throttled_slices": 2, "throttled_us": 0, "sched_dispatched": null, "sched_holds": null},
+                    "latency": null,
                     "rates": null
                 },
                 {
@@ -455,7 +505,8 @@ mod tests {
                     "limits": {"iops": 500, "bps": 0, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
                     "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
                     "counters": {"admitted_requests": 1100, "admitted_ops": 1100, "admitted_bytes": 12288, "holds": 3, "throttled_slices": 2, "throttled_us": 500000, "sched_dispatched": null, "sched_holds": null},
-                    "rates": {"requests_per_s": 500.0, "ops_per_s": 500.0, "bytes_per_s": 4096.0, "held_pct": 25.0, "holds_delta": 0, "sched_holds_delta": null, "share_pct": 100.0}
+                    "latency": null,
+                    "rates": {"requests_per_s": 500.0, "ops_per_s": 500.0, "bytes_per_s": 4096.0, "held_pct": 25.0, "holds_delta": 0, "sched_holds_delta": null, "share_pct": 100.0, "latency": null}
                 }
             ]
         });
@@ -466,6 +517,58 @@ mod tests {
         let positions: Vec<usize> = order.iter().map(|key| text.find(key).unwrap()).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(text.find("\"timeslice_us\"") < text.find("\"default_iops\""));
+    }
+
+    /// A domain whose vbds' latency files say `service_buckets` and `wait_buckets`.
+    fn with_latency(mut sample: DomainSample, service: &str, wait: &str) -> DomainSample {
+        let text = format!("service_buckets {service}\nwait_buckets {wait}\n");
+        sample.latency = Some(Latency::parse(&text).unwrap());
+        sample
+    }
+
+    #[test]
+    fn latency_is_shown_over_the_interval_and_since_connect() {
+        let now = Instant::now();
+        let base = domain(7, Limits::UNLIMITED, 100, 4096, 0);
+        let before = snapshot(now, vec![with_latency(base.clone(), "960:100", "0:100")]);
+        // 100 more requests: 99 at about 1 ms, one at about 40 ms, all of them held 0 µs
+        // but one that waited about 5 ms.
+        let after = snapshot(
+            now + Duration::from_secs(1),
+            vec![with_latency(
+                domain(7, Limits::UNLIMITED, 200, 8192, 0),
+                "960:199 40960:1",
+                "0:199 5120:1",
+            )],
+        );
+        let status = Status::new(&after, Some(&before));
+        let json: serde_json::Value = serde_json::from_str(&status.to_json()).unwrap();
+        let domain = &json["domains"][0];
+        let interval = &domain["rates"]["latency"];
+        assert_eq!(interval["service"]["count"], 100);
+        assert_eq!(interval["service"]["p50_us"], 992);
+        // The 99th of 100 is still a fast one; the slow one is the maximum.
+        assert_eq!(interval["service"]["p99_us"], 992);
+        assert_eq!(interval["service"]["max_us"], 45055);
+        assert_eq!(interval["wait"]["count"], 100);
+        assert_eq!(interval["wait"]["p99_us"], 0);
+        assert_eq!(domain["latency"]["service"]["count"], 200);
+        assert_eq!(domain["latency"]["wait"]["max_us"], 5631);
+        let table = status.to_table();
+        let row: Vec<&str> = table.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!(row[row.len() - 3..], ["992us", "992us", "0us"]);
+        // Without an interval: since the vbds connected.
+        let table = Status::new(&after, None).to_table();
+        let row: Vec<&str> = table.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!(row[row.len() - 3..], ["992us", "992us", "0us"]);
+        // A vbd recreated between the samples (counts went down): no interval figures.
+        let restarted = snapshot(
+            now + Duration::from_secs(2),
+            vec![with_latency(base, "960:1", "0:1")],
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&Status::new(&restarted, Some(&after)).to_json()).unwrap();
+        assert_eq!(json["domains"][0]["latency"]["service"]["count"], 1);
     }
 
     #[test]
@@ -544,21 +647,24 @@ mod tests {
                 "BYTES",
                 "HOLDS",
                 "THR_SLICES",
-                "THR_TIME"
+                "THR_TIME",
+                "SVC_P50",
+                "SVC_P99",
+                "WAIT_P99"
             ]
         );
         assert_eq!(
             columns(lines[2]),
             [
                 "7", "500", "-", "-", "-", "-", "-", "-", "-", "-", "500.0", "20.0MiB", "30.0",
-                "100.0", "0", "-", "500", "500", "20.0MiB", "3", "2", "0.3s"
+                "100.0", "0", "-", "500", "500", "20.0MiB", "3", "2", "0.3s", "-", "-", "-"
             ]
         );
         assert_eq!(
             columns(lines[3]),
             [
                 "12", "-", "-", "-", "-", "20MiB", "-", "-", "-", "-", "n/a", "n/a", "n/a", "n/a",
-                "n/a", "n/a", "5", "5", "5B", "3", "2", "0.0s"
+                "n/a", "n/a", "5", "5", "5B", "3", "2", "0.0s", "-", "-", "-"
             ]
         );
         let width = lines[1].len();
@@ -598,14 +704,14 @@ mod tests {
             .iter()
             .map(|row| (row[7..10].to_vec(), row[13..16].to_vec(), row.len()))
             .collect();
-        // Every row has every column: 22.
+        // Every row has every column: 25.
         assert_eq!(
             scheduler_cells,
             [
-                (vec!["100", "-", "-"], vec!["14.3", "0", "8"], 22),
-                (vec!["200", "50", "-"], vec!["28.6", "1", "4"], 22),
-                (vec!["400", "-", "10MiB"], vec!["57.1", "2", "0"], 22),
-                (vec!["1", "-", "-"], vec!["n/a", "n/a", "n/a"], 22),
+                (vec!["100", "-", "-"], vec!["14.3", "0", "8"], 25),
+                (vec!["200", "50", "-"], vec!["28.6", "1", "4"], 25),
+                (vec!["400", "-", "10MiB"], vec!["57.1", "2", "0"], 25),
+                (vec!["1", "-", "-"], vec!["n/a", "n/a", "n/a"], 25),
             ]
         );
 
@@ -626,7 +732,8 @@ mod tests {
             json["domains"][2]["rates"],
             serde_json::json!({
                 "requests_per_s": 400.0, "ops_per_s": 400.0, "bytes_per_s": 1638400.0,
-                "held_pct": 0.0, "holds_delta": 2, "sched_holds_delta": 0, "share_pct": 57.14
+                "held_pct": 0.0, "holds_delta": 2, "sched_holds_delta": 0, "share_pct": 57.14,
+                "latency": null
             })
         );
         assert_eq!(json["domains"][2]["counters"]["sched_dispatched"], 3400);

@@ -19,6 +19,7 @@ use throttle::params::Param;
 use throttle::{Limits, Meter};
 
 use crate::error::Error;
+use crate::latency::Latency;
 use crate::limits_line::LimitsLine;
 use crate::sched_files::FileSetting;
 
@@ -99,7 +100,7 @@ pub(crate) const LIMIT_PARAMS: [Param; 5] = [
 ];
 
 /// One domain as read at one moment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DomainSample {
     pub(crate) domid: u16,
     /// The limits in force or pending (0 = unlimited), from the `<key>_limit` files.
@@ -107,6 +108,9 @@ pub(crate) struct DomainSample {
     /// The scheduler's settings, from the files named as their keys.
     pub(crate) shares: ShareSettings,
     pub(crate) counters: Counters,
+    /// The `statistics/latency` files of the domain's vbds added up; `None` when none has
+    /// one (no vbd connected, or an rblkback without them).
+    pub(crate) latency: Option<Latency>,
 }
 
 /// Everything rblkctl shows, read at one moment.
@@ -436,12 +440,47 @@ impl Sysfs {
         if any_missing && !dir.exists() {
             return Ok(None);
         }
+        let latency = self.read_latency(domid)?;
         Ok(Some(DomainSample {
             domid,
             limits,
             shares,
             counters,
+            latency,
         }))
+    }
+
+    /// The latency files of domain `domid`'s vbds, added up. A vbd that goes away while
+    /// we read, or has no such file, is left out.
+    fn read_latency(&self, domid: u16) -> Result<Option<Latency>, Error> {
+        let devices = self.root.join("bus/xen-backend/devices");
+        let Ok(entries) = fs::read_dir(&devices) else {
+            return Ok(None);
+        };
+        let prefix = format!("vbd-{domid}-");
+        let mut total: Option<Latency> = None;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(devid) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            if devid.is_empty() || !devid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let path = entry.path().join("statistics/latency");
+            let text = match fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(error) if error.kind() == ErrorKind::NotFound => continue,
+                Err(error) => return Err(cannot("read", &path, &error)),
+            };
+            let latency = Latency::parse(&text)
+                .map_err(|error| Error::Failed(format!("{}: {error}", path.display())))?;
+            match total.as_mut() {
+                Some(total) => total.add(&latency),
+                None => total = Some(latency),
+            }
+        }
+        Ok(total)
     }
 
     /// Writes `line` to `domains/limits` in one `write(2)`, as the kernel takes one

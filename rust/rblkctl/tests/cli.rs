@@ -566,6 +566,7 @@ fn status_json_has_every_domain_with_exact_values() {
                     "limits": {"iops": 500, "bps": 20971520, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
                     "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
                     "counters": {"admitted_requests": 1000, "admitted_ops": 1200, "admitted_bytes": 4194304, "holds": 30, "throttled_slices": 25, "throttled_us": 250000, "sched_dispatched": null, "sched_holds": null},
+                    "latency": null,
                     "rates": null
                 },
                 {
@@ -573,10 +574,55 @@ fn status_json_has_every_domain_with_exact_values() {
                     "limits": {"iops": 0, "bps": 0, "read_iops": 50, "write_iops": 0, "read_bps": 0, "write_bps": 10485760},
                     "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
                     "counters": {"admitted_requests": 9, "admitted_ops": 10, "admitted_bytes": 40960, "holds": 0, "throttled_slices": 0, "throttled_us": 0, "sched_dispatched": null, "sched_holds": null},
+                    "latency": null,
                     "rates": null
                 }
             ]
         })
+    );
+}
+
+/// A domain's latency is its vbds' `statistics/latency` files added up bucket by bucket;
+/// another domain's vbds (even one whose id starts with the same digits) are not in it.
+#[test]
+fn status_adds_up_the_latency_of_a_domains_vbds() {
+    let fake = two_domains();
+    let latency = |service: &str, wait: &str| {
+        format!(
+            "service count 0 sum_us 0 max_us 0 p50_us 0 p99_us 0\n\
+             wait count 0 sum_us 0 max_us 0 p50_us 0 p99_us 0\n\
+             service_buckets {service}\nwait_buckets {wait}\n"
+        )
+    };
+    for (domid, devid, text) in [
+        (7, 51712, latency("960:60", "0:60")),
+        (7, 51728, latency("960:39 40960:1", "0:39 5120:1")),
+        (71, 51712, latency("1:1000", "1:1000")),
+    ] {
+        let vbd = add_vbd(&fake, domid, devid, &[]);
+        let statistics = vbd.parent().unwrap().join("statistics");
+        fs::create_dir_all(&statistics).unwrap();
+        fs::write(statistics.join("latency"), text).unwrap();
+    }
+    let json = json_of(&fake.run(&["status", "--json", "--interval", "0"]));
+    assert_eq!(
+        json["domains"][0]["latency"],
+        json!({
+            "service": {"count": 100, "p50_us": 992, "p99_us": 992, "max_us": 45055},
+            "wait": {"count": 100, "p50_us": 0, "p99_us": 0, "max_us": 5631}
+        })
+    );
+    assert_eq!(json["domains"][1]["latency"], Value::Null);
+    // A file rblkctl cannot read is an error naming it.
+    let bad = fake
+        .root()
+        .join("bus/xen-backend/devices/vbd-7-51712/statistics/latency");
+    fs::write(&bad, "service_buckets 17:1\nwait_buckets\n").unwrap();
+    let output = fake.run(&["status", "--interval", "0"]);
+    assert_eq!(status(&output), 1);
+    assert_eq!(
+        stderr(&output),
+        format!("rblkctl: {}: no bucket starts at 17 µs\n", bad.display())
     );
 }
 
