@@ -8,9 +8,10 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from riglib.checks import backend_latency_checks  # noqa: E402
 from riglib.collect import (add_cross_run_checks, add_job_stats, backend_request_samples, backend_series,  # noqa: E402
-                            job_summaries, parse_sched_snapshot, parse_snapshot, per_second, per_second_rates,
-                            percentile_from_bins, sample_domains, sched_samples, vbd_series)
+                            job_summaries, latency_between, latency_bucket_width, parse_sched_snapshot, parse_snapshot, per_second, per_second_rates,
+                            percentile_from_bins, read_latency, sample_domains, sched_samples, vbd_series)
 from test_checks import sched_summary  # noqa: E402
 from test_scenario import write  # noqa: E402
 
@@ -153,6 +154,53 @@ class SchedulerCollectTests(unittest.TestCase):
         add_cross_run_checks(collected)
         self.assertFalse(collected[1][2]["ok"])
         self.assertIn("ratio 0.925 (at least 0.95)", collected[1][2]["checks"][0]["check"])
+
+
+
+def latency_file(path, service, wait):
+    """A statistics/latency file as the module writes it: summary lines, then the buckets."""
+    lines = []
+    for name, buckets in (("service", service), ("wait", wait)):
+        count = sum(buckets.values())
+        total = sum(lower * n for lower, n in buckets.items())
+        lines.append(f"{name} count {count} sum_us {total} max_us 0 p50_us 0 p99_us 0")
+    for name, buckets in (("service", service), ("wait", wait)):
+        lines.append(" ".join([f"{name}_buckets"] + [f"{k}:{v}" for k, v in sorted(buckets.items())]))
+    return write(path, "\n".join(lines) + "\n")
+
+
+class LatencyTests(unittest.TestCase):
+    def test_bucket_widths_are_the_modules(self):
+        # rust/sched/src/latency.rs: exact below 16 us, then eight buckets per power of two.
+        self.assertEqual([latency_bucket_width(x) for x in (0, 15, 16, 30, 32, 576, 960, 40960)],
+                         [1, 1, 2, 2, 4, 64, 64, 4096])
+
+    def test_the_requests_of_a_run_are_the_difference_of_two_readings(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            before = read_latency(latency_file(os.path.join(tmp, "b"), {960: 100}, {0: 100}))
+            after = read_latency(latency_file(os.path.join(tmp, "a"), {960: 199, 40960: 1}, {0: 199, 5120: 1}))
+            self.assertIsNone(read_latency(write(os.path.join(tmp, "x"), "service_buckets 1:1\n")))
+            self.assertIsNone(read_latency(os.path.join(tmp, "missing")))
+        run = latency_between(before, after)
+        self.assertEqual(run["service"], {"count": 100, "mean_us": 1360.0, "p50_us": 992, "p99_us": 992,
+                                          "max_us": 45055})
+        self.assertEqual(run["wait"]["p99_us"], 0)
+        self.assertEqual(run["wait"]["max_us"], 5631)
+        self.assertIsNone(latency_between(after, before))
+        self.assertIsNone(latency_between(None, after))
+
+    def test_the_backends_latency_is_checked_against_the_guests(self):
+        lat = {"service": {"count": 1000, "mean_us": 2400.0, "p50_us": 2304, "p99_us": 5376, "max_us": 9000},
+               "wait": {"count": 1000, "mean_us": 3.0, "p50_us": 0, "p99_us": 30, "max_us": 100}}
+        summary = {"domains": {"alpha": {"backend_latency": lat, "fio_read_ios": 1005, "fio_write_ios": 0,
+                                         "lat_p50_us": 2600.0, "lat_p99_us": 6000.0},
+                               "beta": {"fio_read_ios": 10}}}
+        checks = backend_latency_checks(summary, {"domains": ["alpha", "beta"]})
+        self.assertEqual([c["passed"] for c in checks], [True, True, True, False])
+        self.assertIn("count 1000 vs fio 1005 ios: 0.50% <= 1.0%", checks[0]["check"])
+        self.assertIn("add 296 us at the median (11 % of it)", checks[2]["check"])
+        summary["domains"]["alpha"]["lat_p50_us"] = 2000.0
+        self.assertFalse(backend_latency_checks(summary, {"domains": ["alpha"]})[1]["passed"])
 
 
 if __name__ == "__main__":

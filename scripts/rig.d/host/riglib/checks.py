@@ -469,10 +469,46 @@ def latency_order_checks(summary, a):
                       f"({iops[slow]} IOPS)", "passed": f < sl}]
 
 
+def backend_latency_checks(summary, a):
+    """[[assert.backend_latency]]: rblkback's latency histograms (statistics/latency) against the
+    guest's fio. The device service time counts every request fio made (count within
+    count_matches_fio_pct), and its median is no more than the guest's (the backend's part of
+    a request's time cannot exceed the whole; 1/16 of slack for the module's buckets). An INFO
+    line has the figures side by side: what the guest sees beyond the backend's service and
+    wait is the PV path (the frontend, the event channels, grant mapping, the worker)."""
+    checks = []
+    pct = a.get("count_matches_fio_pct", 1.0)
+    for name in a["domains"]:
+        d = summary["domains"].get(name, {})
+        lat = d.get("backend_latency")
+        if not lat:
+            checks.append({"check": f"{name}: no backend latency (statistics/latency) over the run", "passed": False})
+            continue
+        svc, wait = lat["service"], lat["wait"]
+        ios = (d.get("fio_read_ios") or 0) + (d.get("fio_write_ios") or 0)
+        dev = abs(svc["count"] - ios) / max(ios, 1) * 100
+        checks.append({"check": f"{name}: backend service-time count {svc['count']} vs fio {ios} ios: "
+                                f"{dev:.2f}% <= {pct}%", "passed": dev <= pct})
+        guest_p50, guest_p99 = d.get("lat_p50_us"), d.get("lat_p99_us")
+        if guest_p50 is None or svc["p50_us"] is None:
+            checks.append({"check": f"{name}: guest or backend median latency missing", "passed": False})
+            continue
+        checks.append({"check": f"{name}: backend service p50 {svc['p50_us']} us <= guest p50 {guest_p50} us "
+                                f"(+1/16 for the buckets)", "passed": svc["p50_us"] <= guest_p50 * 17 / 16})
+        backend_p50 = svc["p50_us"] + (wait["p50_us"] or 0)
+        checks.append({"check": f"{name}: guest p50 {guest_p50} us p99 {guest_p99} us; backend service p50 "
+                                f"{svc['p50_us']} us p99 {svc['p99_us']} us mean {svc['mean_us']} us, wait p50 "
+                                f"{wait['p50_us']} us p99 {wait['p99_us']} us mean {wait['mean_us']} us; "
+                                f"the PV path and the guest add {guest_p50 - backend_p50:.0f} us at the median "
+                                f"({(guest_p50 - backend_p50) / guest_p50 * 100:.0f} % of it)",
+                       "passed": True, "info": True})
+    return checks
+
+
 # The [assert] lists whose entries may name the backends they hold for (`backends`); under any
 # other backend they are evaluated all the same and reported as INFO, with their numbers.
 LIST_ASSERTS = ("limit_windows", "limit_reaction", "isolation", "shares", "min_iops_windows", "iops_windows",
-                "latency_order")
+                "latency_order", "backend_latency")
 
 
 def split_by_backend(summary, asserts):
@@ -510,6 +546,8 @@ def evaluate_backend_asserts(summary, asserts):
         checks += latency_order_checks(summary, a)
     for a in asserts.get("isolation", []):
         checks += isolation_checks(summary, a)
+    for a in asserts.get("backend_latency", []):
+        checks += backend_latency_checks(summary, a)
     min_iops = asserts.get("min_iops")
     pct = asserts.get("backend_matches_fio_pct")
     for name, d in summary["domains"].items():

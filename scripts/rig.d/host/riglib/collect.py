@@ -347,6 +347,63 @@ def parse_snapshot(path):
     return out
 
 
+def read_latency(path):
+    """rblkback's statistics/latency file (Documentation/ABI): {"service"|"wait": {"count",
+    "sum_us", "buckets": {lower_us: count}}}, or None if the file is missing or not that."""
+    if not os.path.isfile(path):
+        return None
+    out = {}
+    for line in read_lines(path):
+        words = line.split()
+        if len(words) == 11 and words[0] in ("service", "wait") and words[1] == "count":
+            fields = dict(zip(words[1::2], words[2::2]))
+            out.setdefault(words[0], {"buckets": {}}).update(count=int(fields["count"]), sum_us=int(fields["sum_us"]))
+        elif words and words[0] in ("service_buckets", "wait_buckets"):
+            buckets = out.setdefault(words[0].split("_")[0], {"buckets": {}})["buckets"]
+            for pair in words[1:]:
+                lower, count = pair.split(":")
+                buckets[int(lower)] = int(count)
+    if any("count" not in out.get(h, {}) for h in ("service", "wait")):
+        return None
+    return out
+
+
+def latency_bucket_width(lower_us):
+    """The width of the module's bucket starting at lower_us (rust/sched/src/latency.rs: eight
+    buckets per power of two, one microsecond wide below 16)."""
+    if lower_us < 16:
+        return 1
+    return 1 << (lower_us.bit_length() - 1 - 3)
+
+
+def latency_between(before, after):
+    """The requests between two read_latency readings: {"service"|"wait": {"count", "mean_us",
+    "p50_us", "p99_us", "max_us"}} (quantiles: the module's bucket midpoints, within 1/16; the
+    mean exact), or None if either is missing or the counts went down (a recreated vbd)."""
+    if not before or not after:
+        return None
+    out = {}
+    for h in ("service", "wait"):
+        b, a = before[h], after[h]
+        diff = {k: a["buckets"].get(k, 0) - b["buckets"].get(k, 0) for k in set(a["buckets"]) | set(b["buckets"])}
+        count = a["count"] - b["count"]
+        if count < 0 or any(v < 0 for v in diff.values()):
+            return None
+        entry = {"count": count, "mean_us": round((a["sum_us"] - b["sum_us"]) / count, 1) if count else None}
+        seen, total = 0, sum(diff.values())
+        for q in (50, 99):
+            entry[f"p{q}_us"] = None
+        for lower in sorted(k for k, v in diff.items() if v):
+            seen += diff[lower]
+            width = latency_bucket_width(lower)
+            for q in (50, 99):
+                if entry[f"p{q}_us"] is None and seen >= max(1, math.ceil(total * q / 100)):
+                    entry[f"p{q}_us"] = lower + width // 2
+            entry["max_us"] = lower + width - 1
+        out[h] = entry
+    return out
+
+
 def add_job_stats(per_job, jobs):
     """Adds one phase's fio jobs (fio.json's "jobs") to per_job, by job name: I/Os, runtime and
     the latency histogram (json+ bins, both directions)."""
@@ -529,6 +586,12 @@ def collect_run(share, run, dest, meta):
         problems += [f"{name}: {e}" for e in d.get("errors", [])]
         if name in before and name in after:
             d["backend"] = {"vbd": info.get("vbd"), **{k: after[name][k] - before[name].get(k, 0) for k in after[name]}}
+        # rblkback's latency histograms over the run: the domain's first vbd, then each vbd.
+        lat = {disk: latency_between(read_latency(os.path.join(src, "latency-before", f"{tag}.txt")),
+                                     read_latency(os.path.join(src, "latency-after", f"{tag}.txt")))
+               for disk, tag in [("xvdb", name)] + [(k, f"{name}.{k}") for k in (info.get("vbds") or {}) if k != "xvdb"]}
+        if lat.get("xvdb"):
+            d["backend_latency"] = lat["xvdb"]
         d["backend_timeseries"] = bseries.get(name)
         d["backend_requests"] = bsamples.get(name)
         d["backend_held_us"] = held.get(name)
@@ -542,6 +605,8 @@ def collect_run(share, run, dest, meta):
                  "timeseries": series}
             if (vsched.get(name) or {}).get(disk):
                 v["sched"] = vsched[name][disk]
+            if lat.get(disk):
+                v["latency"] = lat[disk]
             if sched_before.get(tag):
                 v["sched_files"] = {k: x for k, x in sched_before[tag].items()
                                     if k in ("weight", "group", "iops_limit", "bps_limit")}

@@ -415,6 +415,13 @@ def check_sched_asserts(asserts, domains, span, where):
             fail("total_vs_backend", f"against must be one of {', '.join(BACKENDS)}")
         if not isinstance(a.get("min_ratio"), (int, float)) or a["min_ratio"] <= 0:
             fail("total_vs_backend", "min_ratio must be a positive number, e.g. 0.95")
+    for a in asserts.get("backend_latency", []):
+        if "backends" in a and (not isinstance(a["backends"], list) or not set(a["backends"]) <= set(BACKENDS)):
+            fail("backend_latency", f"backends must be a list of {', '.join(BACKENDS)}")
+        if not a.get("domains") or not set(a["domains"]) <= set(by_name):
+            fail("backend_latency", f"domains must be a list of {sorted(by_name)}")
+        if not isinstance(a.get("count_matches_fio_pct", 1.0), (int, float)) or a.get("count_matches_fio_pct", 1.0) < 0:
+            fail("backend_latency", "count_matches_fio_pct must be a number >= 0")
     for a in asserts.get("latency_order", []):
         if "backends" in a and (not isinstance(a["backends"], list) or not set(a["backends"]) <= set(BACKENDS)):
             fail("latency_order", f"backends must be a list of {', '.join(BACKENDS)}")
