@@ -30,6 +30,13 @@ def seed_run(backend, rates, checks):
 
 
 class DemoReportTests(unittest.TestCase):
+    def test_the_backends_latency_reads_in_ms_and_is_a_dash_under_stock(self):
+        lat = {"service": {"count": 9, "p50_us": 2432, "p99_us": 9728},
+               "wait": {"count": 9, "p50_us": 0, "p99_us": 1856}}
+        self.assertEqual(demo_report.backend_latency_text({"backend_latency": lat}), "2.43 / 9.73, 1.86")
+        self.assertEqual(demo_report.backend_latency_text({"latency": lat}, key="latency"), "2.43 / 9.73, 1.86")
+        self.assertEqual(demo_report.backend_latency_text({}), "-")
+
     def test_the_seed_figure_numbers_and_the_scenarios_checks(self):
         with tempfile.TemporaryDirectory() as d:
             runs = {"stock": seed_run("stock", {"alpha": 134, "beta": 133, "gamma": 133},
