@@ -18,6 +18,8 @@
 //!   to wake.
 //! - [`Window`] says how much work may be in flight on the device; [`FixedWindow`] is the
 //!   operator's number, and an adaptive policy (a latency target) implements the same trait.
+//! - [`TargetWindow`] is PARDA's control law: a window that holds a latency target;
+//!   [`GroupWindow`] is either kind, as a group switches between them.
 //! - [`LatencyHistogram`] counts how long requests took (device service, waiting in the
 //!   backend) in log-linear buckets, for quantiles now or over an interval.
 //!
@@ -37,6 +39,9 @@ mod queue;
 mod queue_tests;
 mod storage;
 mod tag;
+mod target;
+#[cfg(test)]
+mod target_tests;
 mod tree;
 mod window;
 
@@ -50,5 +55,6 @@ pub use name::{valid_group_name, MAX_GROUP_NAME};
 pub use queue::{FairQueue, Flow, FlowConfig, Phase, Pick, MAX_WEIGHT, MIN_WEIGHT};
 pub use storage::Storage;
 pub use tag::{ExactStep, SHARE_SCALE};
+pub use target::{GroupWindow, TargetParams, TargetWindow, MAX_TARGET_US};
 pub use tree::NONE;
 pub use window::{FixedWindow, InFlight, Window};
