@@ -30,8 +30,8 @@
 use super::domains::{put_in_free_slot, PoolLimit};
 pub use crate::sched::{valid_group_name, MAX_GROUP_NAME};
 use crate::sched::{
-    Dispatcher, FairQueue, FixedWindow, Flow, FlowConfig, Group as TwoLevel, VbdWork, Verdict,
-    Window,
+    Dispatcher, FairQueue, FixedWindow, Flow, FlowConfig, Group as TwoLevel, GroupWindow,
+    TargetParams, TargetWindow, VbdWork, Verdict, Window, MAX_TARGET_US,
 };
 use crate::sys::block::BlockDevice;
 use crate::sys::ctldir::ControlFiles;
@@ -50,7 +50,7 @@ use kernel::{fmt, new_mutex};
 
 type Level = FairQueue<KVec<Flow>, KVec<u32>>;
 type GroupGate =
-    Dispatcher<KVec<Flow>, KVec<u32>, KVec<Level>, FixedWindow, KVec<VbdWork>, KVec<usize>>;
+    Dispatcher<KVec<Flow>, KVec<u32>, KVec<Level>, GroupWindow, KVec<VbdWork>, KVec<usize>>;
 
 /// The window of a group on a rotational disk: a few requests for the disk to order among
 /// themselves. Shares only hold while the backend, not the disk, decides what runs next
@@ -137,7 +137,10 @@ struct MemberDomain {
 /// the group's `members` lock.
 struct Members {
     domains: KVec<MemberDomain>,
+    /// The operator's window; with a latency target, the most the adaptive one may reach.
     window: FixedWindow,
+    /// The latency the window holds (µs), 0 for none: the window is then `window`.
+    latency_target_us: u64,
     /// Increased by every rebuild: cached positions of older tables are looked up again.
     generation: u32,
 }
@@ -147,8 +150,27 @@ impl Members {
         Self {
             domains: KVec::new(),
             window,
+            latency_target_us: 0,
             generation: 0,
         }
+    }
+
+    /// The window the tables start with: `window`, or with a target one that adapts within
+    /// `TargetParams::DEFAULT_MIN..=window` from `window` (the device is then given all it
+    /// may take, and the law brings it down within a few periods if the latency is high).
+    fn group_window(&self) -> Result<GroupWindow> {
+        if self.latency_target_us == 0 {
+            return Ok(GroupWindow::Fixed(self.window));
+        }
+        let max = self.window.limit();
+        let params = TargetParams {
+            min: TargetParams::DEFAULT_MIN.min(max),
+            max,
+            ..TargetParams::with_target(self.latency_target_us)
+        };
+        TargetWindow::new(params, max)
+            .map(GroupWindow::Target)
+            .ok_or(EINVAL)
     }
 
     fn vbd_mut(&mut self, key: u64) -> Option<&mut MemberVbd> {
@@ -241,7 +263,7 @@ impl Tables {
             levels.push(level, GFP_KERNEL)?;
         }
         let work = KVec::from_elem(VbdWork::default(), vbds.len(), GFP_KERNEL)?;
-        let group = TwoLevel::new(top, levels, members.window).ok_or(EINVAL)?;
+        let group = TwoLevel::new(top, levels, members.group_window()?).ok_or(EINVAL)?;
         let gate = Dispatcher::new(group, work, gate_first).ok_or(EINVAL)?;
         Ok(Tables {
             generation: members.generation,
@@ -263,6 +285,13 @@ impl Tables {
         self.gate
             .group_mut()
             .carry_in_flight(old.gate.group().in_flight());
+        // An adaptive window keeps what it learnt across a change of members (its settings
+        // change only through `Group::apply_window`, which updates both).
+        if let (GroupWindow::Target(_), GroupWindow::Target(learnt)) =
+            (self.gate.group().window(), old.gate.group().window())
+        {
+            *self.gate.group_mut().window_mut() = GroupWindow::Target(*learnt);
+        }
         for index in 0..self.vbds.len() {
             let key = self.vbds[index].key;
             let Some(previous) = old.vbds.iter().position(|o| o.key == key) else {
@@ -580,12 +609,36 @@ impl Group {
         }
     }
 
-    /// Sets the window; `EINVAL` (nothing changes) outside `1..=FixedWindow::MAX`.
+    /// Sets the window; `EINVAL` (nothing changes) outside `1..=FixedWindow::MAX`. With a
+    /// latency target, the adaptive window starts again from it.
     fn set_window(&self, limit: u64) -> Result {
         let window = FixedWindow::new(limit).ok_or(EINVAL)?;
-        let mut members = self.members.lock();
-        members.window = window;
+        self.apply_window(|m| m.window = window)?;
         self.window.store(limit, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sets the latency target (µs; 0: the fixed window again); `EINVAL` (nothing changes)
+    /// above `MAX_TARGET_US`.
+    fn set_latency_target(&self, target_us: u64) -> Result {
+        if target_us > MAX_TARGET_US {
+            return Err(EINVAL);
+        }
+        self.apply_window(|m| m.latency_target_us = target_us)
+    }
+
+    /// Changes the members' window settings and puts the window they make in force.
+    fn apply_window(&self, change: impl FnOnce(&mut Members)) -> Result {
+        let mut members = self.members.lock();
+        let before = (members.window, members.latency_target_us);
+        change(&mut members);
+        let window = match members.group_window() {
+            Ok(w) => w,
+            Err(e) => {
+                (members.window, members.latency_target_us) = before;
+                return Err(e);
+            }
+        };
         let mut tables = self.tables.lock();
         *tables.gate.group_mut().window_mut() = window;
         // A larger window has room now.
@@ -653,6 +706,12 @@ impl ControlFiles for Group {
             GroupAttr::Vbds => u64::from(self.vbds.load(Ordering::Relaxed)),
             GroupAttr::IopsLimit => self.pool.get(Meter::Ops),
             GroupAttr::BpsLimit => self.pool.get(Meter::Bytes),
+            GroupAttr::LatencyTargetUs => self.members.lock().latency_target_us,
+            GroupAttr::WindowNow => self.tables.lock().gate.group().window().limit(),
+            GroupAttr::LatencyUs => match self.tables.lock().gate.group().window() {
+                GroupWindow::Target(w) => w.last_latency_us(),
+                GroupWindow::Fixed(_) => 0,
+            },
         }
     }
 
@@ -673,12 +732,18 @@ impl ControlFiles for Group {
             );
             return Ok(());
         }
-        if file != GroupAttr::Window {
-            return Err(EINVAL);
+        let value = parse_number(input).map_err(|_| EINVAL)?;
+        match file {
+            GroupAttr::Window => self.set_window(value)?,
+            GroupAttr::LatencyTargetUs => self.set_latency_target(value)?,
+            _ => return Err(EINVAL),
         }
-        let limit = parse_number(input).map_err(|_| EINVAL)?;
-        self.set_window(limit)?;
-        pr_info!("group {}: window={}\n", &*self.name, limit);
+        let key = if file == GroupAttr::Window {
+            "window"
+        } else {
+            "latency_target_us"
+        };
+        pr_info!("group {}: {}={}\n", &*self.name, key, value);
         Ok(())
     }
 }

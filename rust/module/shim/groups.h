@@ -8,7 +8,11 @@
 
 #include <linux/types.h>
 
-/* Files of a group directory: the window (read-write), counters, the pool's limits (read-write). */
+/*
+ * Files of a group directory: the window (read-write), counters, the pool's limits
+ * (read-write), the latency target (read-write), the window in force now and the device
+ * latency the adaptive window last moved by.
+ */
 enum rblk_group_attr {
 	RBLK_GRP_WINDOW = 0,
 	RBLK_GRP_IN_FLIGHT = 1,
@@ -17,7 +21,10 @@ enum rblk_group_attr {
 	RBLK_GRP_VBDS = 4,
 	RBLK_GRP_IOPS_LIMIT = 5,
 	RBLK_GRP_BPS_LIMIT = 6,
-	RBLK_GRP_ATTR_COUNT = 7,
+	RBLK_GRP_LATENCY_TARGET_US = 7,
+	RBLK_GRP_WINDOW_NOW = 8,
+	RBLK_GRP_LATENCY_US = 9,
+	RBLK_GRP_ATTR_COUNT = 10,
 };
 struct rblk_groups_ops {
 	/* a group file's value */

@@ -26,6 +26,12 @@ pub enum GroupAttr {
     IopsLimit,
     /// `bps_limit`.
     BpsLimit,
+    /// `latency_target_us`.
+    LatencyTargetUs,
+    /// `window_now`.
+    WindowNow,
+    /// `latency_us`.
+    LatencyUs,
 }
 
 impl GroupAttr {
@@ -39,6 +45,9 @@ impl GroupAttr {
             bindings::rblk_group_attr_RBLK_GRP_VBDS => Self::Vbds,
             bindings::rblk_group_attr_RBLK_GRP_IOPS_LIMIT => Self::IopsLimit,
             bindings::rblk_group_attr_RBLK_GRP_BPS_LIMIT => Self::BpsLimit,
+            bindings::rblk_group_attr_RBLK_GRP_LATENCY_TARGET_US => Self::LatencyTargetUs,
+            bindings::rblk_group_attr_RBLK_GRP_WINDOW_NOW => Self::WindowNow,
+            bindings::rblk_group_attr_RBLK_GRP_LATENCY_US => Self::LatencyUs,
             _ => return None,
         })
     }

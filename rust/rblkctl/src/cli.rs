@@ -148,7 +148,7 @@ Drops every limit and scheduler setting set for domain DOMID (writes '<domid> cl
 default_iops, default_bps and default_weight, with no reservation.";
 
 const GROUP_ABOUT: &str = "\
-Sets a scheduling group's window or its pool's limits: each KEY=VALUE is written to its file in
+Sets a scheduling group's window, its latency target or its pool's limits: each KEY=VALUE is written to its file in
 /sys/module/rblkback/groups/NAME/. The window is the most work in flight on the group's device
 while two or more of its vbds have work, in op_size units (a request counts ceil(bytes/op_size),
 at least 1). The pool's limits are shared by all the group's vbds, beside each domain's own.
@@ -162,9 +162,12 @@ Keys:
   window                         1..4096 op_size units
   iops_limit, bps_limit          the group's pool, per second, shared by its vbds
                                  (0 or 'unlimited' = none; byte units for bps_limit)
+  latency_target_us              the device latency to hold, in microseconds: the window
+                                 then adapts (PARDA's law) up to 'window'; 0 = fixed
 
 Examples:
   rblkctl group vdb window=16
+  rblkctl group vdb latency_target_us=20000
   rblkctl group tenants iops_limit=300";
 
 const VBD_ABOUT: &str = "\

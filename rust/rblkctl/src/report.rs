@@ -162,7 +162,16 @@ impl Groups {
         if self.groups.is_empty() {
             return "(no groups)\n".to_string();
         }
-        let header = ["GROUP", "WINDOW", "IN_FLIGHT", "DISPATCHED", "HELD", "VBDS"];
+        let header = [
+            "GROUP",
+            "WINDOW",
+            "IN_FLIGHT",
+            "DISPATCHED",
+            "HELD",
+            "VBDS",
+            "WINDOW_NOW",
+            "TARGET",
+        ];
         let mut rows = vec![header.map(String::from).to_vec()];
         for group in &self.groups {
             let mut cells = vec![group.name.clone()];
@@ -176,6 +185,14 @@ impl Groups {
                 ]
                 .map(|value| dash_if_none(value.map(|value| value.to_string()))),
             );
+            cells.push(dash_if_none(group.window_now.map(|w| w.to_string())));
+            // No target (0) is the fixed window: `-`.
+            cells.push(dash_if_none(
+                group
+                    .latency_target_us
+                    .filter(|&t| t != 0)
+                    .map(duration_cell),
+            ));
             rows.push(cells);
         }
         align_right(&rows)
@@ -779,19 +796,24 @@ mod tests {
             dispatched,
             held,
             vbds,
+            latency_target_us: None,
+            window_now: None,
         }
     }
 
     #[test]
     fn groups_print_one_row_each_with_dashes_for_missing_files() {
+        let mut adaptive = group("vdb", [32, 3, 123456, 17, 2].map(Some));
+        adaptive.latency_target_us = Some(20_000);
+        adaptive.window_now = Some(9);
         let groups = Groups::new(vec![
-            group("vdb", [32, 3, 123456, 17, 2].map(Some)),
+            adaptive,
             group("tenants", [Some(8), None, Some(0), Some(0), Some(1)]),
         ]);
         let expected = [
-            "  GROUP  WINDOW  IN_FLIGHT  DISPATCHED  HELD  VBDS",
-            "    vdb      32          3      123456    17     2",
-            "tenants       8          -           0     0     1",
+            "  GROUP  WINDOW  IN_FLIGHT  DISPATCHED  HELD  VBDS  WINDOW_NOW  TARGET",
+            "    vdb      32          3      123456    17     2           9  20.0ms",
+            "tenants       8          -           0     0     1           -       -",
         ];
         assert_eq!(
             groups.to_table(),
@@ -801,8 +823,10 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"groups": [
-                {"name": "vdb", "window": 32, "in_flight": 3, "dispatched": 123456, "held": 17, "vbds": 2},
-                {"name": "tenants", "window": 8, "in_flight": null, "dispatched": 0, "held": 0, "vbds": 1}
+                {"name": "vdb", "window": 32, "in_flight": 3, "dispatched": 123456, "held": 17, "vbds": 2,
+                 "latency_target_us": 20000, "window_now": 9},
+                {"name": "tenants", "window": 8, "in_flight": null, "dispatched": 0, "held": 0, "vbds": 1,
+                 "latency_target_us": null, "window_now": null}
             ]})
         );
         assert_eq!(Groups::new(Vec::new()).to_table(), "(no groups)\n");

@@ -83,8 +83,9 @@ pub(crate) fn parse_devid(text: &str) -> Result<u32, String> {
 /// (giving the text to write, or why not).
 type SettingKey = (&'static str, fn(&str) -> Result<String, String>);
 
-/// The settings of `rblkctl group <name> key=value...`: `window` (1..4096) and the
-/// pool's `iops_limit` and `bps_limit` (shared by the group's vbds; 0 = none).
+/// The settings of `rblkctl group <name> key=value...`: `window` (1..4096), the pool's
+/// `iops_limit` and `bps_limit` (shared by the group's vbds; 0 = none) and
+/// `latency_target_us` (the latency an adaptive window holds; 0 = the fixed window).
 pub(crate) fn group_settings(settings: &[String]) -> Result<Vec<FileSetting>, String> {
     parse_settings(
         settings,
@@ -92,8 +93,27 @@ pub(crate) fn group_settings(settings: &[String]) -> Result<Vec<FileSetting>, St
             ("window", window_value),
             ("iops_limit", iops_limit_value),
             ("bps_limit", bps_limit_value),
+            ("latency_target_us", latency_target_value),
         ],
     )
+}
+
+/// A latency target: microseconds, 0 (none) to the most the module takes.
+fn latency_target_value(value: &str) -> Result<String, String> {
+    let max = sched::MAX_TARGET_US;
+    match parse_decimal(value.as_bytes()) {
+        Ok(us) if us <= max => Ok(us.to_string()),
+        Ok(_) => Err(format!(
+            "too large: the most latency_target_us accepts is {max}"
+        )),
+        Err(_) if value.is_empty() => Err("no value after 'latency_target_us='".to_string()),
+        Err(_) if value.bytes().all(|b| b.is_ascii_digit()) => Err(format!(
+            "too large: the most latency_target_us accepts is {max}"
+        )),
+        Err(_) => Err(format!(
+            "the value must be an unsigned decimal number of microseconds from 0 to {max}"
+        )),
+    }
 }
 
 /// The settings of `rblkctl vbd <domid> <devid> key=value...`: `weight` (1..10000),
@@ -269,6 +289,47 @@ mod tests {
     }
 
     #[test]
+    fn a_groups_latency_target_is_microseconds_up_to_the_modules_most() {
+        assert_eq!(
+            group_settings(&strings(&["latency_target_us=20000", "window=64"])),
+            Ok(vec![
+                setting("latency_target_us", "20000"),
+                setting("window", "64")
+            ])
+        );
+        assert_eq!(
+            group_settings(&strings(&["latency_target_us=0"])),
+            Ok(vec![setting("latency_target_us", "0")])
+        );
+        let max = sched::MAX_TARGET_US;
+        for (input, error) in [
+            (
+                format!("latency_target_us={}", max + 1),
+                format!("too large: the most latency_target_us accepts is {max}"),
+            ),
+            (
+                "latency_target_us=99999999999999999999999".to_string(),
+                format!("too large: the most latency_target_us accepts is {max}"),
+            ),
+            (
+                "latency_target_us=20ms".to_string(),
+                format!(
+                    "the value must be an unsigned decimal number of microseconds from 0 to {max}"
+                ),
+            ),
+            (
+                "latency_target_us=".to_string(),
+                "no value after 'latency_target_us='".to_string(),
+            ),
+        ] {
+            assert_eq!(
+                group_settings(&strings(&[input.as_str()])),
+                Err(format!("'{input}': {error}"))
+            );
+        }
+    }
+
+    #[test]
     fn a_groups_window_is_one_to_4096() {
         assert_eq!(
             group_settings(&strings(&["window=8"])),
@@ -302,7 +363,7 @@ mod tests {
             ),
             (&["window="], "'window=': no value after 'window='"),
             (&["window"], "'window': expected key=value, e.g. window=8"),
-            (&["weight=5"], "'weight=5': unknown key 'weight'; the keys are window, iops_limit, bps_limit"),
+            (&["weight=5"], "'weight=5': unknown key 'weight'; the keys are window, iops_limit, bps_limit, latency_target_us"),
             (&["window=8", "window=9"], "'window=9': 'window' is given more than once"),
             (&[], "no key=value given"),
         ];

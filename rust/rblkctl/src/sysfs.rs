@@ -147,6 +147,10 @@ pub(crate) struct GroupSample {
     pub(crate) held: Option<u64>,
     /// Number of vbds in the group.
     pub(crate) vbds: Option<u64>,
+    /// The latency its window holds (µs; 0: the fixed window).
+    pub(crate) latency_target_us: Option<u64>,
+    /// The window in force now (the adaptive one's, with a target).
+    pub(crate) window_now: Option<u64>,
 }
 
 /// Whose scheduler settings a [`FileSetting`] is written to.
@@ -360,6 +364,8 @@ impl Sysfs {
             dispatched: read_if_present("dispatched")?,
             held: read_if_present("held")?,
             vbds: read_if_present("vbds")?,
+            latency_target_us: read_if_present("latency_target_us")?,
+            window_now: read_if_present("window_now")?,
             name,
         };
         let values = [

@@ -988,7 +988,9 @@ fn group_files(values: [u64; 5]) -> Vec<(&'static str, u64)> {
 #[test]
 fn groups_show_each_groups_window_and_its_use() {
     let fake = FakeSysfs::loaded();
-    fake.add_group("vdb", &group_files([32, 3, 123456, 17, 2]));
+    let mut adaptive = group_files([32, 3, 123456, 17, 2]);
+    adaptive.extend([("latency_target_us", 20_000), ("window_now", 9)]);
+    fake.add_group("vdb", &adaptive);
     fake.add_group("nvme0n1", &group_files([64, 0, 0, 0, 1]));
     // A group of an rblkback that lacks a file, and a stray file that is no group.
     fake.add_group("tenants", &group_files([8, 1, 5, 0, 3])[..4]);
@@ -999,10 +1001,10 @@ fn groups_show_each_groups_window_and_its_use() {
     assert_eq!(
         stdout(&output),
         [
-            "  GROUP  WINDOW  IN_FLIGHT  DISPATCHED  HELD  VBDS\n",
-            "nvme0n1      64          0           0     0     1\n",
-            "tenants       8          1           5     0     -\n",
-            "    vdb      32          3      123456    17     2\n",
+            "  GROUP  WINDOW  IN_FLIGHT  DISPATCHED  HELD  VBDS  WINDOW_NOW  TARGET\n",
+            "nvme0n1      64          0           0     0     1           -       -\n",
+            "tenants       8          1           5     0     -           -       -\n",
+            "    vdb      32          3      123456    17     2           9  20.0ms\n",
         ]
         .concat()
     );
@@ -1010,9 +1012,12 @@ fn groups_show_each_groups_window_and_its_use() {
     assert_eq!(
         json,
         json!({"groups": [
-            {"name": "nvme0n1", "window": 64, "in_flight": 0, "dispatched": 0, "held": 0, "vbds": 1},
-            {"name": "tenants", "window": 8, "in_flight": 1, "dispatched": 5, "held": 0, "vbds": null},
-            {"name": "vdb", "window": 32, "in_flight": 3, "dispatched": 123456, "held": 17, "vbds": 2}
+            {"name": "nvme0n1", "window": 64, "in_flight": 0, "dispatched": 0, "held": 0, "vbds": 1,
+             "latency_target_us": null, "window_now": null},
+            {"name": "tenants", "window": 8, "in_flight": 1, "dispatched": 5, "held": 0, "vbds": null,
+             "latency_target_us": null, "window_now": null},
+            {"name": "vdb", "window": 32, "in_flight": 3, "dispatched": 123456, "held": 17, "vbds": 2,
+             "latency_target_us": 20000, "window_now": 9}
         ]})
     );
 }
@@ -1085,7 +1090,7 @@ fn invalid_group_settings_are_refused_and_nothing_is_written() {
         ),
         (
             &["group", "vdb", "weight=5"],
-            "'weight=5': unknown key 'weight'; the keys are window, iops_limit, bps_limit\n",
+            "'weight=5': unknown key 'weight'; the keys are window, iops_limit, bps_limit, latency_target_us\n",
         ),
         (
             &["group", "../groups/vdb", "window=8"],

@@ -151,12 +151,13 @@ impl Window for TargetWindow {
 
     fn on_complete(&mut self, _cost: u64, service_us: u64, now_us: u64) {
         let start = *self.period_start_us.get_or_insert(now_us);
-        self.completions += 1;
+        self.completions = self.completions.saturating_add(1);
         self.service_sum_us = self.service_sum_us.saturating_add(service_us);
         if now_us.saturating_sub(start) < self.params.period_us {
             return;
         }
-        let mean = self.service_sum_us / self.completions;
+        // At least one completion: this one (`max` spares a division check).
+        let mean = self.service_sum_us / self.completions.max(1);
         self.step(mean);
         self.period_start_us = Some(now_us);
         self.completions = 0;
