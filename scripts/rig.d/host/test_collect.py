@@ -8,9 +8,9 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from riglib.checks import backend_latency_checks  # noqa: E402
+from riglib.checks import backend_latency_checks, group_latency_checks  # noqa: E402
 from riglib.collect import (add_cross_run_checks, add_job_stats, backend_request_samples, backend_series,  # noqa: E402
-                            job_summaries, latency_between, latency_bucket_width, parse_sched_snapshot, parse_snapshot, per_second, per_second_rates,
+                            job_summaries, latency_between, latency_bucket_width, level_series, parse_sched_snapshot, parse_snapshot, per_second, per_second_rates,
                             percentile_from_bins, read_latency, sample_domains, sched_samples, vbd_series)
 from test_checks import sched_summary  # noqa: E402
 from test_scenario import write  # noqa: E402
@@ -201,6 +201,27 @@ class LatencyTests(unittest.TestCase):
         self.assertIn("add 296 us at the median (11 % of it)", checks[2]["check"])
         summary["domains"]["alpha"]["lat_p50_us"] = 2000.0
         self.assertFalse(backend_latency_checks(summary, {"domains": ["alpha"]})[1]["passed"])
+
+
+class LatencyTargetTests(unittest.TestCase):
+    def test_a_level_is_the_last_sample_of_each_second(self):
+        nan = float("nan")
+        self.assertEqual(level_series([100.2, 100.7, 101.5, 103.1, 99.0], [5, 6, nan, 8, 1], 100, 5),
+                         [6, None, None, 8, None])
+
+    def test_the_groups_latency_is_checked_in_every_settled_window(self):
+        latency = [None] * 5 + [21_000] * 10 + [26_000] * 5
+        summary = {"domains": {"alpha": {"phases": [{"start_s": 0, "duration_s": 20}]}}, "limits": [],
+                   "groups": {"vdb": {"latency_us_timeseries": latency, "window_timeseries": [9] * 20},
+                              "other": {"window_timeseries": [4] * 20}}}
+        a = {"domains": ["alpha"], "target_us": 20_000, "from_s": 5, "to_s": 20, "window_s": 5, "settle_s": 5}
+        checks = group_latency_checks(summary, a)
+        self.assertEqual([c["passed"] for c in checks], [True, True, False])
+        self.assertEqual(checks[0]["check"], "group vdb 5-10s: device latency 21.0 ms vs target 20.0 ms: +5.0% "
+                                             "(within ±20%), window 9-9")
+        self.assertIn("+30.0%", checks[2]["check"])
+        summary["groups"].pop("vdb")
+        self.assertFalse(group_latency_checks(summary, a)[0]["passed"])
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ class CompileTests(unittest.TestCase):
             self.assertEqual(read_text(os.path.join(run, "domains", "alpha", "backend-keys")), "iops_limit 150\n")
             self.assertFalse(os.path.exists(os.path.join(run, "domains", "beta", "vbd-limits")))
             env = read_text(os.path.join(run, "run.env"))
-            self.assertIn("SCHED_WINDOW=\nSCHED_IOPS_LIMIT=300\nSCHED_BPS_LIMIT=8388608\n", env)
+            self.assertIn("SCHED_WINDOW=\nSCHED_LATENCY_TARGET_US=\nSCHED_IOPS_LIMIT=300\nSCHED_BPS_LIMIT=8388608\n", env)
             self.assertIn("SCHED_IOPS_LIMIT=\nSCHED_BPS_LIMIT=\n", read_text(os.path.join(share, "runs", "02-smoke",
                                                                                              "run.env")))
 

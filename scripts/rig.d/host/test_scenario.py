@@ -164,7 +164,7 @@ class ScenarioTests(unittest.TestCase):
             "[scheduler] iops_limit = 10000001: must be an integer 0..10000000":
                 "[scheduler]\niops_limit = 10000001\n" + self.ONE.format(keys=""),
             "[scheduler] bps_limit = 'lots'": "[scheduler]\nbps_limit = 'lots'\n" + self.ONE.format(keys=""),
-            "[scheduler] takes window, iops_limit, bps_limit, not":
+            "[scheduler] takes window, latency_target_us, iops_limit, bps_limit, not":
                 "[scheduler]\npool = 300\n" + self.ONE.format(keys=""),
             "event at 5 s: vbd_iops_limits = '100'": self.TWO.format(keys="") +
                 '[[events]]\nat_s=5\ndomain="a"\nkey="vbd_iops_limits"\nvalue="100"\n',

@@ -508,7 +508,38 @@ def backend_latency_checks(summary, a):
 # The [assert] lists whose entries may name the backends they hold for (`backends`); under any
 # other backend they are evaluated all the same and reported as INFO, with their numbers.
 LIST_ASSERTS = ("limit_windows", "limit_reaction", "isolation", "shares", "min_iops_windows", "iops_windows",
-                "latency_order", "backend_latency")
+                "latency_order", "backend_latency", "group_latency")
+
+
+def group_latency_checks(summary, a):
+    """[[assert.group_latency]]: in every settled window (settled_windows over `domains`' phases),
+    each scheduling group's device latency, as its adaptive window measured it (groups/<name>/
+    latency_us: the mean service time of each control period, sampled every second), is within
+    tolerance_pct of target_us; the group's window in those seconds is shown beside it."""
+    target, tol = a["target_us"], float(a.get("tolerance_pct", 20))
+    groups = {g: e for g, e in (summary.get("groups") or {}).items() if e.get("latency_us_timeseries")}
+    if not groups:
+        return [{"check": "no scheduling group with a latency target (groups/*/latency_us) in the samples",
+                 "passed": False}]
+    length = max(len(e["latency_us_timeseries"]) for e in groups.values())
+    windows = settled_windows(summary, a["domains"], a, length)
+    if not windows:
+        return [{"check": "group latency: no settled window", "passed": False}]
+    checks, w = [], int(a.get("window_s", 5))
+    for g, e in sorted(groups.items()):
+        for t in windows:
+            vals = [v for v in e["latency_us_timeseries"][t:t + w] if v]
+            wins = [v for v in (e.get("window_timeseries") or [])[t:t + w] if v]
+            if not vals:
+                checks.append({"check": f"group {g} {t}-{t + w}s: no latency measured", "passed": False})
+                continue
+            mean = sum(vals) / len(vals)
+            dev = (mean - target) / target * 100
+            window = f", window {min(wins):.0f}-{max(wins):.0f}" if wins else ""
+            checks.append({"check": f"group {g} {t}-{t + w}s: device latency {mean / 1000:.1f} ms vs target "
+                                    f"{target / 1000:.1f} ms: {dev:+.1f}% (within ±{tol:g}%){window}",
+                           "passed": abs(dev) <= tol})
+    return checks
 
 
 def split_by_backend(summary, asserts):
@@ -548,6 +579,8 @@ def evaluate_backend_asserts(summary, asserts):
         checks += isolation_checks(summary, a)
     for a in asserts.get("backend_latency", []):
         checks += backend_latency_checks(summary, a)
+    for a in asserts.get("group_latency", []):
+        checks += group_latency_checks(summary, a)
     min_iops = asserts.get("min_iops")
     pct = asserts.get("backend_matches_fio_pct")
     for name, d in summary["domains"].items():

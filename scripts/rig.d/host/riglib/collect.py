@@ -154,6 +154,17 @@ def numeric_rows(samples_csv):
     return header, rows
 
 
+def level_series(times, values, t0, length):
+    """Per second after t0, the last sample of a level (a window, a latency) taken in that
+    second; None for a second without one."""
+    out = [None] * length
+    for t, v in zip(times, values):
+        b = int(t - t0)
+        if 0 <= b < length and not math.isnan(v):
+            out[b] = v
+    return out
+
+
 def counter_series(header, rows, columns, go_ms, length):
     """The per-second rate of the sum of `columns` (cumulative counters) after go."""
     cols = [header.index(c) for c in columns]
@@ -212,6 +223,10 @@ def sched_samples(samples_csv, go_ms, length):
                 vals = [v for v in values if not math.isnan(v)]
                 g["in_flight_mean"] = round(sum(vals) / len(vals), 2) if vals else None
                 g["in_flight_max"] = int(max(vals)) if vals else None
+            elif ctr in ("window_now", "latency_us"):
+                # Levels, not counters: the last sample in each second after go.
+                key = "window_timeseries" if ctr == "window_now" else "latency_us_timeseries"
+                g[key] = level_series([r[0] for r in rows], values, go_ms / 1000, length)
             else:
                 g[ctr] = delta(values)
                 if ctr == "held":

@@ -130,6 +130,7 @@ on_crash = "destroy"
                     f"SPAN_S={scn['span_s']}\nBOOT_TIMEOUT_S={boot_timeout}\nGRACE_S={GRACE_S}\n"
                     f"SAMPLE_S={scn.get('sample_ms', 1000) / 1000:.3f}\nBACKEND={backend}\n"
                     f"SCHED_WINDOW={scn.get('scheduler', {}).get('window', '')}\n"
+                    f"SCHED_LATENCY_TARGET_US={scn.get('scheduler', {}).get('latency_target_us', '')}\n"
                     f"SCHED_IOPS_LIMIT={scn.get('scheduler', {}).get('iops_limit', '')}\n"
                     f"SCHED_BPS_LIMIT={scn.get('scheduler', {}).get('bps_limit', '')}\n")
         with open(os.path.join(run_dir, "scenario.json"), "w") as f:

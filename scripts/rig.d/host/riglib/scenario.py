@@ -171,14 +171,21 @@ def vbd_limits_value(key, value, disks, where):
 
 
 def parse_scheduler(table, where):
-    """The scenario's [scheduler] table: {"window": N, "iops_limit": N, "bps_limit": N}, each
-    optional (rblkback: written to every scheduling group's window and pool before the start);
-    {} when absent."""
+    """The scenario's [scheduler] table: {"window": N, "latency_target_us": N, "iops_limit": N,
+    "bps_limit": N}, each optional (rblkback: written to every scheduling group's window,
+    latency target and pool before the start); {} when absent."""
     if table is None:
         return {}
-    if not isinstance(table, dict) or set(table) - {"window", *LIMIT_RANGES}:
-        raise ScenarioError(f"{where}: [scheduler] takes window, iops_limit, bps_limit, not {table!r}")
+    if not isinstance(table, dict) or set(table) - {"window", "latency_target_us", *LIMIT_RANGES}:
+        raise ScenarioError(f"{where}: [scheduler] takes window, latency_target_us, iops_limit, bps_limit, "
+                            f"not {table!r}")
     out = {}
+    if "latency_target_us" in table:
+        t = table["latency_target_us"]
+        if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t <= 1 << 40:
+            raise ScenarioError(f"{where}: [scheduler] latency_target_us = {t!r}: must be an integer "
+                                f"0..{1 << 40} (microseconds; 0 = the fixed window)")
+        out["latency_target_us"] = t
     if "window" in table:
         w, (lo, hi) = table["window"], WINDOW_RANGE
         if not isinstance(w, int) or isinstance(w, bool) or not lo <= w <= hi:
@@ -415,6 +422,12 @@ def check_sched_asserts(asserts, domains, span, where):
             fail("total_vs_backend", f"against must be one of {', '.join(BACKENDS)}")
         if not isinstance(a.get("min_ratio"), (int, float)) or a["min_ratio"] <= 0:
             fail("total_vs_backend", "min_ratio must be a positive number, e.g. 0.95")
+    for a in asserts.get("group_latency", []):
+        common("group_latency", a)
+        if not a.get("domains") or not set(a["domains"]) <= set(by_name):
+            fail("group_latency", f"domains must be a list of {sorted(by_name)}")
+        if not isinstance(a.get("target_us"), int) or a["target_us"] <= 0:
+            fail("group_latency", "target_us must be a positive integer (microseconds)")
     for a in asserts.get("backend_latency", []):
         if "backends" in a and (not isinstance(a["backends"], list) or not set(a["backends"]) <= set(BACKENDS)):
             fail("backend_latency", f"backends must be a list of {', '.join(BACKENDS)}")
