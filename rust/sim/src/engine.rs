@@ -5,11 +5,14 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use sched::{FairQueue, FixedWindow, Flow, FlowConfig, Group, NONE};
+use sched::{
+    FairQueue, FixedWindow, Flow, FlowConfig, Group, GroupWindow, TargetParams, TargetWindow,
+    Window, NONE,
+};
 use throttle::{Admission, Cost, Direction, DomainBudget, HeldRings, Limits};
 
 use crate::disk::{Disk, DiskRequest};
-use crate::report::{DomainReport, Report, RingReport};
+use crate::report::{DeviceReport, DomainReport, Report, RingReport};
 use crate::rng::SplitMix64;
 use crate::scenario::{Job, Scenario, Scheduling};
 
@@ -109,7 +112,7 @@ fn new_queue(slots: usize) -> Queue {
 /// The scheduler over the disk: one group (the real `sched::Group`), domains at the top
 /// level, each domain's rings below (slot = position in `Domain::rings`).
 struct Scheduler {
-    group: Group<Vec<Flow>, Vec<u32>, Vec<Queue>, FixedWindow>,
+    group: Group<Vec<Flow>, Vec<u32>, Vec<Queue>, GroupWindow>,
     /// Per ring, its slot in its domain's queue.
     vbd_slot: Vec<usize>,
 }
@@ -137,6 +140,7 @@ pub struct Simulation {
     timer_lateness_us: u64,
     timer_rng: SplitMix64,
     scheduler: Option<Scheduler>,
+    device: DeviceReport,
 }
 
 impl Simulation {
@@ -196,6 +200,7 @@ impl Simulation {
             timer_lateness_us: scenario.timer_lateness_us,
             timer_rng: SplitMix64::new(0x7143),
             scheduler,
+            device: DeviceReport::default(),
         };
         for (index, job) in scenario.jobs.iter().enumerate() {
             simulation.schedule(job.start_us, Event::JobStart(index));
@@ -402,6 +407,8 @@ impl Simulation {
         if let Some(scheduler) = self.scheduler.as_mut() {
             let service_us = self.now_us.saturating_sub(request.submitted_us);
             scheduler.group.complete(1, service_us, self.now_us);
+            let window = scheduler.group.window().limit();
+            self.device.record(self.now_us, service_us, window);
         }
         let now_us = self.now_us;
         let ring = &mut self.rings[request.ring];
@@ -494,6 +501,7 @@ impl Simulation {
             .collect();
         Report {
             end_us,
+            device: self.device,
             domains,
             rings,
         }
@@ -541,7 +549,22 @@ impl Scheduler {
             }
             vbds.push(queue);
         }
-        let window = FixedWindow::new(config.window).expect("window in 1..=4096");
+        let fixed = FixedWindow::new(config.window).expect("window in 1..=4096");
+        // As the module's `Members::group_window`: the adaptive window within 2..=window,
+        // starting from `window`.
+        let window = match config.latency_target_us {
+            0 => GroupWindow::Fixed(fixed),
+            target_us => {
+                let params = TargetParams {
+                    min: TargetParams::DEFAULT_MIN.min(config.window),
+                    max: config.window,
+                    ..TargetParams::with_target(target_us)
+                };
+                GroupWindow::Target(
+                    TargetWindow::new(params, config.window).expect("valid latency target"),
+                )
+            }
+        };
         Scheduler {
             group: Group::new(top, vbds, window).expect("one vbd queue per domain"),
             vbd_slot,

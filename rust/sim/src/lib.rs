@@ -20,7 +20,7 @@ mod rng;
 mod scenario;
 
 pub use engine::{Simulation, RING_SLOTS};
-pub use report::{DomainReport, Report, RingReport};
+pub use report::{DeviceReport, DomainReport, Report, RingReport};
 pub use scenario::{DiskModel, Job, LimitChange, Scenario, Scheduling};
 
 /// Runs `scenario` to completion.

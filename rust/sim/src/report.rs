@@ -126,11 +126,45 @@ impl RingReport {
     }
 }
 
+/// The disk under the scheduler, per second of the run: its requests' service time (submitted
+/// to the disk until done, its queue included) and the window in force.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceReport {
+    /// Summed service time of the requests completed in each second (µs).
+    pub service_sum_us: Vec<u64>,
+    /// Requests completed in each second.
+    pub completed: Vec<u64>,
+    /// The window at the last completion of each second (0: none, or no scheduler).
+    pub window: Vec<u64>,
+}
+
+impl DeviceReport {
+    pub(crate) fn record(&mut self, now_us: u64, service_us: u64, window: u64) {
+        let second = (now_us / SECOND_US) as usize;
+        if self.completed.len() <= second {
+            self.completed.resize(second + 1, 0);
+            self.service_sum_us.resize(second + 1, 0);
+            self.window.resize(second + 1, 0);
+        }
+        self.completed[second] += 1;
+        self.service_sum_us[second] += service_us;
+        self.window[second] = window;
+    }
+
+    /// Mean service time over the whole seconds `seconds` (µs), 0 without completions.
+    pub fn mean_service_us(&self, seconds: Range<usize>) -> f64 {
+        let count = sum_over(&self.completed, seconds.clone());
+        sum_over(&self.service_sum_us, seconds) as f64 / count.max(1) as f64
+    }
+}
+
 /// The outcome of a run.
 #[derive(Clone, Debug)]
 pub struct Report {
     /// When the last request completed.
     pub end_us: u64,
+    /// The disk under the scheduler (empty without one).
+    pub device: DeviceReport,
     /// One entry per domain.
     pub domains: Vec<DomainReport>,
     /// One entry per ring (vbd), in job order.

@@ -116,8 +116,12 @@ pub struct LimitChange {
 /// and per-domain and per-vbd weights and reservations (the real `sched` crate).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scheduling {
-    /// Requests kept in flight on the disk at most.
+    /// Requests kept in flight on the disk at most (with a latency target, the most the
+    /// adaptive window may reach).
     pub window: u64,
+    /// The device latency the window holds (µs; 0: the fixed `window`), as the module's
+    /// `groups/<name>/latency_target_us`.
+    pub latency_target_us: u64,
     /// Per domain: weight and reservation; domains not listed get `FlowConfig::default()`.
     pub domains: Vec<(u32, FlowConfig)>,
     /// Per job (by its index in `Scenario::jobs`): the vbd's weight within its domain;
@@ -130,9 +134,16 @@ impl Scheduling {
     pub fn window(window: u64) -> Scheduling {
         Scheduling {
             window,
+            latency_target_us: 0,
             domains: Vec::new(),
             vbd_weights: Vec::new(),
         }
+    }
+
+    /// With the window holding a device latency of `target_us` (up to `window`).
+    pub fn latency_target(mut self, target_us: u64) -> Scheduling {
+        self.latency_target_us = target_us;
+        self
     }
 
     /// With `domid` at `config`.
