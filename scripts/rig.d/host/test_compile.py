@@ -85,6 +85,26 @@ class CompileTests(unittest.TestCase):
             self.assertIn("SCHED_IOPS_LIMIT=\nSCHED_BPS_LIMIT=\n", read_text(os.path.join(share, "runs", "02-smoke",
                                                                                              "run.env")))
 
+    def test_a_foreign_load_gets_the_partition_after_the_domains_and_a_job_for_dom0(self):
+        with tempfile.TemporaryDirectory() as d:
+            share, initrd = os.path.join(d, "share"), write(os.path.join(d, "initrd"), "base")
+            os.makedirs(share)
+            args = type("Args", (), {"share": share, "domu_initramfs": initrd, "backends": "rblkback",
+                                     "data_disk": os.path.join(d, "data.img"),
+                                     "scenarios": ["sched-latency-target"]})
+            cmd_compile(args)
+            plan = json.loads(read_text(os.path.join(share, "plan.json")))
+            self.assertEqual(plan["slot_sizes"], [1 << 30] * 4)
+            run = os.path.join(share, "runs", plan["runs"][0]["run"])
+            job = read_text(os.path.join(run, "foreign.fio"))
+            self.assertIn("filename=/dev/vdb4\n", job)
+            self.assertIn("iodepth=4\n", job)
+            self.assertIn("runtime=20\n", job)
+            self.assertNotIn("exec_prerun", job)
+            self.assertNotIn("write_iops_log", job)
+            self.assertIn("FOREIGN_START_S=30\n", read_text(os.path.join(run, "run.env")))
+            self.assertIn("SCHED_LATENCY_TARGET_US=20000\n", read_text(os.path.join(run, "run.env")))
+
     def test_the_limit_scenarios_compile(self):
         with tempfile.TemporaryDirectory() as d:
             share, initrd = os.path.join(d, "share"), write(os.path.join(d, "initrd"), "base")

@@ -511,6 +511,27 @@ def summarize_domain(name, ddir, scn_dom, go_ms, length):
     }
 
 
+def summarize_foreign(src, go_ms):
+    """The scenario's foreign load (dom0's fio on the data disk, [foreign]): {"start_s" (after
+    go), "iops", "lat_p50_us", "lat_p99_us", "ios"}, or None without one."""
+    path = os.path.join(src, "foreign.json")
+    if not os.path.isfile(path):
+        return None
+    jobs = load_fio_json(path)["jobs"]
+    ios = sum(j["read"]["total_ios"] + j["write"]["total_ios"] for j in jobs)
+    runtime = max(j["job_runtime"] for j in jobs) / 1000.0
+    bins = {}
+    for j in jobs:
+        for d in ("read", "write"):
+            for k, v in (j[d].get("lat_ns", {}).get("bins") or j[d].get("clat_ns", {}).get("bins") or {}).items():
+                bins[k] = bins.get(k, 0) + v
+    p50, p99 = percentile_from_bins(bins, 0.50), percentile_from_bins(bins, 0.99)
+    start = os.path.join(src, "foreign-start_ms")
+    return {"start_s": round((int(read_text(start)) - go_ms) / 1000, 3) if go_ms and os.path.isfile(start) else None,
+            "ios": ios, "iops": round(ios / runtime, 2) if runtime else None,
+            "lat_p50_us": round(p50 / 1000, 1) if p50 else None, "lat_p99_us": round(p99 / 1000, 1) if p99 else None}
+
+
 def read_limits_log(path, go_ms):
     """rblkback limits set during a run: [{"at_s", "domain", "key", "value"}], at_s relative to
     the start signal (negative: set before it)."""
@@ -550,7 +571,7 @@ def collect_run(share, run, dest, meta):
     else:
         status = "not run: the machine stopped before dom0 got to it"
     for fn in ("backend-before.txt", "backend-after.txt", "backend-samples.csv", "domains.txt", "events.log",
-               "limits.log",
+               "limits.log", "foreign.json", "foreign.log",
                "status", "go_ms", "go-seen.txt", "end_ms", "xen-state-at-failure.txt") + tuple(
             f for f in (os.listdir(src) if os.path.isdir(src) else []) if f.startswith("xl-create-")):
         if os.path.isfile(os.path.join(src, fn)):
@@ -661,6 +682,10 @@ def collect_run(share, run, dest, meta):
             entry["held_timeseries"] = entry["held_timeseries"][:last]
         summary["groups"][g] = entry
     summary["limits"] = read_limits_log(os.path.join(src, "limits.log"), go_ms) if go_ms else []
+    try:
+        summary["foreign"] = summarize_foreign(src, go_ms)
+    except (OSError, ValueError, KeyError) as e:
+        problems.append(f"foreign load: {e}")
     summary["asserts"] = scn["asserts"]
     summary["checks"] = evaluate_asserts(summary, scn["asserts"]) if not problems else []
     summary["problems"] = problems

@@ -44,6 +44,17 @@ def render_phase(phase, index, dom=None):
                      "START": f"{phase['start_s']:g}", "PHASE": str(index)})
 
 
+def render_foreign(foreign, device):
+    """dom0's fio job for the scenario's [foreign] load on `device`: the workload as a domU's
+    phase, but started by run-scenario itself (no wait-start in dom0) with no per-second logs."""
+    w = Workload(foreign["workload"])
+    text = w.render({**w.defaults, **foreign["vars"], "DEVICE": device, "MOUNT": "/nonexistent",
+                     "RUNTIME": str(foreign["duration_s"]), "LOG": "foreign", "START": "0", "PHASE": "0",
+                     "DISK0": device, "DISK1": device})
+    drop = ("exec_prerun=", "write_iops_log=", "write_bw_log=", "write_lat_log=", "log_avg_msec=", "log_unix_epoch=")
+    return "".join(line + "\n" for line in text.splitlines() if not line.startswith(drop))
+
+
 def domain_plan_text(scn, dom):
     lines = [f"NAME={dom['name']}", f"SCENARIO={scn['name']}", f"DEVICE={DOMU_DEVICE}", f"MOUNT={DOMU_MOUNT}",
              "DEVICES=\"" + " ".join(domu_devices(dom)) + "\"",
@@ -122,6 +133,16 @@ on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
 ''')
+        foreign_env = ""
+        if scn.get("foreign"):
+            # The partition after the domains' (parse_foreign checked there is one).
+            slot = sum(d["disks"] for d in scn["domains"])
+            if len(slot_sizes) <= slot:
+                slot_sizes.extend([0] * (slot + 1 - len(slot_sizes)))
+            slot_sizes[slot] = max(slot_sizes[slot], scn["foreign"]["disk_bytes"])
+            with open(os.path.join(run_dir, "foreign.fio"), "w") as f:
+                f.write(render_foreign(scn["foreign"], f"{DOM0_DATA_DISK}{slot + 1}"))
+            foreign_env = f"FOREIGN_START_S={scn['foreign']['start_s']:g}\n"
         with open(os.path.join(run_dir, "events"), "w") as f:
             f.writelines(f"{e['at_s']:g} {e['domain']} {e['key']} {e['value']}\n" for e in scn["events"])
         boot_timeout = BOOT_TIMEOUT_PER_DOMAIN_S * len(scn["domains"]) + 60
@@ -132,7 +153,7 @@ on_crash = "destroy"
                     f"SCHED_WINDOW={scn.get('scheduler', {}).get('window', '')}\n"
                     f"SCHED_LATENCY_TARGET_US={scn.get('scheduler', {}).get('latency_target_us', '')}\n"
                     f"SCHED_IOPS_LIMIT={scn.get('scheduler', {}).get('iops_limit', '')}\n"
-                    f"SCHED_BPS_LIMIT={scn.get('scheduler', {}).get('bps_limit', '')}\n")
+                    f"SCHED_BPS_LIMIT={scn.get('scheduler', {}).get('bps_limit', '')}\n" + foreign_env)
         with open(os.path.join(run_dir, "scenario.json"), "w") as f:
             json.dump(scn, f, indent=1)
         runs.append({"run": run_id, "scenario": scn["name"], "backend": backend, "out": out_name if multiple else ".",

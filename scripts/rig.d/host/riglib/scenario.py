@@ -318,6 +318,7 @@ def load_scenario(path):
             value = ",".join(str(n) for n in vbd_limits_value(key, value, disks, ewhere))
         events.append({"at_s": float(e.get("at_s", 0)), "domain": e["domain"], "key": key, "value": str(value)})
     span = max(p["start_s"] + p["duration_s"] for d in domains for p in d["phases"])
+    foreign = parse_foreign(raw.get("foreign"), sum(d["disks"] for d in domains), span, where)
     for a in raw.get("assert", {}).get("isolation", []):
         blocks = a.get("blocks", [])
         if not set(a.get("domains", [])) <= names or not blocks or not all(
@@ -335,7 +336,32 @@ def load_scenario(path):
             "asserts": raw.get("assert", {}), "span_s": int(math.ceil(span)), "sample_ms": sample_ms,
             "prefill_disk": bool(raw.get("prefill_disk", False)),
             "scheduler": parse_scheduler(raw.get("scheduler"), where),
+            "foreign": foreign,
             "device": parse_device(raw.get("device"), where)}
+
+
+def parse_foreign(table, used_slots, span, where):
+    """The scenario's [foreign] table: a load on the data disk that no backend controls (fio in
+    dom0, directly on a partition of its own, as another host's I/O on a shared array would
+    be): {"workload", "start_s", "duration_s", "vars", "disk_bytes"}; None when absent."""
+    if table is None:
+        return None
+    if not isinstance(table, dict) or set(table) - {"workload", "start_s", "duration_s", "disk", "iodepth", "bs"}:
+        raise ScenarioError(f"{where}: [foreign] takes workload, start_s, duration_s, disk, iodepth, bs, "
+                            f"not {table!r}")
+    if used_slots >= MAX_DOMAINS:
+        raise ScenarioError(f"{where}: [foreign] needs a partition of its own; the domains use all {MAX_DOMAINS}")
+    w = Workload(str(table.get("workload", "random-read")))
+    if w.needs_fs:
+        raise ScenarioError(f"{where}: [foreign] workload {w.name} needs a file system; dom0's runs on the raw partition")
+    start, duration = table.get("start_s", 0), table.get("duration_s")
+    if not isinstance(start, (int, float)) or not isinstance(duration, int) or start < 0 or duration < 1 \
+            or start + duration > span:
+        raise ScenarioError(f"{where}: [foreign] start_s and duration_s (an integer) must lie within the {span:g} s "
+                            f"span of the domains")
+    values = {k.upper(): str(table[k]) for k in ("iodepth", "bs") if k in table}
+    return {"workload": w.name, "start_s": float(start), "duration_s": duration, "vars": values,
+            "disk_bytes": parse_size(table.get("disk", "1G"))}
 
 
 def check_sched_asserts(asserts, domains, span, where):
