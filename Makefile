@@ -1,7 +1,7 @@
 # rblkback top-level Makefile.
 #   make            build rblkback.ko against KDIR (default: the cached rig kernel)
 #   make demo       the main job (README)
-#   make sched      rblkback's scheduler scenarios next to stock, with their report (rig, ~31 min)
+#   make sched      rblkback's scheduler scenarios next to stock, with their report (rig, ~36 min)
 #   make test       every test: host crates, module build, QEMU tests
 #   make soak       the rig's functional tests with 20 create/destroy cycles
 #   make isolation  the noisy-neighbour isolation scenario alone (rig, rblkback, ~6 min)

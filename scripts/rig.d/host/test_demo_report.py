@@ -30,6 +30,17 @@ def seed_run(backend, rates, checks):
 
 
 class DemoReportTests(unittest.TestCase):
+    def test_the_adaptive_window_is_summed_up_and_drawn(self):
+        run = {"groups": {"vdb": {"window_timeseries": [128] * 5 + [20] * 10 + [9, 8, 9, 9, 8],
+                                  "latency_us_timeseries": [None] * 15 + [21_000, 19_000, 20_000, 22_000, 18_000]}}}
+        self.assertEqual(demo_report.window_text(run),
+                         "group vdb: window 8-9 from 15 s on, device latency 20.0 ms on average")
+        self.assertEqual(demo_report.window_text({}), "")
+        spec = {"scheduler": {"latency_target_us": 20000}, "foreign": {"start_s": 5, "duration_s": 5}}
+        with tempfile.TemporaryDirectory() as d:
+            demo_report.window_plot(os.path.join(d, "w.png"), "t", spec, run)
+            self.assertGreater(os.path.getsize(os.path.join(d, "w.png")), 1000)
+
     def test_the_backends_latency_reads_in_ms_and_is_a_dash_under_stock(self):
         lat = {"service": {"count": 9, "p50_us": 2432, "p99_us": 9728},
                "wait": {"count": 9, "p50_us": 0, "p99_us": 1856}}
@@ -56,9 +67,9 @@ class DemoReportTests(unittest.TestCase):
             finally:
                 sys.argv = argv
             report = json.loads(read_text(os.path.join(d, "report.json")))
-            # Only the seed figure ran: the other six scheduler scenarios are missing, so it fails.
+            # Only the seed figure ran: the other seven scheduler scenarios are missing, so it fails.
             self.assertEqual(rc, 1)
-            self.assertEqual(len(report["missing"]), 12)
+            self.assertEqual(len(report["missing"]), 14)
             numbers = report["numbers"]["sched-seed-figure"]
             self.assertEqual(numbers["total_iops"], {"stock": 400.0, "rblkback": 399.0})
             self.assertEqual([(r["weight"], round(r["share_pct"], 2)) for r in numbers["per_weight"]["rblkback"]],
