@@ -5,7 +5,7 @@
 //! its segment table), and admits it ([`RingState::admit_request`]) before it leaves the
 //! ring. A request that is not admitted stays on the ring.
 
-use super::super::sched::Gate;
+use super::super::sched::{Gate, KEEP_RUNNING_RINGS_BACKLOGGED};
 use super::super::stats;
 use super::{RingShared, RingState};
 use crate::blkif::abi::MAX_REQUEST_SIZE;
@@ -150,8 +150,9 @@ impl RingState {
             // The segment table is moved out while a request borrows it.
             let mut table = core::mem::replace(&mut self.segment_table, KVec::new());
             let decision = self.decide(shared.domid, &request, &mut table, now_us);
-            // Requests behind this one keep the vbd backlogged after it goes.
-            let more_behind = next.waiting > 1;
+            // Whether requests behind this one keep the vbd backlogged after it goes: only
+            // with `sched::KEEP_RUNNING_RINGS_BACKLOGGED` (off: see there).
+            let more_behind = KEEP_RUNNING_RINGS_BACKLOGGED && next.waiting > 1;
             let window_units = match self.admit_request(shared, &decision, more_behind, now_us) {
                 Ok(units) => units,
                 Err(stop) => {
