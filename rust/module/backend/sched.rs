@@ -30,8 +30,8 @@
 use super::domains::{put_in_free_slot, PoolLimit};
 pub use crate::sched::{valid_group_name, MAX_GROUP_NAME};
 use crate::sched::{
-    Dispatcher, FairQueue, FixedWindow, Flow, FlowConfig, Group as TwoLevel, GroupWindow,
-    TargetParams, TargetWindow, VbdWork, Verdict, Window, MAX_TARGET_US,
+    Dispatcher, FairQueue, FixedWindow, Flow, FlowConfig, Group as TwoLevel, GroupWindow, VbdWork,
+    Verdict, Window, MAX_TARGET_US,
 };
 use crate::sys::block::BlockDevice;
 use crate::sys::ctldir::ControlFiles;
@@ -165,22 +165,9 @@ impl Members {
         }
     }
 
-    /// The window the tables start with: `window`, or with a target one that adapts within
-    /// `TargetParams::DEFAULT_MIN..=window` from `window` (the device is then given all it
-    /// may take, and the law brings it down within a few periods if the latency is high).
+    /// The window the tables start with (see `sched::GroupWindow::new`).
     fn group_window(&self) -> Result<GroupWindow> {
-        if self.latency_target_us == 0 {
-            return Ok(GroupWindow::Fixed(self.window));
-        }
-        let max = self.window.limit();
-        let params = TargetParams {
-            min: TargetParams::DEFAULT_MIN.min(max),
-            max,
-            ..TargetParams::with_target(self.latency_target_us)
-        };
-        TargetWindow::new(params, max)
-            .map(GroupWindow::Target)
-            .ok_or(EINVAL)
+        GroupWindow::new(self.window, self.latency_target_us).ok_or(EINVAL)
     }
 
     fn vbd_mut(&mut self, key: u64) -> Option<&mut MemberVbd> {

@@ -174,6 +174,26 @@ pub enum GroupWindow {
     Target(TargetWindow),
 }
 
+impl GroupWindow {
+    /// The window a group with the operator's `window` and `latency_target_us` (0: none)
+    /// starts with: `window`, or one that adapts within `TargetParams::DEFAULT_MIN..=window`
+    /// from `window` (the device is given all it may take, and the law brings it down
+    /// within a few periods if the latency is high). `None` for a target above
+    /// [`MAX_TARGET_US`].
+    pub fn new(window: FixedWindow, latency_target_us: u64) -> Option<Self> {
+        if latency_target_us == 0 {
+            return Some(Self::Fixed(window));
+        }
+        let max = window.limit();
+        let params = TargetParams {
+            min: TargetParams::DEFAULT_MIN.min(max),
+            max,
+            ..TargetParams::with_target(latency_target_us)
+        };
+        TargetWindow::new(params, max).map(Self::Target)
+    }
+}
+
 impl Window for GroupWindow {
     fn limit(&self) -> u64 {
         match self {

@@ -201,6 +201,26 @@ fn invalid_constants_make_no_window() {
     let fixed = GroupWindow::Fixed(FixedWindow::new(5).unwrap());
     assert_eq!(fixed.limit(), 5);
     assert_eq!(GroupWindow::Target(window(good, 9)).limit(), 9);
+    // A group's window: fixed without a target; with one, adaptive from the operator's.
+    let operators = FixedWindow::new(128).unwrap();
+    assert_eq!(
+        GroupWindow::new(operators, 0),
+        Some(GroupWindow::Fixed(operators))
+    );
+    let Some(GroupWindow::Target(adaptive)) = GroupWindow::new(operators, 20_000) else {
+        panic!("a target makes an adaptive window");
+    };
+    assert_eq!(
+        (
+            adaptive.limit(),
+            adaptive.params().min,
+            adaptive.params().max
+        ),
+        (128, 2, 128)
+    );
+    let one = FixedWindow::new(1).unwrap();
+    assert_eq!(GroupWindow::new(one, 20_000).map(|w| w.limit()), Some(1));
+    assert_eq!(GroupWindow::new(operators, MAX_TARGET_US + 1), None);
 }
 
 proptest! {

@@ -5,10 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use sched::{
-    FairQueue, FixedWindow, Flow, FlowConfig, Group, GroupWindow, TargetParams, TargetWindow,
-    Window, NONE,
-};
+use sched::{FairQueue, FixedWindow, Flow, FlowConfig, Group, GroupWindow, Window, NONE};
 use throttle::{Admission, Cost, Direction, DomainBudget, HeldRings, Limits};
 
 use crate::disk::{Disk, DiskRequest};
@@ -550,21 +547,9 @@ impl Scheduler {
             vbds.push(queue);
         }
         let fixed = FixedWindow::new(config.window).expect("window in 1..=4096");
-        // As the module's `Members::group_window`: the adaptive window within 2..=window,
-        // starting from `window`.
-        let window = match config.latency_target_us {
-            0 => GroupWindow::Fixed(fixed),
-            target_us => {
-                let params = TargetParams {
-                    min: TargetParams::DEFAULT_MIN.min(config.window),
-                    max: config.window,
-                    ..TargetParams::with_target(target_us)
-                };
-                GroupWindow::Target(
-                    TargetWindow::new(params, config.window).expect("valid latency target"),
-                )
-            }
-        };
+        // As the module's groups start.
+        let window =
+            GroupWindow::new(fixed, config.latency_target_us).expect("valid latency target");
         Scheduler {
             group: Group::new(top, vbds, window).expect("one vbd queue per domain"),
             vbd_slot,
