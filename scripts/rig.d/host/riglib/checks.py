@@ -23,6 +23,26 @@ def held_fraction(samples, t0, t1):
     return (samples[j][1] - samples[i][1]) / 1e6 / (times[j] - times[i])
 
 
+def dom0_stalled_s(samples, t0, t1, bank_s):
+    """Seconds of [t0, t1] (dom0's clock) in which dom0 did not run long enough for the
+    domain's budget to survive: dom0's sampler takes a sample every period (the samples'
+    median gap) when dom0 gets the CPU; a longer gap is a time dom0's vCPUs did not run (a
+    loaded host starves the TCG QEMU), in which no timer refills a budget. The budget banks
+    up to `bank_s` of refills (1 + burst slices), so only a gap longer than the period plus
+    the bank loses budget: by that excess."""
+    times = [t for t, _ in samples or []]
+    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    if not gaps:
+        return 0.0
+    period = gaps[len(gaps) // 2]
+    lost = 0.0
+    for a, b in zip(times, times[1:]):
+        excess = (b - a) - period - bank_s
+        if excess > 0 and b > t0 and a < t1:
+            lost += min(excess, min(b, t1) - max(a, t0))
+    return lost
+
+
 # A shortfall against a limit counts only over spans the domain's rings were held for at least
 # this share of the time: there the limit set the rate. Less means the guest did not offer
 # the limit for a second or more of a 5 s window (a loaded host starves a TCG guest's vCPU),
@@ -97,6 +117,7 @@ def evaluate_limit_asserts(summary, asserts):
         burst_s = (int(params.get("rblkback/parameters/burst", 0))
                    * int(params.get("rblkback/parameters/timeslice_us", 10000)) / 1e6)
         burst_pct = round(burst_s / w * 100, 2)
+        slice_s = int(params.get("rblkback/parameters/timeslice_us", 10000)) / 1e6
         for t in limit_window_starts(ddom.get("phases") or [], start, end, w, settle, len(series)):
             limit = limit_in_force(limits, dom, key, t + lag)
             unsettled = any(t - settle < c < t + w + 1 for c in changes)
@@ -121,11 +142,17 @@ def evaluate_limit_asserts(summary, asserts):
                     # Less than the limit is the limit's doing only for the time it held the
                     # domain: in the rest the guest offered less (a guest vCPU stalled by a
                     # loaded host), which the window may not make up. At most tol again.
-                    under = tol + (min(tol, round((1 - frac) * 100, 1)) if frac is not None and frac < 1 else 0)
+                    not_held = min(tol, round((1 - frac) * 100, 1)) if frac is not None and frac < 1 else 0
+                    # Nor is it for the time dom0 itself did not run beyond what the bank covers:
+                    # no timer refilled the budget then (what dom0's sampler's gaps show).
+                    stalled = dom0_stalled_s(held, t + lag, t + lag + w, burst_s + slice_s) if held else 0
+                    stalled_pct = min(tol, round(stalled / w * 100, 1))
+                    under = tol + not_held + stalled_pct
                     held_note = f", held {frac * 100:.0f}%" if frac is not None else ""
                     bounds = (f"within ±{tol:g}%" if over == tol and under == tol else
                               f"within -{under:g}%..+{over:g}%" + (" with burst" if over > tol else "")
-                              + (" (not held the rest)" if under > tol else ""))
+                              + (" (not held the rest)" if not_held else "")
+                              + (f" (dom0 stalled {stalled:.2f}s)" if stalled_pct else ""))
                     checks.append({"check": f"{dom}: {key}={limit}: {t}-{t + w}s delivered {mean:.2f}/s "
                                             f"({dev:+.2f}%, {bounds}{held_note})", "passed": -under <= dev <= over})
                     windows[t] = (limit, mean, len(checks) - 1)
