@@ -12,7 +12,7 @@ fn ns_per_decision(n: usize, decisions: u64) -> f64 {
             weight: 1 + (i as u32 * 7919) % 10_000,
             // Every tenth flow reserves, so both trees are exercised.
             reservation_iops: if i % 10 == 0 { 5 } else { 0 },
-            reservation_bps: 0,
+            ..FlowConfig::default()
         };
         q.configure(i, config);
         q.set_backlogged(i, true, 0);

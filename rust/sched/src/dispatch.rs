@@ -10,6 +10,7 @@
 //! flight; how many vbds have work.
 
 use super::group::Group;
+use super::protect::Charge;
 use super::queue::{FairQueue, Flow};
 use super::storage::Storage;
 use super::window::Window;
@@ -34,8 +35,11 @@ impl VbdWork {
 /// What the gate says to a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Submit it now; it is counted in the window and charged to the vbd's tags.
-    Go,
+    /// Submit it now; it is counted in the window and charged to the vbd's tags. Its
+    /// finish ([`Dispatcher::finish`]) gives back this charge.
+    Go(Charge),
+    /// Submit it; the vbd is not in the group, so nothing is counted or to give back.
+    Unscheduled,
     /// Leave it on the ring, which now waits: [`Dispatcher::next_to_wake`] names the vbd
     /// when its turn comes.
     Wait,
@@ -167,11 +171,11 @@ where
     ) -> Verdict {
         let Some(work) = self.work(domain, vbd) else {
             // Not a member: not scheduled.
-            return Verdict::Go;
+            return Verdict::Unscheduled;
         };
         let alone = self.busy == 0 || (self.busy == 1 && work.active());
         let chosen = alone
-            || (self.group.has_room()
+            || (self.group.may_dispatch(domain)
                 && self
                     .group
                     .pick(now_ns)
@@ -193,12 +197,12 @@ where
             }
             w.in_flight += 1;
         });
-        self.group.dispatch(domain, vbd, cost, bytes, now_ns);
+        let charge = self.group.dispatch(domain, vbd, cost, bytes, now_ns);
         if after.is_some_and(|(_, w)| w.waiting == 0) {
             // Dispatching marks the vbd backlogged; it is only while a ring of it waits.
             self.group.set_backlogged(domain, vbd, false, now_ns);
         }
-        Verdict::Go
+        Verdict::Go(charge)
     }
 
     /// A waiting ring of vbd `(domain, vbd)` stops waiting without submitting (its ring is
@@ -210,21 +214,24 @@ where
         }
     }
 
-    /// A request of `cost` units that `admit` let go finished: it completed on the device
-    /// after `service_us` (`Some`), or never went to it (`None`: a limit held it after all,
-    /// or it was answered without I/O; its window space is given back without teaching the
-    /// window anything). `vbd` is `None` if the vbd left the group since (its request still
-    /// held window space).
+    /// A request that `admit` let go with `charge` finished: it completed on the device
+    /// after `service_us` (`Some`), `latency_us` after the backend saw it on its ring, or
+    /// never went to it (`None`: a limit held it after all, or it was answered without I/O;
+    /// its window space is given back without teaching the window anything). `vbd` is
+    /// `None` if the vbd left the group since (its request still held window space).
     pub fn finish(
         &mut self,
         vbd: Option<(usize, usize)>,
-        cost: u32,
+        charge: Charge,
         service_us: Option<u64>,
+        latency_us: u64,
         now_ns: u64,
     ) {
         match service_us {
-            Some(us) => self.group.complete(cost, us, now_ns / 1_000),
-            None => self.group.withdraw(cost),
+            Some(us) => self
+                .group
+                .complete(charge, us, latency_us.max(us), now_ns / 1_000),
+            None => self.group.withdraw(charge, now_ns),
         }
         if let Some((d, v)) = vbd {
             self.change(d, v, |w| w.in_flight = w.in_flight.saturating_sub(1));
@@ -235,10 +242,19 @@ where
     /// window has room for it or it is the only vbd with work. Waking it does not change the
     /// state; its ring's `admit` will, so asking twice names the same vbd.
     pub fn next_to_wake(&self, now_ns: u64) -> Option<(usize, usize)> {
-        if !self.group.has_room() && self.busy > 1 {
-            return None;
-        }
-        self.group.pick(now_ns).map(|p| (p.domain, p.vbd))
+        let pick = self.group.pick(now_ns)?;
+        (self.busy <= 1 || self.group.may_dispatch(pick.domain)).then_some((pick.domain, pick.vbd))
+    }
+
+    /// Configures domain `domain` (weight, reservations, latency target) at `now_ns`;
+    /// `false` (nothing changes) for an invalid configuration.
+    pub fn configure_domain(
+        &mut self,
+        domain: usize,
+        config: super::queue::FlowConfig,
+        now_ns: u64,
+    ) -> bool {
+        self.group.configure_domain(domain, config, now_ns)
     }
 
     /// Takes over vbd `(domain, vbd)`'s work from the gate this one replaces (the group's

@@ -6,6 +6,7 @@ extern crate std;
 
 use super::dispatch::{Dispatcher, VbdWork, Verdict};
 use super::group::Group;
+use super::protect::Charge;
 use super::queue::{FairQueue, Flow, FlowConfig};
 use super::tree::NONE;
 use super::window::{FixedWindow, Window};
@@ -131,7 +132,7 @@ impl Rig {
                 .gate
                 .admit(ring.vbd, 0, ring.waiting, more, 1, 4096, self.now_ns)
             {
-                Verdict::Go => {
+                Verdict::Go(_) => {
                     self.rings[r].waiting = more;
                     self.rings[r].left = ring.left.saturating_sub(1);
                     self.rings[r].in_flight += 1;
@@ -147,6 +148,7 @@ impl Rig {
                         return;
                     }
                 }
+                Verdict::Unscheduled => unreachable!("every vbd is a member"),
                 Verdict::Wait => {
                     self.rings[r].waiting = true;
                     self.wake();
@@ -177,8 +179,13 @@ impl Rig {
         if let Some(r) = self.device.pop_front() {
             let vbd = self.rings[r].vbd;
             self.served[vbd] += 1;
-            self.gate
-                .finish(Some((vbd, 0)), 1, Some(2_500), self.now_ns);
+            self.gate.finish(
+                Some((vbd, 0)),
+                Charge::unprotected(1),
+                Some(2_500),
+                2_500,
+                self.now_ns,
+            );
             self.wake();
             // The completion frees a slot: a worker stopped for want of one goes on.
             let ring = &mut self.rings[r];
@@ -313,8 +320,14 @@ fn work_conservation_when_a_vbd_stops_and_no_stall_at_the_end() {
 #[test]
 fn withdrawn_and_restored_work_keeps_the_counts() {
     let mut g = gate(&[100, 100], 2);
-    assert_eq!(g.admit(0, 0, false, false, 1, 0, 0), Verdict::Go);
-    assert_eq!(g.admit(1, 0, false, false, 1, 0, 0), Verdict::Go);
+    assert_eq!(
+        g.admit(0, 0, false, false, 1, 0, 0),
+        Verdict::Go(Charge::unprotected(1))
+    );
+    assert_eq!(
+        g.admit(1, 0, false, false, 1, 0, 0),
+        Verdict::Go(Charge::unprotected(1))
+    );
     assert_eq!(g.busy_vbds(), 2);
     // Window full, two vbds busy: a third request waits.
     assert_eq!(g.admit(0, 0, false, false, 1, 0, 0), Verdict::Wait);
@@ -327,10 +340,13 @@ fn withdrawn_and_restored_work_keeps_the_counts() {
     );
     assert_eq!(g.next_to_wake(0), None, "no room yet");
     // A limit holds vbd 1's request after all: its space comes back and vbd 0 is next.
-    g.finish(Some((1, 0)), 1, None, 0);
+    g.finish(Some((1, 0)), Charge::unprotected(1), None, 0, 0);
     assert_eq!(g.busy_vbds(), 1);
     assert_eq!(g.next_to_wake(0), Some((0, 0)));
-    assert_eq!(g.admit(0, 0, true, false, 1, 0, 0), Verdict::Go);
+    assert_eq!(
+        g.admit(0, 0, true, false, 1, 0, 0),
+        Verdict::Go(Charge::unprotected(1))
+    );
     assert_eq!(
         g.work(0, 0),
         Some(VbdWork {

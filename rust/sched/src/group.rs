@@ -1,7 +1,8 @@
 //! A scheduling group: the vbds on one device, in two levels (domains, then each domain's
 //! vbds), behind one dispatch window.
 
-use super::queue::{FairQueue, Flow, Phase};
+use super::protect::{Charge, Protection};
+use super::queue::{FairQueue, Flow, FlowConfig, Phase};
 use super::storage::Storage;
 use super::window::{InFlight, Window};
 
@@ -21,6 +22,11 @@ pub struct GroupPick {
 /// share is split among its vbds by their weights and an idle vbd's part goes to its
 /// siblings first. Requests are charged at both levels.
 ///
+/// Domains with a latency target are protected ([`Protection`]): while the unprotected
+/// domains' work in flight is at its cap, they are out of the top level's choice (not
+/// backlogged there, as if idle, so they earn no credit meanwhile; their order among
+/// themselves is kept) and the next free unit goes to a protected domain.
+///
 /// `Q` holds one vbd-level queue per domain slot, in the top level's slot order.
 pub struct Group<S, T, Q, W>
 where
@@ -33,6 +39,7 @@ where
     vbds: Q,
     window: W,
     in_flight: InFlight,
+    protection: Protection,
 }
 
 impl<S, T, Q, W> Group<S, T, Q, W>
@@ -49,6 +56,7 @@ where
             vbds,
             window,
             in_flight: InFlight::default(),
+            protection: Protection::default(),
         })
     }
 
@@ -83,8 +91,54 @@ where
             return;
         };
         queue.set_backlogged(vbd, backlogged, now_ns);
-        let any = queue.any_backlogged();
-        self.domains.set_backlogged(domain, any, now_ns);
+        self.refresh_domain(domain, now_ns);
+    }
+
+    /// Puts domain `domain` in the top level's choice exactly when one of its vbds is
+    /// backlogged and protection does not hold it.
+    fn refresh_domain(&mut self, domain: usize, now_ns: u64) {
+        let any = self
+            .vbds
+            .slots()
+            .get(domain)
+            .is_some_and(|q| q.any_backlogged());
+        let held = self.protection.holds_unprotected() && !self.is_protected(domain);
+        self.domains.set_backlogged(domain, any && !held, now_ns);
+    }
+
+    /// Brings every unprotected domain in line with the protection's hold.
+    fn refresh_unprotected(&mut self, now_ns: u64) {
+        for domain in 0..self.domains.capacity() {
+            if !self.is_protected(domain) {
+                self.refresh_domain(domain, now_ns);
+            }
+        }
+    }
+
+    /// Whether domain `domain` has a latency target.
+    pub fn is_protected(&self, domain: usize) -> bool {
+        self.domains
+            .config(domain)
+            .is_some_and(|c| c.latency_target_us != 0)
+    }
+
+    /// Configures domain `domain` at `now_ns` (see [`FairQueue::configure`]): a change of
+    /// its latency target takes effect for its next request.
+    pub fn configure_domain(&mut self, domain: usize, config: FlowConfig, now_ns: u64) -> bool {
+        let done = self.domains.configure(domain, config);
+        self.refresh_domain(domain, now_ns);
+        done
+    }
+
+    /// Whether a request of domain `domain` may go to the device now: the window has room
+    /// and, for an unprotected domain, the protection's cap too.
+    pub fn may_dispatch(&self, domain: usize) -> bool {
+        self.has_room() && (!self.protection.holds_unprotected() || self.is_protected(domain))
+    }
+
+    /// The latency protection's state.
+    pub fn protection(&self) -> &Protection {
+        &self.protection
     }
 
     /// The vbd that should get the next free unit of the window, if any is backlogged.
@@ -100,29 +154,65 @@ where
     }
 
     /// A request of `cost` units and `bytes` bytes of the vbd went to the device at
-    /// `now_ns` (picked, or at once because the window had room).
-    pub fn dispatch(&mut self, domain: usize, vbd: usize, cost: u32, bytes: u64, now_ns: u64) {
+    /// `now_ns` (picked, or at once because the window had room). Returns what it took,
+    /// for its completion ([`Group::complete`]) or withdrawal to give back.
+    pub fn dispatch(
+        &mut self,
+        domain: usize,
+        vbd: usize,
+        cost: u32,
+        bytes: u64,
+        now_ns: u64,
+    ) -> Charge {
+        let charge = Charge {
+            units: cost.max(1),
+            latency_target_us: self
+                .domains
+                .config(domain)
+                .map_or(0, |c| c.latency_target_us),
+        };
         let Some(queue) = self.vbds.slots_mut().get_mut(domain) else {
-            return;
+            return Charge::unprotected(cost.max(1));
         };
         queue.dispatch(vbd, cost, bytes, now_ns);
         self.domains.dispatch(domain, cost, bytes, now_ns);
-        self.in_flight.add(u64::from(cost.max(1)));
+        self.in_flight.add(u64::from(charge.units));
+        let held = self.protection.holds_unprotected();
+        self.protection.dispatched(charge);
+        if self.protection.holds_unprotected() != held {
+            self.refresh_unprotected(now_ns);
+        } else {
+            // Dispatching marks the domain backlogged at the top level; a held one is not.
+            self.refresh_domain(domain, now_ns);
+        }
+        charge
     }
 
-    /// A request of `cost` units completed after `service_us` on the device.
-    pub fn complete(&mut self, cost: u32, service_us: u64, now_us: u64) {
-        let cost = u64::from(cost.max(1));
-        self.in_flight.complete(cost);
-        self.window.on_complete(cost, service_us, now_us);
+    /// A request charged `charge` completed after `service_us` on the device, `latency_us`
+    /// after the backend first saw it (its wait for admission plus its service).
+    pub fn complete(&mut self, charge: Charge, service_us: u64, latency_us: u64, now_us: u64) {
+        let units = u64::from(charge.units.max(1));
+        self.in_flight.complete(units);
+        self.window.on_complete(units, service_us, now_us);
+        let held = self.protection.holds_unprotected();
+        let window = self.window.limit();
+        self.protection.finished(charge, latency_us, now_us, window);
+        if self.protection.holds_unprotected() != held {
+            self.refresh_unprotected(now_us.saturating_mul(1000));
+        }
     }
 
-    /// A request of `cost` units that [`Group::dispatch`] counted did not go to the device
-    /// after all (a limit held it, or it failed to start): its window space is free again,
-    /// and the window policy learns nothing from it. Its tags stay charged: at most one
-    /// request per such event, which the caller bounds (one per held slice).
-    pub fn withdraw(&mut self, cost: u32) {
-        self.in_flight.complete(u64::from(cost.max(1)));
+    /// A request charged `charge` that [`Group::dispatch`] counted did not go to the
+    /// device after all (a limit held it, or it failed to start): its window space is free
+    /// again, and the window policy learns nothing from it. Its tags stay charged: at most
+    /// one request per such event, which the caller bounds (one per held slice).
+    pub fn withdraw(&mut self, charge: Charge, now_ns: u64) {
+        self.in_flight.complete(u64::from(charge.units.max(1)));
+        let held = self.protection.holds_unprotected();
+        self.protection.withdrawn(charge);
+        if self.protection.holds_unprotected() != held {
+            self.refresh_unprotected(now_ns);
+        }
     }
 
     /// The domain level, to read its flows' configuration and service.
@@ -144,5 +234,12 @@ where
     /// and its tables were rebuilt): their completions will come here.
     pub fn carry_in_flight(&mut self, units: u64) {
         self.in_flight.add(units);
+    }
+
+    /// Takes over the protection's state from the group this one replaces (what is in
+    /// flight of each kind, the cap and the period's counts).
+    pub fn carry_protection(&mut self, protection: &Protection, now_ns: u64) {
+        self.protection = *protection;
+        self.refresh_unprotected(now_ns);
     }
 }

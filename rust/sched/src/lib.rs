@@ -20,6 +20,8 @@
 //!   operator's number, and an adaptive policy (a latency target) implements the same trait.
 //! - [`TargetWindow`] is PARDA's control law: a window that holds a latency target;
 //!   [`GroupWindow`] is either kind, as a group switches between them.
+//! - [`Protection`] holds back the domains without a latency target while a protected
+//!   domain's requests miss theirs (the idea of io.latency).
 //! - [`LatencyHistogram`] counts how long requests took (device service, waiting in the
 //!   backend) in log-linear buckets, for quantiles now or over an interval.
 //!
@@ -34,6 +36,9 @@ mod latency;
 #[cfg(test)]
 mod latency_tests;
 mod name;
+mod protect;
+#[cfg(test)]
+mod protect_tests;
 mod queue;
 #[cfg(test)]
 mod queue_tests;
@@ -52,6 +57,7 @@ pub use latency::{
     MAX_TRACKED_US, SUB_BUCKETS,
 };
 pub use name::{valid_group_name, MAX_GROUP_NAME};
+pub use protect::{Charge, Protection, PROTECTION_PERIOD_US};
 pub use queue::{FairQueue, Flow, FlowConfig, Phase, Pick, MAX_WEIGHT, MIN_WEIGHT};
 pub use storage::Storage;
 pub use tag::{ExactStep, SHARE_SCALE};

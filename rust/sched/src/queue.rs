@@ -2,6 +2,7 @@
 
 use super::storage::Storage;
 use super::tag::{before, later, ExactStep, SHARE_SCALE};
+use super::target::MAX_TARGET_US;
 use super::tree;
 
 /// The smallest weight.
@@ -21,6 +22,9 @@ pub struct FlowConfig {
     pub reservation_iops: u64,
     /// Guaranteed bytes per second (0: none).
     pub reservation_bps: u64,
+    /// The latency the flow is protected to (µs, 0: not protected; see
+    /// [`super::Protection`]). Meaningful at the domain level of a group.
+    pub latency_target_us: u64,
 }
 
 impl Default for FlowConfig {
@@ -29,6 +33,7 @@ impl Default for FlowConfig {
             weight: 100,
             reservation_iops: 0,
             reservation_bps: 0,
+            latency_target_us: 0,
         }
     }
 }
@@ -36,11 +41,12 @@ impl Default for FlowConfig {
 impl FlowConfig {
     /// Whether the values are in range (weight 1..=10000; reservations below 2^32
     /// requests and at most 2^40 bytes per second, far above any device, so the
-    /// reservation steps cannot overflow).
+    /// reservation steps cannot overflow), a latency target at most [`MAX_TARGET_US`].
     pub fn is_valid(&self) -> bool {
         (MIN_WEIGHT..=MAX_WEIGHT).contains(&self.weight)
             && self.reservation_iops < 1 << 32
             && self.reservation_bps <= 1 << 40
+            && self.latency_target_us <= MAX_TARGET_US
     }
 
     fn reserves(&self) -> bool {

@@ -2,6 +2,7 @@
 
 extern crate std;
 
+use super::protect::Charge;
 use super::queue::{FairQueue, Flow, FlowConfig, Phase};
 use super::tag::SHARE_SCALE;
 use super::tree::NONE;
@@ -125,7 +126,7 @@ proptest! {
         let n = flows.len();
         let mut q = queue(n);
         for (i, &(w, r)) in flows.iter().enumerate() {
-            q.configure(i, FlowConfig { weight: w, reservation_iops: r, reservation_bps: 0 });
+            q.configure(i, FlowConfig { weight: w, reservation_iops: r, reservation_bps: 0, latency_target_us: 0 });
             q.set_backlogged(i, true, 0);
         }
         let per_request_ns = 1_000_000_000 / capacity;
@@ -153,7 +154,7 @@ proptest! {
         let n = 50;
         let mut q = queue(n);
         for i in 0..n {
-            q.configure(i, FlowConfig { weight: 1 + (i as u32 * 37) % 10_000, reservation_iops: (i as u64 % 3) * 10, reservation_bps: 0 });
+            q.configure(i, FlowConfig { weight: 1 + (i as u32 * 37) % 10_000, reservation_iops: (i as u64 % 3) * 10, reservation_bps: 0, latency_target_us: 0 });
         }
         let mut now = 0;
         for (slot, on, cost) in ops {
@@ -216,6 +217,7 @@ fn reservation_run(w0: u32, r0: u64, w1: u32) -> ([u64; 2], (u64, u64)) {
             weight: w0,
             reservation_iops: r0,
             reservation_bps: 0,
+            latency_target_us: 0,
         },
     );
     q.configure(1, weighted(w1));
@@ -271,7 +273,7 @@ fn a_group_splits_a_domain_share_among_its_vbds() {
             let p = group.pick(0).unwrap();
             group.dispatch(p.domain, p.vbd, 1, 4096, 0);
             assert!(!group.has_room(), "window of one");
-            group.complete(1, 100, 0);
+            group.complete(Charge::unprotected(1), 100, 100, 0);
             served[p.domain][p.vbd] += 1;
         }
     };
@@ -295,7 +297,7 @@ fn a_withdrawn_request_frees_its_window_space_and_carried_work_counts() {
     group.dispatch(0, 0, 1, 4096, 0);
     group.dispatch(0, 0, 1, 4096, 0);
     assert!(!group.has_room());
-    group.withdraw(1);
+    group.withdraw(Charge::unprotected(1), 0);
     assert!(group.has_room());
     assert_eq!(group.in_flight(), 1);
     // A rebuilt group takes over what its predecessor had in flight.
@@ -304,7 +306,7 @@ fn a_withdrawn_request_frees_its_window_space_and_carried_work_counts() {
     let mut next = Group::new(top, vec![queue(1)], FixedWindow::new(2).unwrap()).unwrap();
     next.carry_in_flight(group.in_flight());
     assert_eq!(next.in_flight(), 1);
-    next.complete(1, 10, 0);
+    next.complete(Charge::unprotected(1), 10, 10, 0);
     assert_eq!(next.in_flight(), 0);
     assert_eq!(next.window().limit(), 2);
     assert_eq!(next.domains().config(0).map(|c| c.weight), Some(100));

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use sched::{FairQueue, FixedWindow, Flow, FlowConfig, Group, GroupWindow, Window, NONE};
+use sched::{Charge, FairQueue, FixedWindow, Flow, FlowConfig, Group, GroupWindow, Window, NONE};
 use throttle::{Admission, Cost, Direction, DomainBudget, HeldRings, Limits};
 
 use crate::disk::{Disk, DiskRequest};
@@ -26,8 +26,12 @@ struct Request {
     bytes: u64,
     /// When the guest issued it (it may have waited for a free ring slot).
     issued_us: u64,
+    /// When it went on the ring (the backend's latency counts from here).
+    produced_us: u64,
     /// When the backend submitted it to the disk.
     submitted_us: u64,
+    /// What the scheduler charged it, if it went through the scheduler.
+    charge: Option<Charge>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -255,11 +259,13 @@ impl Simulation {
             direction,
             bytes: ring.job.request_bytes,
             issued_us: now_us,
+            produced_us: 0,
             submitted_us: 0,
+            charge: None,
         };
         ring.report.issued += 1;
         ring.waiting_for_slot.push_back(request);
-        ring.produce();
+        ring.produce(now_us);
     }
 
     /// The event channel fired: an unheld backend worker consumes what it may (with the
@@ -298,12 +304,12 @@ impl Simulation {
             let Some(scheduler) = self.scheduler.as_mut() else {
                 return;
             };
-            if !scheduler.group.has_room() {
-                return;
-            }
             let Some(pick) = scheduler.group.pick(now_ns) else {
                 return;
             };
+            if !scheduler.group.may_dispatch(pick.domain) {
+                return;
+            }
             let domain = pick.domain;
             let ring_index = self.domains[domain].rings[pick.vbd];
             let ring = &mut self.rings[ring_index];
@@ -320,10 +326,14 @@ impl Simulation {
                     ring.unconsumed.pop_front();
                     ring.report.record_consumed(request.id);
                     let scheduler = self.scheduler.as_mut().expect("scheduler");
-                    scheduler
-                        .group
-                        .dispatch(domain, pick.vbd, 1, request.bytes, now_ns);
-                    self.submit_to_disk(request);
+                    let charge =
+                        scheduler
+                            .group
+                            .dispatch(domain, pick.vbd, 1, request.bytes, now_ns);
+                    self.submit_to_disk(Request {
+                        charge: Some(charge),
+                        ..request
+                    });
                 }
                 Admission::Hold { retry_at_us } => {
                     ring.held = true;
@@ -403,7 +413,11 @@ impl Simulation {
         self.free_tags.push(tag);
         if let Some(scheduler) = self.scheduler.as_mut() {
             let service_us = self.now_us.saturating_sub(request.submitted_us);
-            scheduler.group.complete(1, service_us, self.now_us);
+            let charge = request.charge.unwrap_or(Charge::unprotected(1));
+            let latency_us = self.now_us.saturating_sub(request.produced_us);
+            scheduler
+                .group
+                .complete(charge, service_us, latency_us, self.now_us);
             let window = scheduler.group.window().limit();
             self.device.record(self.now_us, service_us, window);
         }
@@ -419,7 +433,7 @@ impl Simulation {
         if now_us < ring.job.start_us + ring.job.duration_us {
             self.issue(request.ring);
         } else {
-            ring.produce();
+            ring.produce(now_us);
         }
         self.notify_backend(request.ring);
     }
@@ -507,11 +521,12 @@ impl Simulation {
 
 impl Ring {
     /// Moves requests waiting in the guest onto the ring while slots are free.
-    fn produce(&mut self) {
+    fn produce(&mut self, now_us: u64) {
         while self.slots_used < RING_SLOTS {
-            let Some(request) = self.waiting_for_slot.pop_front() else {
+            let Some(mut request) = self.waiting_for_slot.pop_front() else {
                 return;
             };
+            request.produced_us = now_us;
             self.slots_used += 1;
             self.unconsumed.push_back(request);
         }

@@ -9,7 +9,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
 use sched::{
-    FairQueue, Flow, FlowConfig, Group, GroupWindow, TargetParams, TargetWindow, Window, NONE,
+    Charge, FairQueue, Flow, FlowConfig, Group, GroupWindow, TargetParams, TargetWindow, Window,
+    NONE,
 };
 
 type Queue = FairQueue<Vec<Flow>, Vec<u32>>;
@@ -82,7 +83,7 @@ fn run(hosts: &mut [Host], seconds: u64, measure: u64) -> (Vec<Vec<u64>>, Vec<u6
         for (h, host) in hosts.iter_mut().enumerate() {
             while host.has_room() {
                 let pick = host.pick(now * 1000).unwrap();
-                host.dispatch(pick.domain, pick.vbd, 1, 4096, now * 1000);
+                let _ = host.dispatch(pick.domain, pick.vbd, 1, 4096, now * 1000);
                 queue.push_back((h, pick.domain, now));
             }
         }
@@ -99,7 +100,12 @@ fn run(hosts: &mut [Host], seconds: u64, measure: u64) -> (Vec<Vec<u64>>, Vec<u6
         }
         let Reverse((done, h, vm, submitted)) = lanes.pop().unwrap();
         now = done;
-        hosts[h].complete(1, now - submitted, now);
+        hosts[h].complete(
+            Charge::unprotected(1),
+            now - submitted,
+            now - submitted,
+            now,
+        );
         if now >= from {
             served[h][vm] += 1;
         }

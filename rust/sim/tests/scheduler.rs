@@ -149,7 +149,7 @@ fn a_reservation_holds_and_an_idle_reservation_leaves_the_disk_to_the_others() {
             FlowConfig {
                 weight: 1,
                 reservation_iops: 150,
-                reservation_bps: 0,
+                ..FlowConfig::default()
             },
         )
         .domain(BETA, weight(100))
