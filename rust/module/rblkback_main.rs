@@ -33,11 +33,12 @@ pub mod sys;
 
 use throttle::params::{Param, ALL};
 
-// The weights the control files accept are the scheduler's.
+// The weights and latency targets the control files accept are the scheduler's.
 const _: () = assert!(
     throttle::control::MIN_WEIGHT == sched::MIN_WEIGHT as u64
         && throttle::control::MAX_WEIGHT == sched::MAX_WEIGHT as u64
         && throttle::control::DEFAULT_WEIGHT == 100
+        && throttle::control::MAX_LATENCY_TARGET_US == sched::MAX_TARGET_US
 );
 
 module! {

@@ -346,6 +346,7 @@ fn share_key(attr: DomainAttr) -> Option<ShareKey> {
         DomainAttr::Weight => ShareKey::Weight,
         DomainAttr::ReservationIops => ShareKey::ReservationIops,
         DomainAttr::ReservationBps => ShareKey::ReservationBps,
+        DomainAttr::LatencyTargetUs => ShareKey::LatencyTargetUs,
         _ => return None,
     })
 }

@@ -28,7 +28,7 @@
 //! never held while allocating or sleeping).
 
 use super::domains::{put_in_free_slot, PoolLimit};
-pub use crate::sched::{valid_group_name, MAX_GROUP_NAME};
+pub use crate::sched::{valid_group_name, Charge, MAX_GROUP_NAME};
 use crate::sched::{
     Dispatcher, FairQueue, FixedWindow, Flow, FlowConfig, Group as TwoLevel, GroupWindow, VbdWork,
     Verdict, Window, MAX_TARGET_US,
@@ -113,6 +113,7 @@ pub fn flow_config(shares: Shares) -> FlowConfig {
         weight: shares.weight as u32,
         reservation_iops: shares.reservation_iops,
         reservation_bps: shares.reservation_bps,
+        latency_target_us: shares.latency_target_us,
     }
 }
 
@@ -282,6 +283,8 @@ impl Tables {
         self.gate
             .group_mut()
             .carry_in_flight(old.gate.group().in_flight());
+        let protection = *old.gate.group().protection();
+        self.gate.group_mut().carry_protection(&protection, now_ns);
         // An adaptive window keeps what it learnt across a change of members (its settings
         // change only through `Group::apply_window`, which updates both).
         if let (GroupWindow::Target(_), GroupWindow::Target(learnt)) =
@@ -356,7 +359,7 @@ impl Tables {
             .get_mut(at.index)
             .and_then(|v| v.rings.get_mut(at.ring))
         else {
-            return Verdict::Go;
+            return Verdict::Unscheduled;
         };
         let verdict = self
             .gate
@@ -385,9 +388,14 @@ impl Tables {
 
     /// A request of the vbd at `at` (if still a member) finished (see
     /// `Dispatcher::finish`).
-    fn finish(&mut self, at: Option<Position>, cost: u32, service_us: Option<u64>, now_ns: u64) {
-        self.gate
-            .finish(at.map(|p| (p.domain, p.vbd)), cost, service_us, now_ns);
+    fn finish(&mut self, at: Option<Position>, done: Finished, now_ns: u64) {
+        self.gate.finish(
+            at.map(|p| (p.domain, p.vbd)),
+            done.charge,
+            done.service_us,
+            done.latency_us,
+            now_ns,
+        );
         self.wake_next(now_ns);
     }
 
@@ -579,12 +587,11 @@ impl Group {
             return;
         };
         members.domains[slot].config = config;
-        self.tables
-            .lock()
-            .gate
-            .group_mut()
-            .domains_mut()
-            .configure(slot, config);
+        let mut tables = self.tables.lock();
+        let now_ns = monotonic_us() * 1000;
+        tables.gate.configure_domain(slot, config, now_ns);
+        // A domain no longer held by protection may be the next to go.
+        tables.wake_next(now_ns);
     }
 
     /// Vbd `key`'s weight changed.
@@ -643,27 +650,15 @@ impl Group {
         Ok(())
     }
 
-    /// A request charged to vbd `key` finished (see [`Tables::finish`]).
-    fn finish(&self, key: u64, hint: &AtomicU64, cost: u32, service_us: Option<u64>) {
-        self.finish_at(key, hint, cost, service_us, monotonic_us());
-    }
-
-    /// [`Group::finish`] at `now_us` (read by the caller).
-    fn finish_at(
-        &self,
-        key: u64,
-        hint: &AtomicU64,
-        cost: u32,
-        service_us: Option<u64>,
-        now_us: u64,
-    ) {
+    /// A request charged to vbd `key` finished at `now_us` (see [`Tables::finish`]).
+    fn finish(&self, key: u64, hint: &AtomicU64, done: Finished, now_us: u64) {
         let now_ns = now_us * 1000;
         let mut tables = self.tables.lock();
         let at = tables.locate(key, None, unpack(hint.load(Ordering::Relaxed)));
         if let Some(at) = at {
             hint.store(pack(at), Ordering::Relaxed);
         }
-        tables.finish(at, cost, service_us, now_ns);
+        tables.finish(at, done, now_ns);
     }
 }
 
@@ -709,6 +704,15 @@ impl ControlFiles for Group {
                 GroupWindow::Target(w) => w.last_latency_us(),
                 GroupWindow::Fixed(_) => 0,
             },
+            GroupAttr::UnprotectedCap => self
+                .tables
+                .lock()
+                .gate
+                .group()
+                .protection()
+                .cap()
+                .unwrap_or(0),
+            GroupAttr::ProtectionCuts => self.tables.lock().gate.group().protection().cuts(),
         }
     }
 
@@ -952,16 +956,22 @@ impl VbdMembership {
     /// What a ring's completions report to.
     pub fn charges(&self, slots: usize) -> Result<SlotCharges> {
         let mut cost = KVec::with_capacity(slots, GFP_KERNEL)?;
+        let mut target_us = KVec::with_capacity(slots, GFP_KERNEL)?;
         let mut started_us = KVec::with_capacity(slots, GFP_KERNEL)?;
+        let mut waited_us = KVec::with_capacity(slots, GFP_KERNEL)?;
         for _ in 0..slots {
             cost.push(AtomicU32::new(0), GFP_KERNEL)?;
+            target_us.push(AtomicU64::new(0), GFP_KERNEL)?;
             started_us.push(AtomicU64::new(0), GFP_KERNEL)?;
+            waited_us.push(AtomicU64::new(0), GFP_KERNEL)?;
         }
         Ok(SlotCharges {
             group: self.group.clone(),
             vbd: self.key,
             cost,
+            target_us,
             started_us,
+            waited_us,
             hint: AtomicU64::new(0),
         })
     }
@@ -976,8 +986,8 @@ impl Drop for VbdMembership {
 /// What the gate said to a ring's request.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Gate {
-    /// Submit it; it is counted in the window (its completion gives the units back).
-    Counted,
+    /// Submit it; it is counted in the window (its completion gives the charge back).
+    Counted(Charge),
     /// Submit it; nothing to give back (the group has one vbd, or the ring is not in the
     /// tables).
     Uncounted,
@@ -1028,9 +1038,13 @@ impl RingScheduler {
         drop(tables);
         self.waiting = verdict == Verdict::Wait || more;
         match verdict {
-            Verdict::Go => {
+            Verdict::Go(charge) => {
                 self.group.dispatched.fetch_add(1, Ordering::Relaxed);
-                Gate::Counted
+                Gate::Counted(charge)
+            }
+            Verdict::Unscheduled => {
+                self.group.dispatched.fetch_add(1, Ordering::Relaxed);
+                Gate::Uncounted
             }
             Verdict::Wait => {
                 self.group.held.fetch_add(1, Ordering::Relaxed);
@@ -1063,63 +1077,112 @@ impl Drop for RingScheduler {
     }
 }
 
+/// A request that leaves the group's window: what it was charged, and for one that went to
+/// the device, its service time and its latency in the backend (wait for admission plus
+/// service).
+#[derive(Clone, Copy)]
+struct Finished {
+    charge: Charge,
+    service_us: Option<u64>,
+    latency_us: u64,
+}
+
+impl Finished {
+    /// One that never went to the device.
+    fn withdrawn(charge: Charge) -> Self {
+        Self {
+            charge,
+            service_us: None,
+            latency_us: 0,
+        }
+    }
+}
+
 /// What each request slot of a ring has in the group's window, for its completion to give
 /// back: shared by the ring's worker (which charges) and its bio completions.
 pub struct SlotCharges {
     group: Arc<Group>,
     vbd: u64,
-    /// Units charged per slot, 0 for none.
+    /// Units charged per slot, 0 for none (written last, read first: it says the slot's
+    /// other fields are its request's).
     cost: KVec<AtomicU32>,
+    /// The slot's request's domain latency target when it was charged (µs, 0: none).
+    target_us: KVec<AtomicU64>,
     /// When the slot's request was submitted (service time = completion − this).
     started_us: KVec<AtomicU64>,
+    /// How long it waited in the backend before that (latency = service + this).
+    waited_us: KVec<AtomicU64>,
     /// The vbd's last position, for completions.
     hint: AtomicU64,
 }
 
 impl SlotCharges {
-    /// Slot `slot`'s request, admitted at `now_us` with `cost` units, goes to the device.
-    pub fn charge(&self, slot: usize, cost: u32, now_us: u64) {
-        if let (Some(c), Some(t)) = (self.cost.get(slot), self.started_us.get(slot)) {
+    /// Slot `slot`'s request, admitted at `now_us` with `charge` after waiting `waited_us`
+    /// in the backend, goes to the device.
+    pub fn charge(&self, slot: usize, charge: Charge, waited_us: u64, now_us: u64) {
+        let fields = (
+            self.cost.get(slot),
+            self.target_us.get(slot),
+            self.started_us.get(slot),
+            self.waited_us.get(slot),
+        );
+        if let (Some(c), Some(target), Some(t), Some(w)) = fields {
+            target.store(charge.latency_target_us, Ordering::Relaxed);
             t.store(now_us, Ordering::Relaxed);
-            c.store(cost.max(1), Ordering::Release);
+            w.store(waited_us, Ordering::Relaxed);
+            c.store(charge.units.max(1), Ordering::Release);
         }
+    }
+
+    /// Takes slot `slot`'s charge, if it has one: (units, latency target).
+    fn take(&self, slot: usize) -> Option<Charge> {
+        let units = self.cost.get(slot)?.swap(0, Ordering::AcqRel);
+        (units > 0).then(|| Charge {
+            units,
+            latency_target_us: self
+                .target_us
+                .get(slot)
+                .map_or(0, |t| t.load(Ordering::Relaxed)),
+        })
     }
 
     /// Slot `slot`'s request did not go to the device after all (it was answered at once,
     /// or failed to start): its window space is free again.
     pub fn uncharge(&self, slot: usize) {
-        if let Some(cost) = self.cost.get(slot).map(|c| c.swap(0, Ordering::AcqRel)) {
-            if cost > 0 {
-                self.group.finish(self.vbd, &self.hint, cost, None);
-            }
+        if let Some(charge) = self.take(slot) {
+            self.group.finish(
+                self.vbd,
+                &self.hint,
+                Finished::withdrawn(charge),
+                monotonic_us(),
+            );
         }
     }
 
     /// A request the window admitted but the domain's budget then held: never charged to
-    /// a slot, its units go back at once.
-    pub fn withdraw(&self, cost: u32) {
-        self.group.finish(self.vbd, &self.hint, cost, None);
+    /// a slot, its charge goes back at once.
+    pub fn withdraw(&self, charge: Charge) {
+        self.group.finish(
+            self.vbd,
+            &self.hint,
+            Finished::withdrawn(charge),
+            monotonic_us(),
+        );
     }
 
     /// Slot `slot`'s bio completed at `now_us` (any context): its units go back, and the
     /// window's next request may go.
     pub fn completed(&self, slot: usize, now_us: u64) {
-        let Some(cost) = self.cost.get(slot).map(|c| c.swap(0, Ordering::AcqRel)) else {
+        let Some(charge) = self.take(slot) else {
             return;
         };
-        if cost == 0 {
-            return;
-        }
-        let started = self
-            .started_us
-            .get(slot)
-            .map_or(0, |t| t.load(Ordering::Relaxed));
-        self.group.finish_at(
-            self.vbd,
-            &self.hint,
-            cost,
-            Some(now_us.saturating_sub(started)),
-            now_us,
-        );
+        let read = |v: &KVec<AtomicU64>| v.get(slot).map_or(0, |t| t.load(Ordering::Relaxed));
+        let service_us = now_us.saturating_sub(read(&self.started_us));
+        let done = Finished {
+            charge,
+            service_us: Some(service_us),
+            latency_us: service_us.saturating_add(read(&self.waited_us)),
+        };
+        self.group.finish(self.vbd, &self.hint, done, now_us);
     }
 }

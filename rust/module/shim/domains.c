@@ -84,6 +84,7 @@ RBLK_CTL_FILE(dom, reservation_iops, 0644, RBLK_DOM_RESERVATION_IOPS);
 RBLK_CTL_FILE(dom, reservation_bps, 0644, RBLK_DOM_RESERVATION_BPS);
 RBLK_CTL_FILE(dom, sched_dispatched, 0444, RBLK_DOM_SCHED_DISPATCHED);
 RBLK_CTL_FILE(dom, sched_holds, 0444, RBLK_DOM_SCHED_HOLDS);
+RBLK_CTL_FILE(dom, latency_target_us, 0644, RBLK_DOM_LATENCY_TARGET_US);
 
 static struct attribute *rblk_dom_attrs[] = {
 	&dom_file_iops_limit.attr,	  &dom_file_bps_limit.attr,
@@ -95,7 +96,7 @@ static struct attribute *rblk_dom_attrs[] = {
 	&dom_file_rings.attr,		  &dom_file_weight.attr,
 	&dom_file_reservation_iops.attr,  &dom_file_reservation_bps.attr,
 	&dom_file_sched_dispatched.attr,  &dom_file_sched_holds.attr,
-	NULL,
+	&dom_file_latency_target_us.attr, NULL,
 };
 ATTRIBUTE_GROUPS(rblk_dom);
 

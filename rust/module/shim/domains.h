@@ -31,7 +31,8 @@ enum rblk_domain_attr {
 	RBLK_DOM_RESERVATION_BPS = 15,
 	RBLK_DOM_SCHED_DISPATCHED = 16,
 	RBLK_DOM_SCHED_HOLDS = 17,
-	RBLK_DOM_ATTR_COUNT = 18,
+	RBLK_DOM_LATENCY_TARGET_US = 18,
+	RBLK_DOM_ATTR_COUNT = 19,
 };
 struct rblk_domains_ops {
 	/* a line written to domains/limits; 0 or -errno */

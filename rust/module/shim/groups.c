@@ -53,12 +53,15 @@ RBLK_CTL_FILE(grp, bps_limit, 0644, RBLK_GRP_BPS_LIMIT);
 RBLK_CTL_FILE(grp, latency_target_us, 0644, RBLK_GRP_LATENCY_TARGET_US);
 RBLK_CTL_FILE(grp, window_now, 0444, RBLK_GRP_WINDOW_NOW);
 RBLK_CTL_FILE(grp, latency_us, 0444, RBLK_GRP_LATENCY_US);
+RBLK_CTL_FILE(grp, unprotected_cap, 0444, RBLK_GRP_UNPROTECTED_CAP);
+RBLK_CTL_FILE(grp, protection_cuts, 0444, RBLK_GRP_PROTECTION_CUTS);
 
 static struct attribute *rblk_grp_attrs[] = {
 	&grp_file_window.attr,	   &grp_file_in_flight.attr,	     &grp_file_dispatched.attr,
 	&grp_file_held.attr,	   &grp_file_vbds.attr,		     &grp_file_iops_limit.attr,
 	&grp_file_bps_limit.attr, &grp_file_latency_target_us.attr, &grp_file_window_now.attr,
-	&grp_file_latency_us.attr, NULL,
+	&grp_file_latency_us.attr, &grp_file_unprotected_cap.attr,
+	&grp_file_protection_cuts.attr, NULL,
 };
 ATTRIBUTE_GROUPS(rblk_grp);
 

@@ -24,7 +24,9 @@ enum rblk_group_attr {
 	RBLK_GRP_LATENCY_TARGET_US = 7,
 	RBLK_GRP_WINDOW_NOW = 8,
 	RBLK_GRP_LATENCY_US = 9,
-	RBLK_GRP_ATTR_COUNT = 10,
+	RBLK_GRP_UNPROTECTED_CAP = 10,
+	RBLK_GRP_PROTECTION_CUTS = 11,
+	RBLK_GRP_ATTR_COUNT = 12,
 };
 struct rblk_groups_ops {
 	/* a group file's value */

@@ -55,6 +55,8 @@ pub enum DomainAttr {
     SchedDispatched,
     /// `sched_holds`.
     SchedHolds,
+    /// `latency_target_us`.
+    LatencyTargetUs,
 }
 
 impl DomainAttr {
@@ -79,6 +81,7 @@ impl DomainAttr {
             bindings::rblk_domain_attr_RBLK_DOM_RESERVATION_BPS => Self::ReservationBps,
             bindings::rblk_domain_attr_RBLK_DOM_SCHED_DISPATCHED => Self::SchedDispatched,
             bindings::rblk_domain_attr_RBLK_DOM_SCHED_HOLDS => Self::SchedHolds,
+            bindings::rblk_domain_attr_RBLK_DOM_LATENCY_TARGET_US => Self::LatencyTargetUs,
             _ => return None,
         })
     }

@@ -32,6 +32,10 @@ pub enum GroupAttr {
     WindowNow,
     /// `latency_us`.
     LatencyUs,
+    /// `unprotected_cap`.
+    UnprotectedCap,
+    /// `protection_cuts`.
+    ProtectionCuts,
 }
 
 impl GroupAttr {
@@ -48,6 +52,8 @@ impl GroupAttr {
             bindings::rblk_group_attr_RBLK_GRP_LATENCY_TARGET_US => Self::LatencyTargetUs,
             bindings::rblk_group_attr_RBLK_GRP_WINDOW_NOW => Self::WindowNow,
             bindings::rblk_group_attr_RBLK_GRP_LATENCY_US => Self::LatencyUs,
+            bindings::rblk_group_attr_RBLK_GRP_UNPROTECTED_CAP => Self::UnprotectedCap,
+            bindings::rblk_group_attr_RBLK_GRP_PROTECTION_CUTS => Self::ProtectionCuts,
             _ => return None,
         })
     }

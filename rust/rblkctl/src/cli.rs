@@ -53,7 +53,8 @@ const ROOT_TEMPLATE: &str = "\
 
 const ROOT_AFTER_HELP: &str = "\
 Limit keys: iops, bps, read_iops, write_iops, read_bps, write_bps (per second, 0 = unlimited)
-Scheduler keys: weight (1..10000), reservation_iops, reservation_bps (per second, 0 = none)
+Scheduler keys: weight (1..10000), reservation_iops, reservation_bps (per second, 0 = none),
+latency_target_us (µs, 0 = none)
 
 --sysfs-root, --help and --version may come before or after the command, a command's own
 options after it. 'rblkctl <command> --help' (or 'rblkctl help <command>') shows them.
@@ -132,9 +133,12 @@ Scheduler keys (how a contended device is divided among the domains with work on
                                  at most 10000000 (0 = none)
   reservation_bps                bytes per second guaranteed while the domain has work,
                                  at most 1099511627776 (1TiB) (0 = none)
+  latency_target_us              protects the domain: while more than 1 % of its requests
+                                 take longer (µs), the domains without a target on its
+                                 devices are held back; at most 1099511627776 (0 = none)
 
 Values are unsigned decimal numbers (the module's number format); 'unlimited' (= 0) for a
-limit, 'none' (= 0) for a reservation. Byte values (the bps keys and reservation_bps) may
+limit, 'none' (= 0) for a reservation or a latency target. Byte values (the bps keys and reservation_bps) may
 carry a binary unit: K, M, G, T or KiB, MiB, GiB, TiB (20M = 20MiB = 20971520); rblkctl
 writes the plain number.
 

@@ -467,6 +467,7 @@ mod tests {
                 weight,
                 reservation_iops,
                 reservation_bps,
+                latency_target_us: Some(0),
             },
             counters: Counters {
                 admitted_requests: requests,
@@ -512,7 +513,7 @@ mod tests {
                 {
                     "domid": 3,
                     "limits": {"iops": 0, "bps": 0, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
-                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
+                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null, "latency_target_us": null},
                     "counters": {"admitted_requests": 0, "admitted_ops": 0, "admitted_bytes": 0, "holds": 3, "throttled_slices": 2, "throttled_us": 0, "sched_dispatched": null, "sched_holds": null},
                     "latency": null,
                     "rates": null
@@ -520,7 +521,7 @@ mod tests {
                 {
                     "domid": 7,
                     "limits": {"iops": 500, "bps": 0, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
-                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
+                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null, "latency_target_us": null},
                     "counters": {"admitted_requests": 1100, "admitted_ops": 1100, "admitted_bytes": 12288, "holds": 3, "throttled_slices": 2, "throttled_us": 500000, "sched_dispatched": null, "sched_holds": null},
                     "latency": null,
                     "rates": {"requests_per_s": 500.0, "ops_per_s": 500.0, "bytes_per_s": 4096.0, "held_pct": 25.0, "holds_delta": 0, "sched_holds_delta": null, "share_pct": 100.0, "latency": null}
@@ -743,7 +744,7 @@ mod tests {
         assert_eq!(shares, [&14.29.into(), &28.57.into(), &57.14.into(), &null]);
         assert_eq!(
             json["domains"][1]["shares"],
-            serde_json::json!({"weight": 200, "reservation_iops": 50, "reservation_bps": 0})
+            serde_json::json!({"weight": 200, "reservation_iops": 50, "reservation_bps": 0, "latency_target_us": 0})
         );
         assert_eq!(
             json["domains"][2]["rates"],

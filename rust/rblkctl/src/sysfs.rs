@@ -75,6 +75,7 @@ pub(crate) struct ShareSettings {
     pub(crate) weight: Option<u64>,
     pub(crate) reservation_iops: Option<u64>,
     pub(crate) reservation_bps: Option<u64>,
+    pub(crate) latency_target_us: Option<u64>,
 }
 
 impl ShareSettings {
@@ -83,6 +84,7 @@ impl ShareSettings {
             ShareKey::Weight => &mut self.weight,
             ShareKey::ReservationIops => &mut self.reservation_iops,
             ShareKey::ReservationBps => &mut self.reservation_bps,
+            ShareKey::LatencyTargetUs => &mut self.latency_target_us,
         };
         *slot = value;
     }

@@ -564,7 +564,7 @@ fn status_json_has_every_domain_with_exact_values() {
                 {
                     "domid": 7,
                     "limits": {"iops": 500, "bps": 20971520, "read_iops": 0, "write_iops": 0, "read_bps": 0, "write_bps": 0},
-                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
+                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null, "latency_target_us": null},
                     "counters": {"admitted_requests": 1000, "admitted_ops": 1200, "admitted_bytes": 4194304, "holds": 30, "throttled_slices": 25, "throttled_us": 250000, "sched_dispatched": null, "sched_holds": null},
                     "latency": null,
                     "rates": null
@@ -572,7 +572,7 @@ fn status_json_has_every_domain_with_exact_values() {
                 {
                     "domid": 12,
                     "limits": {"iops": 0, "bps": 0, "read_iops": 50, "write_iops": 0, "read_bps": 0, "write_bps": 10485760},
-                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null},
+                    "shares": {"weight": null, "reservation_iops": null, "reservation_bps": null, "latency_target_us": null},
                     "counters": {"admitted_requests": 9, "admitted_ops": 10, "admitted_bytes": 40960, "holds": 0, "throttled_slices": 0, "throttled_us": 0, "sched_dispatched": null, "sched_holds": null},
                     "latency": null,
                     "rates": null
@@ -810,9 +810,9 @@ fn status_shows_the_scheduler_settings_and_counters() {
     assert_eq!(
         domains.iter().map(|d| &d["shares"]).collect::<Vec<_>>(),
         [
-            &json!({"weight": 100, "reservation_iops": 0, "reservation_bps": 0}),
-            &json!({"weight": 200, "reservation_iops": 50, "reservation_bps": 0}),
-            &json!({"weight": 400, "reservation_iops": 0, "reservation_bps": 10485760}),
+            &json!({"weight": 100, "reservation_iops": 0, "reservation_bps": 0, "latency_target_us": null}),
+            &json!({"weight": 200, "reservation_iops": 50, "reservation_bps": 0, "latency_target_us": null}),
+            &json!({"weight": 400, "reservation_iops": 0, "reservation_bps": 10485760, "latency_target_us": null}),
         ]
     );
     assert_eq!(
@@ -921,7 +921,7 @@ fn missing_scheduler_files_show_as_dashes_and_nulls() {
     let json = json_of(&fake.run(&["status", "--json", "--interval", "0"]));
     assert_eq!(
         json["domains"][1]["shares"],
-        json!({"weight": 50, "reservation_iops": null, "reservation_bps": null})
+        json!({"weight": 50, "reservation_iops": null, "reservation_bps": null, "latency_target_us": null})
     );
     assert_eq!(json["domains"][1]["counters"]["sched_holds"], Value::Null);
     assert_eq!(json["domains"][0]["counters"]["sched_dispatched"], 77);

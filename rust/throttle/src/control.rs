@@ -43,6 +43,9 @@ pub const MIN_WEIGHT: u64 = 1;
 pub const MAX_WEIGHT: u64 = 10_000;
 /// The weight of a domain or vbd nobody set one for.
 pub const DEFAULT_WEIGHT: u64 = 100;
+/// The largest latency target (µs; the `sched` crate's `MAX_TARGET_US`, checked by the
+/// module as the weights are).
+pub const MAX_LATENCY_TARGET_US: u64 = 1 << 40;
 
 /// A scheduler setting of a domain: how the work-conserving scheduler divides a contended
 /// device (as opposed to a limit, which caps a domain whatever the device's load).
@@ -54,14 +57,18 @@ pub enum ShareKey {
     ReservationIops,
     /// Bytes per second the domain is guaranteed while it has work (0 = none).
     ReservationBps,
+    /// The latency (µs) the domain is protected to: while its requests take longer, the
+    /// unprotected domains on its devices are held back (0 = not protected).
+    LatencyTargetUs,
 }
 
 impl ShareKey {
     /// Every setting, in file order.
-    pub const ALL: [ShareKey; 3] = [
+    pub const ALL: [ShareKey; 4] = [
         ShareKey::Weight,
         ShareKey::ReservationIops,
         ShareKey::ReservationBps,
+        ShareKey::LatencyTargetUs,
     ];
 
     /// The key in a `limits` line and the name of the domain's file.
@@ -70,6 +77,7 @@ impl ShareKey {
             ShareKey::Weight => "weight",
             ShareKey::ReservationIops => "reservation_iops",
             ShareKey::ReservationBps => "reservation_bps",
+            ShareKey::LatencyTargetUs => "latency_target_us",
         }
     }
 
@@ -84,6 +92,7 @@ impl ShareKey {
             ShareKey::Weight => (MIN_WEIGHT, MAX_WEIGHT),
             ShareKey::ReservationIops => (0, MAX_IOPS),
             ShareKey::ReservationBps => (0, MAX_BPS),
+            ShareKey::LatencyTargetUs => (0, MAX_LATENCY_TARGET_US),
         }
     }
 
@@ -91,7 +100,7 @@ impl ShareKey {
     pub const fn default_value(self) -> u64 {
         match self {
             ShareKey::Weight => DEFAULT_WEIGHT,
-            ShareKey::ReservationIops | ShareKey::ReservationBps => 0,
+            ShareKey::ReservationIops | ShareKey::ReservationBps | ShareKey::LatencyTargetUs => 0,
         }
     }
 
@@ -100,6 +109,7 @@ impl ShareKey {
             ShareKey::Weight => 0,
             ShareKey::ReservationIops => 1,
             ShareKey::ReservationBps => 2,
+            ShareKey::LatencyTargetUs => 3,
         }
     }
 }
@@ -113,6 +123,8 @@ pub struct Shares {
     pub reservation_iops: u64,
     /// Guaranteed bytes per second, 0 for none.
     pub reservation_bps: u64,
+    /// The latency the domain is protected to (µs), 0 for none.
+    pub latency_target_us: u64,
 }
 
 impl Shares {
@@ -123,6 +135,7 @@ impl Shares {
             weight: default_weight.clamp(MIN_WEIGHT, MAX_WEIGHT),
             reservation_iops: 0,
             reservation_bps: 0,
+            latency_target_us: 0,
         }
     }
 
@@ -132,6 +145,7 @@ impl Shares {
             ShareKey::Weight => self.weight,
             ShareKey::ReservationIops => self.reservation_iops,
             ShareKey::ReservationBps => self.reservation_bps,
+            ShareKey::LatencyTargetUs => self.latency_target_us,
         }
     }
 }
@@ -141,7 +155,7 @@ impl Shares {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
     values: [Option<u64>; 6],
-    shares: [Option<u64>; 3],
+    shares: [Option<u64>; 4],
 }
 
 fn meter_index(meter: Meter) -> usize {
@@ -202,6 +216,9 @@ impl Overrides {
             reservation_bps: self
                 .share(ShareKey::ReservationBps)
                 .unwrap_or(d.reservation_bps),
+            latency_target_us: self
+                .share(ShareKey::LatencyTargetUs)
+                .unwrap_or(d.latency_target_us),
         }
     }
 

@@ -5,7 +5,7 @@
 //! its segment table), and admits it ([`RingState::admit_request`]) before it leaves the
 //! ring. A request that is not admitted stays on the ring.
 
-use super::super::sched::{Gate, KEEP_RUNNING_RINGS_BACKLOGGED};
+use super::super::sched::{Charge, Gate, KEEP_RUNNING_RINGS_BACKLOGGED};
 use super::super::stats;
 use super::{RingShared, RingState};
 use crate::blkif::abi::MAX_REQUEST_SIZE;
@@ -153,8 +153,8 @@ impl RingState {
             // Whether requests behind this one keep the vbd backlogged after it goes: only
             // with `sched::KEEP_RUNNING_RINGS_BACKLOGGED` (off: see there).
             let more_behind = KEEP_RUNNING_RINGS_BACKLOGGED && next.waiting > 1;
-            let window_units = match self.admit_request(shared, &decision, more_behind, now_us) {
-                Ok(units) => units,
+            let window_charge = match self.admit_request(shared, &decision, more_behind, now_us) {
+                Ok(charge) => charge,
                 Err(stop) => {
                     // Decided again when it may go on: the entry may even change meanwhile.
                     self.segment_table = table;
@@ -163,21 +163,19 @@ impl RingState {
             };
             let charges = shared.completion.charges.as_ref();
             let Ok(Some(consumed)) = self.responder.consume_request(req_prod) else {
-                if let (Some(c), Some(units)) = (charges, window_units) {
-                    c.withdraw(units);
+                if let (Some(c), Some(charge)) = (charges, window_charge) {
+                    c.withdraw(charge);
                 }
                 self.segment_table = table;
                 return (taken, Stop::Empty);
             };
-            shared
-                .stats
-                .wait
-                .record(self.arrivals.waited(consumed.index, now_us));
+            let waited_us = self.arrivals.waited(consumed.index, now_us);
+            shared.stats.wait.record(waited_us);
             taken += 1;
             match decision {
                 Decision::Start(valid) => {
-                    if let (Some(c), Some(units)) = (charges, window_units) {
-                        c.charge(slot_index, units, now_us);
+                    if let (Some(c), Some(charge)) = (charges, window_charge) {
+                        c.charge(slot_index, charge, waited_us, now_us);
                     }
                     shared.completion.submitting(slot_index, now_us);
                     self.start(shared, slot_index, valid);
@@ -231,14 +229,14 @@ impl RingState {
     /// frontend cannot bypass its limit with bad requests; they never reach the device and
     /// take no window space. `more_behind` says whether other requests wait behind this
     /// one (the vbd then stays backlogged in the scheduler after it goes). `Ok` has the
-    /// window units the request took, if any.
+    /// window charge the request took, if any.
     fn admit_request(
         &mut self,
         shared: &RingShared,
         decision: &Decision<'_>,
         more_behind: bool,
         now_us: u64,
-    ) -> Result<Option<u32>, Stop> {
+    ) -> Result<Option<Charge>, Stop> {
         if decision_drains(decision) && self.slots.iter().any(|s| s.response.is_some()) {
             return Err(Stop::Draining);
         }
@@ -251,7 +249,7 @@ impl RingState {
             Decision::Start(valid) => request_cost(valid),
             _ => Cost::no_data(),
         };
-        let mut window_units = None;
+        let mut window_charge = None;
         let mut scheduled = false;
         if let (Decision::Start(_), Some(sched)) = (decision, self.sched.as_mut()) {
             // The window counts `op_size` units, as the budget does (one per request when
@@ -264,7 +262,7 @@ impl RingState {
                     shared.domain.sched_holds.fetch_add(1, Ordering::Relaxed);
                     return Err(Stop::Scheduled);
                 }
-                Gate::Counted => window_units = Some(units),
+                Gate::Counted(charge) => window_charge = Some(charge),
                 Gate::Uncounted => {}
             }
             scheduled = true;
@@ -276,8 +274,8 @@ impl RingState {
         if let Admission::Hold { retry_at_us } =
             shared.domain.admit_within(shared.id, cost, now_us, pools)
         {
-            if let (Some(units), Some(c)) = (window_units, shared.completion.charges.as_ref()) {
-                c.withdraw(units);
+            if let (Some(charge), Some(c)) = (window_charge, shared.completion.charges.as_ref()) {
+                c.withdraw(charge);
             }
             stats::add(&shared.stats.held_by_limit, 1);
             shared.retry_timer.arm_at(retry_at_us);
@@ -290,7 +288,7 @@ impl RingState {
                 .sched_dispatched
                 .fetch_add(1, Ordering::Relaxed);
         }
-        Ok(window_units)
+        Ok(window_charge)
     }
 
     /// Validates `request`; for an indirect request, first copies its segment table into
