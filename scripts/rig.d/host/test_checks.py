@@ -8,7 +8,8 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from riglib.checks import (evaluate_asserts, evaluate_limit_asserts, iops_windows_checks,  # noqa: E402
                            isolation_checks, latency_order_checks, limit_reaction_checks, limit_window_starts,
-                           min_iops_windows_checks, settled_windows, shares_checks, total_vs_backend_checks)
+                           min_iops_windows_checks, phase_latency_checks, settled_windows, shares_checks,
+                           total_vs_backend_checks)
 
 
 class CheckTests(unittest.TestCase):
@@ -303,6 +304,33 @@ class SchedulerCheckTests(unittest.TestCase):
                          ("alpha+beta+gamma 10-15s: samples missing", False))
         self.assertEqual(iops_windows_checks(s, dict(a, from_s=28))[0],
                          {"check": "alpha+beta+gamma: no settled 5s window in [28, 30)", "passed": False})
+
+    def test_iops_windows_per_bytes_bounds_the_domains_byte_rate(self):
+        s = sched_summary({"gamma": 100}, seconds=40)
+        s["domains"]["gamma"]["bytes_timeseries"] = [22_000_000] * 40
+        a = {"domains": ["gamma"], "per": "bytes", "min_iops": 20971520, "tolerance_pct": 0,
+             "from_s": 25, "to_s": 35}
+        checks = iops_windows_checks(s, a)
+        self.assertEqual([c["passed"] for c in checks], [True, True])
+        self.assertIn("22000000.0 B/s (+4.90% of 2.09715e+07; at least 20971520.0", checks[0]["check"])
+        s["domains"]["gamma"]["bytes_timeseries"][27] = 15_000_000
+        self.assertEqual([c["passed"] for c in iops_windows_checks(s, a)], [False, True])
+
+    def test_phase_latency_bounds_each_domains_p99_over_one_phase(self):
+        s = {"domains": {d: {"phases": [{"workload": "database-paced", "start_s": 0, "duration_s": 10,
+                                         "lat_p99_us": 90_000.0, "lat_p50_us": 9_000.0, "iops": 100.0},
+                                        {"workload": "database-paced", "start_s": 10, "duration_s": 50,
+                                         "lat_p99_us": p99, "lat_p50_us": 4_000.0, "iops": 100.0}]}
+                         for d, p99 in (("alpha", 21_500.0), ("beta", 22_100.0))}}
+        checks = phase_latency_checks(s, {"domains": ["alpha", "beta"], "phase": 1, "max_p99_us": 22000})
+        self.assertEqual([c["passed"] for c in checks], [True, False])
+        self.assertEqual(checks[0]["check"], "alpha: phase 1 (database-paced, 10-60s): p99 21.50 ms "
+                                             "(p50 4.00 ms, 100.0 IOPS) <= 22 ms")
+        # The settling phase is not what is bounded; a phase without fio's figures fails.
+        self.assertFalse(phase_latency_checks(s, {"domains": ["alpha"], "phase": 0, "max_p99_us": 22000})[0]["passed"])
+        del s["domains"]["alpha"]["phases"][1]["lat_p99_us"]
+        self.assertEqual(phase_latency_checks(s, {"domains": ["alpha"], "phase": 1, "max_p99_us": 1})[0],
+                         {"check": "alpha: phase 1: no fio latency", "passed": False})
 
     def test_iops_windows_bounds_a_domains_vbds(self):
         # Two vbds capped at 100 each under a domain cap of 150 (dom0's per-vbd series).

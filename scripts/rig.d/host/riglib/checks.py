@@ -321,7 +321,8 @@ def window_series(summary, a):
         return ([f"{dom}/{v}" for v in a["vbds"]], [(vbds.get(v) or {}).get("timeseries") for v in a["vbds"]],
                 [dom], 0.0)
     names = a["domains"]
-    return (names, [summary["domains"].get(d, {}).get("timeseries") for d in names], names,
+    key = "bytes_timeseries" if a.get("per") == "bytes" else "timeseries"
+    return (names, [summary["domains"].get(d, {}).get(key) for d in names], names,
             max(float(summary["domains"].get(d, {}).get("go_seen_lag_s") or 0) for d in names))
 
 
@@ -398,7 +399,8 @@ def iops_windows_checks(summary, a, tolerance_pct=2.0):
     deliver requests per second within bounds: iops = X (X ± tolerance_pct), or min_iops and/or
     max_iops, each with tolerance_pct of slack (at least min_iops x (1 - tol/100), at most
     max_iops x (1 + tol/100)). Each line: the rate, its deviation from X (or from min_iops,
-    else max_iops) and the bounds."""
+    else max_iops) and the bounds. per = "bytes": the domains' bytes per second instead (the
+    bounds are then bytes per second)."""
     w, tol = int(a.get("window_s", 5)), float(a.get("tolerance_pct", tolerance_pct))
     labels, series, span_domains, lag = window_series(summary, a)
     lo, hi, ref, bounds = iops_bounds(a, tol)
@@ -411,7 +413,8 @@ def iops_windows_checks(summary, a, tolerance_pct=2.0):
             continue
         mean = sum(sum(v) for v in vals) / w
         dev = f"{(mean - ref) / ref * 100:+.2f}% of {ref:g}; " if ref else ""
-        checks.append({"check": f"{what} {t}-{t + w}s: {mean:.1f} IOPS ({dev}{bounds})",
+        unit = "B/s" if a.get("per") == "bytes" else "IOPS"
+        checks.append({"check": f"{what} {t}-{t + w}s: {mean:.1f} {unit} ({dev}{bounds})",
                        "passed": mean >= lo and (hi is None or mean <= hi)})
     if not checks:
         checks.append({"check": f"{what}: no settled {w}s window in [{a.get('from_s', 0)}, {a.get('to_s', length)})",
@@ -535,7 +538,26 @@ def backend_latency_checks(summary, a):
 # The [assert] lists whose entries may name the backends they hold for (`backends`); under any
 # other backend they are evaluated all the same and reported as INFO, with their numbers.
 LIST_ASSERTS = ("limit_windows", "limit_reaction", "isolation", "shares", "min_iops_windows", "iops_windows",
-                "latency_order", "backend_latency", "group_latency")
+                "latency_order", "backend_latency", "group_latency", "phase_latency")
+
+
+def phase_latency_checks(summary, a):
+    """[[assert.phase_latency]]: each listed domain's fio total latency p99 over its workload
+    phase number `phase` (from 0; fio's own percentiles of the phase) is at most max_p99_us."""
+    checks, i, bound = [], int(a.get("phase", 0)), float(a["max_p99_us"])
+    for name in a["domains"]:
+        phases = summary["domains"].get(name, {}).get("phases") or []
+        p = phases[i] if i < len(phases) else {}
+        p99 = p.get("lat_p99_us")
+        if p99 is None:
+            checks.append({"check": f"{name}: phase {i}: no fio latency", "passed": False})
+            continue
+        start = float(p.get("start_s", 0))
+        checks.append({"check": f"{name}: phase {i} ({p.get('workload')}, {start:g}-"
+                                f"{start + float(p.get('duration_s', 0)):g}s): p99 {p99 / 1000:.2f} ms "
+                                f"(p50 {(p.get('lat_p50_us') or 0) / 1000:.2f} ms, {p.get('iops', 0):.1f} IOPS) "
+                                f"<= {bound / 1000:g} ms", "passed": p99 <= bound})
+    return checks
 
 
 def group_latency_checks(summary, a):
@@ -608,6 +630,8 @@ def evaluate_backend_asserts(summary, asserts):
         checks += backend_latency_checks(summary, a)
     for a in asserts.get("group_latency", []):
         checks += group_latency_checks(summary, a)
+    for a in asserts.get("phase_latency", []):
+        checks += phase_latency_checks(summary, a)
     min_iops = asserts.get("min_iops")
     pct = asserts.get("backend_matches_fio_pct")
     for name, d in summary["domains"].items():

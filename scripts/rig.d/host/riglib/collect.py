@@ -202,6 +202,11 @@ def delta(values):
     return int(vals[-1] - vals[0]) if len(vals) >= 2 else None
 
 
+# A group's files that are levels, not counters, and their per-second series' names.
+LEVEL_SERIES = {"window_now": "window_timeseries", "latency_us": "latency_us_timeseries",
+                "unprotected_cap": "unprotected_cap_timeseries"}
+
+
 def sched_samples(samples_csv, go_ms, length):
     """rblkback's scheduler counters over the run, from dom0's samples: ({domain: {disk:
     {dispatched, held_by_scheduler, held_by_limit}}} as increments from the first sample to
@@ -223,10 +228,9 @@ def sched_samples(samples_csv, go_ms, length):
                 vals = [v for v in values if not math.isnan(v)]
                 g["in_flight_mean"] = round(sum(vals) / len(vals), 2) if vals else None
                 g["in_flight_max"] = int(max(vals)) if vals else None
-            elif ctr in ("window_now", "latency_us"):
+            elif ctr in LEVEL_SERIES:
                 # Levels, not counters: the last sample in each second after go.
-                key = "window_timeseries" if ctr == "window_now" else "latency_us_timeseries"
-                g[key] = level_series([r[0] for r in rows], values, go_ms / 1000, length)
+                g[LEVEL_SERIES[ctr]] = level_series([r[0] for r in rows], values, go_ms / 1000, length)
             else:
                 g[ctr] = delta(values)
                 if ctr == "held":
@@ -649,7 +653,8 @@ def collect_run(share, run, dest, meta):
             d["vbds"][disk] = v
         if domains_before.get(name):
             d["sched_settings"] = {k: x for k, x in domains_before[name].items()
-                                   if k in ("weight", "reservation_iops", "reservation_bps")}
+                                   if k in ("weight", "reservation_iops", "reservation_bps",
+                                            "latency_target_us")}
         # dom0's CPU time over each phase (all of dom0: meaningful per I/O when one domain
         # runs at a time, as in the benchmark).
         for p in d.get("phases") or []:

@@ -100,7 +100,8 @@ def describe_device(device):
 # rblkback's scheduler settings of a domain (`rblkctl set <domid> KEY=N`, like the limits; other
 # backends skip them): key -> (smallest, largest) value (Documentation/design/scheduler.md and
 # the module's domains/<domid>/ files).
-SHARE_KEYS = {"weight": (1, 10000), "reservation_iops": (0, 10_000_000), "reservation_bps": (0, 1 << 40)}
+SHARE_KEYS = {"weight": (1, 10000), "reservation_iops": (0, 10_000_000), "reservation_bps": (0, 1 << 40),
+              "latency_target_us": (0, 1 << 40)}
 VBD_WEIGHT_RANGE = (1, 10000)       # a vbd's sched/weight
 WINDOW_RANGE = (1, 4096)            # a scheduling group's window (op_size units)
 # rblkback's limits inside and across domains: a vbd's own (sched/iops_limit, sched/bps_limit,
@@ -428,6 +429,8 @@ def check_sched_asserts(asserts, domains, span, where):
                 vbd_of("iops_windows", a["domain"], v)
         else:
             domain_list("iops_windows", a)
+        if a.get("per", "requests") not in ("requests", "bytes") or ("per" in a and "vbds" in a):
+            fail("iops_windows", "per is \"requests\" (the default) or \"bytes\", for domains = [...]")
         bounds = [k for k in ("iops", "min_iops", "max_iops") if k in a]
         if not bounds or ("iops" in a and len(bounds) > 1):
             fail("iops_windows", "give iops (a rate within ±tolerance_pct), or min_iops and/or max_iops")
@@ -454,6 +457,17 @@ def check_sched_asserts(asserts, domains, span, where):
             fail("group_latency", f"domains must be a list of {sorted(by_name)}")
         if not isinstance(a.get("target_us"), int) or a["target_us"] <= 0:
             fail("group_latency", "target_us must be a positive integer (microseconds)")
+    for a in asserts.get("phase_latency", []):
+        if "backends" in a and (not isinstance(a["backends"], list) or not set(a["backends"]) <= set(BACKENDS)):
+            fail("phase_latency", f"backends must be a list of {', '.join(BACKENDS)}")
+        names = domain_list("phase_latency", a)
+        phase = a.get("phase", 0)
+        if not isinstance(phase, int) or isinstance(phase, bool) or not all(
+                0 <= phase < len(by_name[n]["phases"]) for n in names):
+            fail("phase_latency", f"phase = {phase!r}: the index (from 0) of a phase every listed domain has")
+        x = a.get("max_p99_us")
+        if not isinstance(x, (int, float)) or isinstance(x, bool) or x <= 0:
+            fail("phase_latency", "max_p99_us must be a positive number (microseconds)")
     for a in asserts.get("backend_latency", []):
         if "backends" in a and (not isinstance(a["backends"], list) or not set(a["backends"]) <= set(BACKENDS)):
             fail("backend_latency", f"backends must be a list of {', '.join(BACKENDS)}")
