@@ -173,9 +173,11 @@ where
             // Not a member: not scheduled.
             return Verdict::Unscheduled;
         };
+        // Time alone may end the protection's hold (see `Protection::holds_unprotected`).
+        self.group.update_hold(now_ns);
         let alone = self.busy == 0 || (self.busy == 1 && work.active());
         let chosen = alone
-            || (self.group.may_dispatch(domain)
+            || (self.group.may_dispatch(domain, now_ns)
                 && self
                     .group
                     .pick(now_ns)
@@ -243,7 +245,8 @@ where
     /// state; its ring's `admit` will, so asking twice names the same vbd.
     pub fn next_to_wake(&self, now_ns: u64) -> Option<(usize, usize)> {
         let pick = self.group.pick(now_ns)?;
-        (self.busy <= 1 || self.group.may_dispatch(pick.domain)).then_some((pick.domain, pick.vbd))
+        (self.busy <= 1 || self.group.may_dispatch(pick.domain, now_ns))
+            .then_some((pick.domain, pick.vbd))
     }
 
     /// Configures domain `domain` (weight, reservations, latency target) at `now_ns`;

@@ -40,6 +40,9 @@ where
     window: W,
     in_flight: InFlight,
     protection: Protection,
+    /// Whether the unprotected domains are out of the top level's choice now (what
+    /// `protection.holds_unprotected` said at the last event).
+    holding: bool,
 }
 
 impl<S, T, Q, W> Group<S, T, Q, W>
@@ -57,6 +60,7 @@ where
             window,
             in_flight: InFlight::default(),
             protection: Protection::default(),
+            holding: false,
         })
     }
 
@@ -102,12 +106,18 @@ where
             .slots()
             .get(domain)
             .is_some_and(|q| q.any_backlogged());
-        let held = self.protection.holds_unprotected() && !self.is_protected(domain);
+        let held = self.holding && !self.is_protected(domain);
         self.domains.set_backlogged(domain, any && !held, now_ns);
     }
 
-    /// Brings every unprotected domain in line with the protection's hold.
-    fn refresh_unprotected(&mut self, now_ns: u64) {
+    /// Brings the unprotected domains in line with the protection's hold at `now_ns`, if it
+    /// changed since the last event.
+    fn sync_hold(&mut self, now_ns: u64) {
+        let holding = self.protection.holds_unprotected(now_ns / 1000);
+        if holding == self.holding {
+            return;
+        }
+        self.holding = holding;
         for domain in 0..self.domains.capacity() {
             if !self.is_protected(domain) {
                 self.refresh_domain(domain, now_ns);
@@ -130,10 +140,18 @@ where
         done
     }
 
-    /// Whether a request of domain `domain` may go to the device now: the window has room
-    /// and, for an unprotected domain, the protection's cap too.
-    pub fn may_dispatch(&self, domain: usize) -> bool {
-        self.has_room() && (!self.protection.holds_unprotected() || self.is_protected(domain))
+    /// Whether a request of domain `domain` may go to the device at `now_ns`: the window
+    /// has room and, for an unprotected domain, the protection's cap too.
+    pub fn may_dispatch(&self, domain: usize, now_ns: u64) -> bool {
+        self.has_room()
+            && (self.is_protected(domain) || !self.protection.holds_unprotected(now_ns / 1000))
+    }
+
+    /// Takes the unprotected domains out of the choice or puts them back, as the
+    /// protection says at `now_ns` (at a cap of 0 one goes after a period without any:
+    /// callers that wake for time rather than for an event ask here).
+    pub fn update_hold(&mut self, now_ns: u64) {
+        self.sync_hold(now_ns);
     }
 
     /// The latency protection's state.
@@ -177,14 +195,10 @@ where
         queue.dispatch(vbd, cost, bytes, now_ns);
         self.domains.dispatch(domain, cost, bytes, now_ns);
         self.in_flight.add(u64::from(charge.units));
-        let held = self.protection.holds_unprotected();
-        self.protection.dispatched(charge);
-        if self.protection.holds_unprotected() != held {
-            self.refresh_unprotected(now_ns);
-        } else {
-            // Dispatching marks the domain backlogged at the top level; a held one is not.
-            self.refresh_domain(domain, now_ns);
-        }
+        self.protection.dispatched(charge, now_ns / 1000);
+        // Dispatching marks the domain backlogged at the top level; a held one is not.
+        self.refresh_domain(domain, now_ns);
+        self.sync_hold(now_ns);
         charge
     }
 
@@ -194,12 +208,9 @@ where
         let units = u64::from(charge.units.max(1));
         self.in_flight.complete(units);
         self.window.on_complete(units, service_us, now_us);
-        let held = self.protection.holds_unprotected();
         let window = self.window.limit();
         self.protection.finished(charge, latency_us, now_us, window);
-        if self.protection.holds_unprotected() != held {
-            self.refresh_unprotected(now_us.saturating_mul(1000));
-        }
+        self.sync_hold(now_us.saturating_mul(1000));
     }
 
     /// A request charged `charge` that [`Group::dispatch`] counted did not go to the
@@ -208,11 +219,8 @@ where
     /// one request per such event, which the caller bounds (one per held slice).
     pub fn withdraw(&mut self, charge: Charge, now_ns: u64) {
         self.in_flight.complete(u64::from(charge.units.max(1)));
-        let held = self.protection.holds_unprotected();
         self.protection.withdrawn(charge);
-        if self.protection.holds_unprotected() != held {
-            self.refresh_unprotected(now_ns);
-        }
+        self.sync_hold(now_ns);
     }
 
     /// The domain level, to read its flows' configuration and service.
@@ -240,6 +248,6 @@ where
     /// flight of each kind, the cap and the period's counts).
     pub fn carry_protection(&mut self, protection: &Protection, now_ns: u64) {
         self.protection = *protection;
-        self.refresh_unprotected(now_ns);
+        self.sync_hold(now_ns);
     }
 }

@@ -57,7 +57,7 @@ pub use latency::{
     MAX_TRACKED_US, SUB_BUCKETS,
 };
 pub use name::{valid_group_name, MAX_GROUP_NAME};
-pub use protect::{Charge, Protection, PROTECTION_PERIOD_US};
+pub use protect::{Charge, Protection, PROBE_AFTER_PERIODS, PROTECTION_PERIOD_US};
 pub use queue::{FairQueue, Flow, FlowConfig, Phase, Pick, MAX_WEIGHT, MIN_WEIGHT};
 pub use storage::Storage;
 pub use tag::{ExactStep, SHARE_SCALE};

@@ -12,10 +12,16 @@
 //! A period without any protected request, finished or in flight, lifts the cap at once: a
 //! protected domain gone idle leaves the whole device to the others.
 //!
-//! Protected requests are never capped (only by the group's window), and an unprotected
-//! domain always keeps at least one unit in flight: it is slowed, never starved. While the
-//! cap is reached, the unprotected domains are taken out of the group's choice (see
-//! [`super::Group`]), so the next free unit of the window goes to a protected domain.
+//! Below a cap of one unit is the last step, a cap of 0: an unprotected request goes only
+//! into the protected domains' idle gaps (none of their requests in flight), one at a time.
+//! One request of a backup's size holds the device for several of a database's, so even one
+//! in flight all the time can be what keeps a protected domain late (Linux's io.latency has
+//! the same last resort: below a queue depth of one it delays the offender). So that nothing
+//! starves, an unprotected request also goes when none has gone for a control period.
+//!
+//! Protected requests are never capped (only by the group's window). While the cap holds,
+//! the unprotected domains are taken out of the group's choice (see [`super::Group`]), so
+//! the next free unit of the window goes to a protected domain.
 //!
 //! A request's latency here is what it spent in the backend: waiting for admission (held
 //! by a limit or by the scheduler) and then on the device. Time in the guest before the
@@ -24,9 +30,13 @@
 /// The control period (µs): at 100 protected requests per second, 25 of them.
 pub const PROTECTION_PERIOD_US: u64 = 250_000;
 
-/// A protected request counts as late above its target, as near above 3/4 of it.
-const NEAR_NUM: u64 = 3;
-const NEAR_DEN: u64 = 4;
+/// A protected request counts as late above its target, as near above half of it.
+const NEAR_NUM: u64 = 1;
+const NEAR_DEN: u64 = 2;
+/// Comfortable periods in a row (none near its target) before the cap grows by a unit:
+/// each probe costs the protected domains a late period if the device cannot take it, so
+/// probes are spaced a second apart (one late period in five keeps most of them well within).
+pub const PROBE_AFTER_PERIODS: u32 = 4;
 
 /// What a dispatched request took from its group, given back when it finishes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,10 +73,14 @@ pub struct Protection {
     protected_in_flight: u64,
     unprotected_in_flight: u64,
     period_start_us: Option<u64>,
+    /// When an unprotected request last went to the device.
+    last_unprotected_us: u64,
     /// Protected requests finished in the period; of them, late and near their target.
     finished: u32,
     late: u32,
     near: u32,
+    /// Comfortable periods in a row since the cap last moved.
+    comfortable: u32,
     /// Periods that lowered the cap (a counter for the operator).
     cuts: u64,
 }
@@ -105,13 +119,26 @@ impl Protection {
         self.cuts
     }
 
-    /// Whether unprotected domains must wait now: their work in flight reached the cap.
-    pub fn holds_unprotected(&self) -> bool {
-        self.cap.is_some_and(|c| self.unprotected_in_flight >= c)
+    /// Whether unprotected domains must wait at `now_us`: their work in flight reached the
+    /// cap, or at a cap of 0 a protected request is in flight (unless no unprotected one
+    /// went for a control period).
+    pub fn holds_unprotected(&self, now_us: u64) -> bool {
+        match self.cap {
+            None => false,
+            Some(0) => {
+                let starving =
+                    now_us.saturating_sub(self.last_unprotected_us) >= PROTECTION_PERIOD_US;
+                self.unprotected_in_flight > 0 || (self.protected_in_flight > 0 && !starving)
+            }
+            Some(c) => self.unprotected_in_flight >= c,
+        }
     }
 
-    /// A request charged `charge` went to the device.
-    pub(crate) fn dispatched(&mut self, charge: Charge) {
+    /// A request charged `charge` went to the device at `now_us`.
+    pub(crate) fn dispatched(&mut self, charge: Charge, now_us: u64) {
+        if !charge.protected() {
+            self.last_unprotected_us = now_us;
+        }
         let count = self.count_of(charge);
         *count = count.saturating_add(charge.cost());
     }
@@ -184,20 +211,30 @@ impl Protection {
             (Period::Idle, _) => None,
             (Period::Late, cap) => {
                 // Half of what they have now (or of the cap, if lower): a cap above their
-                // work in flight would not bite.
+                // work in flight would not bite. Half of one is the last step, 0.
                 let base = self
                     .unprotected_in_flight
                     .max(1)
                     .min(cap.unwrap_or(u64::MAX));
-                self.cuts = self.cuts.saturating_add(1);
-                Some((base / 2).max(1))
+                if cap != Some(base / 2) {
+                    self.cuts = self.cuts.saturating_add(1);
+                }
+                Some(base / 2)
             }
             (Period::Comfortable, Some(c)) => {
-                let next = c.saturating_add(1);
-                (next < window).then_some(next)
+                self.comfortable = self.comfortable.saturating_add(1);
+                if self.comfortable < PROBE_AFTER_PERIODS {
+                    Some(c)
+                } else {
+                    let next = c.saturating_add(1);
+                    (next < window).then_some(next)
+                }
             }
             (Period::Comfortable, None) | (Period::Steady, _) => self.cap,
         };
+        if period != Period::Comfortable || self.cap != before {
+            self.comfortable = 0;
+        }
         self.cap != before
     }
 }

@@ -4,7 +4,7 @@
 extern crate std;
 
 use super::group::Group;
-use super::protect::{Charge, Protection, PROTECTION_PERIOD_US};
+use super::protect::{Charge, Protection, PROBE_AFTER_PERIODS, PROTECTION_PERIOD_US};
 use super::queue::{FairQueue, Flow, FlowConfig};
 use super::tree::NONE;
 use super::window::FixedWindow;
@@ -26,7 +26,7 @@ fn protected(units: u32) -> Charge {
 fn period(p: &mut Protection, start_us: u64, latencies: &[u64], window: u64) -> bool {
     let mut changed = false;
     for (i, &lat) in latencies.iter().enumerate() {
-        p.dispatched(protected(1));
+        p.dispatched(protected(1), 0);
         let now = if i + 1 == latencies.len() {
             start_us + PROTECTION_PERIOD_US
         } else {
@@ -41,7 +41,7 @@ fn period(p: &mut Protection, start_us: u64, latencies: &[u64], window: u64) -> 
 fn a_late_period_halves_the_unprotected_work_and_comfortable_ones_add_one_unit() {
     let mut p = Protection::default();
     for _ in 0..12 {
-        p.dispatched(Charge::unprotected(1));
+        p.dispatched(Charge::unprotected(1), 0);
     }
     assert_eq!(p.cap(), None);
     // The first completion opens the period; 2 of 100 late (p99 above the target).
@@ -50,7 +50,7 @@ fn a_late_period_halves_the_unprotected_work_and_comfortable_ones_add_one_unit()
     late[20] = 30_000;
     assert!(period(&mut p, 0, &late, 64));
     assert_eq!(p.cap(), Some(6), "half of the 12 units in flight");
-    assert!(p.holds_unprotected());
+    assert!(p.holds_unprotected(0));
     assert_eq!(p.cuts(), 1);
     // Exactly 1 % late is the p99 at the target: the cap holds (one is near it too).
     let mut one = vec![5_000u64; 100];
@@ -61,18 +61,37 @@ fn a_late_period_halves_the_unprotected_work_and_comfortable_ones_add_one_unit()
     // Late again: half of the cap, which is below the 12 in flight.
     assert!(period(&mut p, 2 * t, &late, 64));
     assert_eq!(p.cap(), Some(3));
-    for (k, expected) in [(3, Some(1)), (4, Some(1))] {
-        assert_eq!(period(&mut p, k * t, &late, 64), k == 3);
-        assert_eq!(p.cap(), expected, "never below one unit");
+    // Then 1, then the last step, 0 (only into the protected domains' gaps), and no lower.
+    for (k, expected) in [(3, Some(1)), (4, Some(0)), (5, Some(0))] {
+        assert_eq!(period(&mut p, k * t, &late, 64), k != 5);
+        assert_eq!(p.cap(), expected);
     }
-    // Near the target (above 3/4 of it) but none late: holds.
-    assert!(!period(&mut p, 5 * t, &[16_000, 5_000], 64));
+    assert_eq!(p.cuts(), 4);
+    // Near the target (above half of it) but none late: holds.
+    assert!(!period(&mut p, 6 * t, &[11_000, 5_000], 64));
+    assert_eq!(p.cap(), Some(0));
+    // Well within: one unit per PROBE_AFTER_PERIODS periods in a row, lifted at the window;
+    // a period near the target in between starts the count again.
+    let mut k = 7;
+    let mut periods = |p: &mut Protection, n: u32, latency_us: u64| {
+        let mut changed = false;
+        for _ in 0..n {
+            changed = period(p, k * t, &[latency_us, latency_us], 3);
+            k += 1;
+        }
+        changed
+    };
+    assert!(!periods(&mut p, PROBE_AFTER_PERIODS - 1, 5_000));
+    assert!(!periods(&mut p, 1, 11_000));
+    assert!(!periods(&mut p, PROBE_AFTER_PERIODS - 1, 5_000));
+    assert_eq!(p.cap(), Some(0));
+    assert!(periods(&mut p, 1, 5_000), "the fourth in a row");
     assert_eq!(p.cap(), Some(1));
-    // Well within: one unit per period, lifted at the window.
-    assert!(period(&mut p, 6 * t, &[5_000, 5_000], 3));
-    assert_eq!(p.cap(), Some(2));
-    assert!(period(&mut p, 7 * t, &[5_000], 3));
-    assert_eq!(p.cap(), None, "reached the window of 3: no cap");
+    for expected in [Some(2), None] {
+        assert!(!periods(&mut p, PROBE_AFTER_PERIODS - 1, 5_000));
+        assert!(periods(&mut p, 1, 5_000));
+        assert_eq!(p.cap(), expected, "lifted at the window of 3");
+    }
     assert_eq!(p.unprotected_in_flight(), 12);
     assert_eq!(p.protected_in_flight(), 0);
 }
@@ -80,18 +99,18 @@ fn a_late_period_halves_the_unprotected_work_and_comfortable_ones_add_one_unit()
 #[test]
 fn an_idle_period_lifts_the_cap_and_one_with_protected_work_in_flight_does_not() {
     let mut p = Protection::default();
-    p.dispatched(Charge::unprotected(4));
+    p.dispatched(Charge::unprotected(4), 0);
     // (The first completion opens the first period.)
     assert!(period(&mut p, 0, &[50_000, 50_000], 64));
     assert_eq!(p.cap(), Some(2));
     // A protected request in flight the whole period, none finished: nothing learnt.
-    p.dispatched(protected(1));
-    p.dispatched(Charge::unprotected(1));
+    p.dispatched(protected(1), 0);
+    p.dispatched(Charge::unprotected(1), 0);
     p.finished(Charge::unprotected(1), 1_000, 2 * PROTECTION_PERIOD_US, 64);
     assert_eq!(p.cap(), Some(2));
     // It finishes (late): the cap halves; then a period with no protected request lifts it.
     p.finished(protected(1), 400_000, 2 * PROTECTION_PERIOD_US + 1, 64);
-    p.dispatched(Charge::unprotected(1));
+    p.dispatched(Charge::unprotected(1), 0);
     assert!(p.finished(
         Charge::unprotected(1),
         1_000,
@@ -99,7 +118,7 @@ fn an_idle_period_lifts_the_cap_and_one_with_protected_work_in_flight_does_not()
         64
     ));
     assert_eq!(p.cap(), Some(1));
-    p.dispatched(Charge::unprotected(1));
+    p.dispatched(Charge::unprotected(1), 0);
     assert!(p.finished(
         Charge::unprotected(1),
         1_000,
@@ -154,10 +173,10 @@ fn a_capped_group_chooses_only_protected_domains_until_the_unprotected_work_drop
     let c = g.dispatch(0, 0, 1, 4096, 0);
     g.complete(c, 40_000, 40_000, 1 + PROTECTION_PERIOD_US);
     assert_eq!(g.protection().cap(), Some(2));
-    assert!(g.protection().holds_unprotected());
+    assert!(g.protection().holds_unprotected(0));
     // The window has room, but only the protected domain may go, and it is the only pick.
     assert!(g.has_room());
-    assert!(g.may_dispatch(0) && !g.may_dispatch(1) && !g.may_dispatch(2));
+    assert!(g.may_dispatch(0, 0) && !g.may_dispatch(1, 0) && !g.may_dispatch(2, 0));
     for _ in 0..10 {
         let p = g.pick(0).unwrap();
         assert_eq!(p.domain, 0);
@@ -170,12 +189,12 @@ fn a_capped_group_chooses_only_protected_domains_until_the_unprotected_work_drop
         let c = charges.pop_front().unwrap();
         g.complete(c, 1_000, 1_000, 3 + PROTECTION_PERIOD_US);
     }
-    assert!(!g.protection().holds_unprotected());
+    assert!(!g.protection().holds_unprotected(0));
     g.set_backlogged(0, 0, false, 0);
     let p = g.pick(0).unwrap();
     assert_eq!(p.domain, 2, "domain 1 went four times, domain 2 not yet");
     charges.push_back(g.dispatch(p.domain, p.vbd, 1, 4096, 0));
-    assert!(g.protection().holds_unprotected());
+    assert!(g.protection().holds_unprotected(0));
     assert_eq!(
         g.pick(0),
         None,
@@ -213,7 +232,7 @@ fn contended(protect: bool, gap_us: u64, periods: u64) -> (Vec<u64>, [u64; 2]) {
         g.set_backlogged(0, 0, !waiting_protected.is_empty(), now * 1000);
         // Fill the window by the scheduler's picks.
         while let Some(p) = g.pick(now * 1000) {
-            if !g.may_dispatch(p.domain) {
+            if !g.may_dispatch(p.domain, now * 1000) {
                 break;
             }
             let arrived = if p.domain == 0 {
@@ -274,4 +293,32 @@ fn protection_holds_a_light_domains_p99_at_its_target_and_keeps_the_device_busy(
         served[0] * 100 >= total * 20,
         "protected got its 100/s: {served:?}"
     );
+}
+
+#[test]
+fn at_a_cap_of_zero_unprotected_requests_fill_the_protected_gaps_and_never_starve() {
+    let mut p = Protection::default();
+    p.dispatched(Charge::unprotected(4), 0);
+    for k in 0..3 {
+        assert!(period(
+            &mut p,
+            k * PROTECTION_PERIOD_US,
+            &[50_000, 50_000],
+            64
+        ));
+    }
+    assert_eq!(p.cap(), Some(0));
+    let now = 3 * PROTECTION_PERIOD_US;
+    p.finished(Charge::unprotected(4), 1_000, now, 64);
+    // No protected request in flight: one unprotected request may go, not two.
+    assert!(!p.holds_unprotected(now));
+    p.dispatched(Charge::unprotected(2), now);
+    assert!(p.holds_unprotected(now));
+    p.finished(Charge::unprotected(2), 1_000, now + 10, 64);
+    // A protected request in flight holds them back...
+    p.dispatched(protected(1), now + 10);
+    assert!(p.holds_unprotected(now + 20));
+    // ...until none went for a whole period: then one goes all the same.
+    assert!(p.holds_unprotected(now + PROTECTION_PERIOD_US - 1));
+    assert!(!p.holds_unprotected(now + PROTECTION_PERIOD_US));
 }

@@ -37,6 +37,8 @@ struct Request {
 #[derive(Clone, Copy, Debug)]
 enum Event {
     JobStart(usize),
+    /// A paced job's next request is due.
+    Arrival(usize),
     DiskDone(usize),
     /// The domain's timer, armed for `armed_us` (it may fire later).
     Timer {
@@ -220,6 +222,7 @@ impl Simulation {
             self.now_us = at_us;
             match event {
                 Event::JobStart(ring) => self.start_job(ring),
+                Event::Arrival(ring) => self.arrival(ring),
                 Event::DiskDone(tag) => self.disk_done(tag),
                 Event::Timer { domain, armed_us } => self.timer(domain, armed_us),
                 Event::SetLimits { domain, limits } => {
@@ -238,10 +241,31 @@ impl Simulation {
     }
 
     fn start_job(&mut self, ring: usize) {
+        if self.rings[ring].job.pace_us != 0 {
+            self.arrival(ring);
+            return;
+        }
         for _ in 0..self.rings[ring].job.queue_depth {
             self.issue(ring);
         }
         self.notify_backend(ring);
+    }
+
+    /// A paced job's request is due: issued unless `queue_depth` are outstanding (then it is
+    /// skipped, as fio does not issue beyond its iodepth); the next one is due `pace_us`
+    /// later while the job runs.
+    fn arrival(&mut self, ring_index: usize) {
+        let ring = &self.rings[ring_index];
+        let job = ring.job;
+        if self.now_us >= job.start_us + job.duration_us {
+            return;
+        }
+        let outstanding = ring.report.issued - ring.report.completed;
+        if outstanding < u64::from(job.queue_depth) {
+            self.issue(ring_index);
+            self.notify_backend(ring_index);
+        }
+        self.schedule(self.now_us + job.pace_us, Event::Arrival(ring_index));
     }
 
     /// The guest creates a request and puts it on the ring, or queues it if the ring is full.
@@ -304,10 +328,11 @@ impl Simulation {
             let Some(scheduler) = self.scheduler.as_mut() else {
                 return;
             };
+            scheduler.group.update_hold(now_ns);
             let Some(pick) = scheduler.group.pick(now_ns) else {
                 return;
             };
-            if !scheduler.group.may_dispatch(pick.domain) {
+            if !scheduler.group.may_dispatch(pick.domain, now_ns) {
                 return;
             }
             let domain = pick.domain;
@@ -419,7 +444,8 @@ impl Simulation {
                 .group
                 .complete(charge, service_us, latency_us, self.now_us);
             let window = scheduler.group.window().limit();
-            self.device.record(self.now_us, service_us, window);
+            let cap = scheduler.group.protection().cap();
+            self.device.record(self.now_us, service_us, window, cap);
         }
         let now_us = self.now_us;
         let ring = &mut self.rings[request.ring];
@@ -429,8 +455,9 @@ impl Simulation {
         domain
             .report
             .record_completion(now_us, request.bytes, now_us - request.issued_us);
-        // Closed loop: the guest replaces the completed request while its job runs.
-        if now_us < ring.job.start_us + ring.job.duration_us {
+        // Closed loop: the guest replaces the completed request while its job runs (a paced
+        // job issues on its own clock).
+        if ring.job.pace_us == 0 && now_us < ring.job.start_us + ring.job.duration_us {
             self.issue(request.ring);
         } else {
             ring.produce(now_us);

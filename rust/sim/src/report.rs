@@ -22,6 +22,8 @@ pub struct DomainReport {
     pub completed: u64,
     /// Sum of the completed requests' latencies (issue to completion), in microseconds.
     pub latency_sum_us: u64,
+    /// Each completion's time and latency (µs), in completion order.
+    pub latencies: Vec<(u64, u64)>,
     /// The budget's counters at the end of the run.
     pub stats: Stats,
 }
@@ -44,6 +46,30 @@ impl DomainReport {
         self.bytes_per_second[second] += bytes;
         self.completed += 1;
         self.latency_sum_us += latency_us;
+        self.latencies.push((now_us, latency_us));
+    }
+
+    /// The latency (µs) that `percent` percent of the requests completed in the whole
+    /// seconds `seconds` stayed within (0 without any).
+    pub fn latency_percentile_us(&self, seconds: Range<usize>, percent: u64) -> u64 {
+        let (from, to) = (
+            seconds.start as u64 * SECOND_US,
+            seconds.end as u64 * SECOND_US,
+        );
+        let mut values: Vec<u64> = self
+            .latencies
+            .iter()
+            .filter(|&&(t, _)| (from..to).contains(&t))
+            .map(|&(_, l)| l)
+            .collect();
+        if values.is_empty() {
+            return 0;
+        }
+        values.sort_unstable();
+        let rank = (values.len() as u64 * percent.min(100))
+            .div_ceil(100)
+            .max(1);
+        values[rank as usize - 1]
     }
 
     /// Requests completed in the whole seconds `seconds`.
@@ -136,19 +162,24 @@ pub struct DeviceReport {
     pub completed: Vec<u64>,
     /// The window at the last completion of each second (0: none, or no scheduler).
     pub window: Vec<u64>,
+    /// The latency protection's cap on unprotected work at the last completion of each
+    /// second (`None`: no cap).
+    pub unprotected_cap: Vec<Option<u64>>,
 }
 
 impl DeviceReport {
-    pub(crate) fn record(&mut self, now_us: u64, service_us: u64, window: u64) {
+    pub(crate) fn record(&mut self, now_us: u64, service_us: u64, window: u64, cap: Option<u64>) {
         let second = (now_us / SECOND_US) as usize;
         if self.completed.len() <= second {
             self.completed.resize(second + 1, 0);
             self.service_sum_us.resize(second + 1, 0);
             self.window.resize(second + 1, 0);
+            self.unprotected_cap.resize(second + 1, None);
         }
         self.completed[second] += 1;
         self.service_sum_us[second] += service_us;
         self.window[second] = window;
+        self.unprotected_cap[second] = cap;
     }
 
     /// Mean service time over the whole seconds `seconds` (µs), 0 without completions.

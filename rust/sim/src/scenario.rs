@@ -61,6 +61,10 @@ pub struct Job {
     pub duration_us: u64,
     /// Seed of the read/write choice.
     pub seed: u64,
+    /// 0: a closed loop (a completion is replaced at once). Otherwise the guest issues one
+    /// request every `pace_us` while fewer than `queue_depth` are outstanding (fio's
+    /// `rate_iops`: an open arrival stream, a request due while the queue is full waits).
+    pub pace_us: u64,
 }
 
 impl Job {
@@ -74,6 +78,7 @@ impl Job {
             start_us: 0,
             duration_us,
             seed: u64::from(domid),
+            pace_us: 0,
         }
     }
 
@@ -98,6 +103,15 @@ impl Job {
     /// This job with another seed for its read/write choices.
     pub fn seeded(self, seed: u64) -> Job {
         Job { seed, ..self }
+    }
+
+    /// This job issuing `per_second` requests a second (at most `queue_depth` outstanding)
+    /// instead of a closed loop.
+    pub fn paced(self, per_second: u64) -> Job {
+        Job {
+            pace_us: 1_000_000 / per_second.max(1),
+            ..self
+        }
     }
 }
 

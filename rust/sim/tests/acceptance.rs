@@ -214,6 +214,7 @@ fn nothing_is_lost_or_reordered_under_changing_limits() {
         start_us: seed * 100_000,
         duration_us: run_us - seed * 100_000,
         seed,
+        pace_us: 0,
     };
     // Queue depths above the ring's 32 slots, sizes from a sector to beyond a slice's
     // byte budget, both directions, two vbds on one domain.

@@ -185,6 +185,8 @@ class ScenarioTests(unittest.TestCase):
             "iops_windows   ": 'domain = "b"\nvbds = ["xvdb"]\nmax_iops = 0\nbackends = ["rblkback"]\n',
             "total_vs_backend": 'domains = ["a", "b"]\nto_s = 40\nmin_ratio = 0.95\nbackends = ["rblkback"]\n',
             "latency_order": 'domain = "a"\nfaster = "xvdc"\nslower = "xvdb"\n',
+            "iops_windows    ": 'domains = ["a"]\nper = "bytes"\nmin_iops = 20971520\n',
+            "phase_latency": 'domains = ["a", "b"]\nmax_p99_us = 22000\nbackends = ["rblkback"]\n',
         }
         for kind, body in ok.items():
             self.scenario(two + f"[[assert.{kind.strip()}]]\n{body}")
@@ -212,6 +214,10 @@ class ScenarioTests(unittest.TestCase):
             ("iops_windows", 'domains = ["a"]\niops = 300\nfrom_s = 50\n'): "from_s 50 .. to_s 40",
             ("total_vs_backend", 'domains = ["a"]\nmin_ratio = 0.95\nagainst = "qemu"\n'): "against must be",
             ("latency_order", 'domain = "b"\nfaster = "xvdb"\nslower = "xvdc"\n'): "b has no vbd 'xvdc'",
+            ("iops_windows", 'domains = ["a"]\nper = "ops"\niops = 300\n'): "per is \"requests\"",
+            ("iops_windows", 'domain = "a"\nvbds = ["xvdb"]\nper = "bytes"\niops = 300\n'): "per is",
+            ("phase_latency", 'domains = ["a"]\nphase = 1\nmax_p99_us = 22000\n'): "phase = 1: the index",
+            ("phase_latency", 'domains = ["a"]\nmax_p99_us = 0\n'): "max_p99_us must be a positive",
             ("latency_order", 'domain = "a"\nfaster = "xvdb"\nslower = "xvdb"\n'): "name two vbds",
         }
         for (kind, body), needle in bad.items():
