@@ -704,14 +704,15 @@ impl ControlFiles for Group {
                 GroupWindow::Target(w) => w.last_latency_us(),
                 GroupWindow::Fixed(_) => 0,
             },
-            GroupAttr::UnprotectedCap => self
-                .tables
-                .lock()
-                .gate
-                .group()
-                .protection()
-                .cap()
-                .unwrap_or(0),
+            GroupAttr::UnprotectedCap => {
+                let tables = self.tables.lock();
+                let group = tables.gate.group();
+                // No cap: they may have the whole window.
+                group
+                    .protection()
+                    .cap()
+                    .unwrap_or_else(|| group.window().limit())
+            }
             GroupAttr::ProtectionCuts => self.tables.lock().gate.group().protection().cuts(),
         }
     }

@@ -175,7 +175,10 @@ where
         };
         // Time alone may end the protection's hold (see `Protection::holds_unprotected`).
         self.group.update_hold(now_ns);
-        let alone = self.busy == 0 || (self.busy == 1 && work.active());
+        // Alone, nothing to divide; but protection may hold an unprotected domain even so
+        // (see `Group::held_by_protection`).
+        let alone = (self.busy == 0 || (self.busy == 1 && work.active()))
+            && !self.group.held_by_protection(domain, now_ns);
         let chosen = alone
             || (self.group.may_dispatch(domain, now_ns)
                 && self
@@ -245,8 +248,8 @@ where
     /// state; its ring's `admit` will, so asking twice names the same vbd.
     pub fn next_to_wake(&self, now_ns: u64) -> Option<(usize, usize)> {
         let pick = self.group.pick(now_ns)?;
-        (self.busy <= 1 || self.group.may_dispatch(pick.domain, now_ns))
-            .then_some((pick.domain, pick.vbd))
+        let alone = self.busy <= 1 && !self.group.held_by_protection(pick.domain, now_ns);
+        (alone || self.group.may_dispatch(pick.domain, now_ns)).then_some((pick.domain, pick.vbd))
     }
 
     /// Configures domain `domain` (weight, reservations, latency target) at `now_ns`;

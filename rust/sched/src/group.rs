@@ -141,10 +141,18 @@ where
     }
 
     /// Whether a request of domain `domain` may go to the device at `now_ns`: the window
-    /// has room and, for an unprotected domain, the protection's cap too.
+    /// has room and protection does not hold the domain.
     pub fn may_dispatch(&self, domain: usize, now_ns: u64) -> bool {
-        self.has_room()
-            && (self.is_protected(domain) || !self.protection.holds_unprotected(now_ns / 1000))
+        self.has_room() && !self.held_by_protection(domain, now_ns)
+    }
+
+    /// Whether protection holds domain `domain` back at `now_ns` (it has no latency target
+    /// and the unprotected domains' cap is reached). This holds even while the domain is
+    /// the only one with work: a paced protected domain is idle between its requests, and
+    /// the work an unprotected domain put on the device meanwhile would be in front of its
+    /// next one.
+    pub fn held_by_protection(&self, domain: usize, now_ns: u64) -> bool {
+        !self.is_protected(domain) && self.protection.holds_unprotected(now_ns / 1000)
     }
 
     /// Takes the unprotected domains out of the choice or puts them back, as the

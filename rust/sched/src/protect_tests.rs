@@ -322,3 +322,61 @@ fn at_a_cap_of_zero_unprotected_requests_fill_the_protected_gaps_and_never_starv
     assert!(p.holds_unprotected(now + PROTECTION_PERIOD_US - 1));
     assert!(!p.holds_unprotected(now + PROTECTION_PERIOD_US));
 }
+
+#[test]
+fn an_unprotected_vbd_alone_is_still_held_while_its_domain_is_capped() {
+    use super::dispatch::{Dispatcher, VbdWork, Verdict};
+    let g = group(&[TARGET_US, 0], 16);
+    let mut gate = Dispatcher::new(g, vec![VbdWork::default(); 2], vec![0, 1]).unwrap();
+    // The protected domain's requests are late while the other has 4 units in flight: the
+    // cap goes 4 -> 2 -> 1 -> 0.
+    let mut theirs = VecDeque::new();
+    for _ in 0..4 {
+        match gate.admit(1, 0, false, true, 1, 4096, 0) {
+            Verdict::Go(c) => theirs.push_back(c),
+            v => panic!("{v:?}"),
+        }
+    }
+    for k in 0..4u64 {
+        let now = k * PROTECTION_PERIOD_US;
+        // Its ring asks, waits for its turn (domain 1 is backlogged too), is woken and goes.
+        let c = match gate.admit(0, 0, false, false, 1, 4096, now * 1000) {
+            Verdict::Go(c) => c,
+            _ => {
+                assert_eq!(gate.next_to_wake(now * 1000), Some((0, 0)));
+                let Verdict::Go(c) = gate.admit(0, 0, true, false, 1, 4096, now * 1000) else {
+                    panic!("woken and held");
+                };
+                c
+            }
+        };
+        gate.finish(Some((0, 0)), c, Some(50_000), 50_000, now * 1000 + 1);
+    }
+    // Within the period after the last cut (a whole period without protected work would
+    // lift the cap).
+    let now_ns = (3 * PROTECTION_PERIOD_US + 1_000) * 1000;
+    assert_eq!(gate.group().protection().cap(), Some(0));
+    // The protected domain is idle now; the other, alone with work, waits for its units in
+    // flight all the same (alone, it would have gone).
+    assert_eq!(gate.admit(1, 0, true, true, 1, 4096, now_ns), Verdict::Wait);
+    assert_eq!(gate.next_to_wake(now_ns), None);
+    for _ in 0..4 {
+        gate.finish(
+            Some((1, 0)),
+            theirs.pop_front().unwrap(),
+            Some(1_000),
+            1_000,
+            now_ns + 2,
+        );
+    }
+    // Nothing in flight: one request may go, not a second.
+    assert_eq!(gate.next_to_wake(now_ns + 3), Some((1, 0)));
+    assert!(matches!(
+        gate.admit(1, 0, true, true, 1, 4096, now_ns + 3),
+        Verdict::Go(_)
+    ));
+    assert_eq!(
+        gate.admit(1, 0, true, true, 1, 4096, now_ns + 4),
+        Verdict::Wait
+    );
+}
