@@ -1151,12 +1151,7 @@ impl SlotCharges {
     /// or failed to start): its window space is free again.
     pub fn uncharge(&self, slot: usize) {
         if let Some(charge) = self.take(slot) {
-            self.group.finish(
-                self.vbd,
-                &self.hint,
-                Finished::withdrawn(charge),
-                monotonic_us(),
-            );
+            self.withdraw(charge);
         }
     }
 

@@ -11,7 +11,7 @@
 
 use super::group::Group;
 use super::protect::Charge;
-use super::queue::{FairQueue, Flow};
+use super::queue::{FairQueue, Flow, FlowConfig};
 use super::storage::Storage;
 use super::window::Window;
 
@@ -254,12 +254,7 @@ where
 
     /// Configures domain `domain` (weight, reservations, latency target) at `now_ns`;
     /// `false` (nothing changes) for an invalid configuration.
-    pub fn configure_domain(
-        &mut self,
-        domain: usize,
-        config: super::queue::FlowConfig,
-        now_ns: u64,
-    ) -> bool {
+    pub fn configure_domain(&mut self, domain: usize, config: FlowConfig, now_ns: u64) -> bool {
         self.group.configure_domain(domain, config, now_ns)
     }
 

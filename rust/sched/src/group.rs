@@ -110,9 +110,11 @@ where
         self.domains.set_backlogged(domain, any && !held, now_ns);
     }
 
-    /// Brings the unprotected domains in line with the protection's hold at `now_ns`, if it
-    /// changed since the last event.
-    fn sync_hold(&mut self, now_ns: u64) {
+    /// Takes the unprotected domains out of the choice or puts them back, as the
+    /// protection says at `now_ns`, if that changed since the last event (every event here
+    /// asks; at a cap of 0 one goes after a period without any, so callers that act on time
+    /// rather than on an event ask too).
+    pub fn update_hold(&mut self, now_ns: u64) {
         let holding = self.protection.holds_unprotected(now_ns / 1000);
         if holding == self.holding {
             return;
@@ -153,13 +155,6 @@ where
     /// next one.
     pub fn held_by_protection(&self, domain: usize, now_ns: u64) -> bool {
         !self.is_protected(domain) && self.protection.holds_unprotected(now_ns / 1000)
-    }
-
-    /// Takes the unprotected domains out of the choice or puts them back, as the
-    /// protection says at `now_ns` (at a cap of 0 one goes after a period without any:
-    /// callers that wake for time rather than for an event ask here).
-    pub fn update_hold(&mut self, now_ns: u64) {
-        self.sync_hold(now_ns);
     }
 
     /// The latency protection's state.
@@ -206,7 +201,7 @@ where
         self.protection.dispatched(charge, now_ns / 1000);
         // Dispatching marks the domain backlogged at the top level; a held one is not.
         self.refresh_domain(domain, now_ns);
-        self.sync_hold(now_ns);
+        self.update_hold(now_ns);
         charge
     }
 
@@ -218,7 +213,7 @@ where
         self.window.on_complete(units, service_us, now_us);
         let window = self.window.limit();
         self.protection.finished(charge, latency_us, now_us, window);
-        self.sync_hold(now_us.saturating_mul(1000));
+        self.update_hold(now_us.saturating_mul(1000));
     }
 
     /// A request charged `charge` that [`Group::dispatch`] counted did not go to the
@@ -228,7 +223,7 @@ where
     pub fn withdraw(&mut self, charge: Charge, now_ns: u64) {
         self.in_flight.complete(u64::from(charge.units.max(1)));
         self.protection.withdrawn(charge);
-        self.sync_hold(now_ns);
+        self.update_hold(now_ns);
     }
 
     /// The domain level, to read its flows' configuration and service.
@@ -256,6 +251,6 @@ where
     /// flight of each kind, the cap and the period's counts).
     pub fn carry_protection(&mut self, protection: &Protection, now_ns: u64) {
         self.protection = *protection;
-        self.sync_hold(now_ns);
+        self.update_hold(now_ns);
     }
 }
